@@ -1,0 +1,140 @@
+// atoll/registry.hpp — naming the functions and actor classes a job can run remotely.
+//
+// There is no static-initializer magic: a module is a plain function that fills a Registry, given
+// to atl::init. ATOLL_MODULE is sugar that also exports the function under a C name
+// (`atoll_module_<name>`), which is what a worker process calls after loading a job's shared
+// library. A function must be registered before `rt.task(fn)` can submit it; calling an
+// unregistered one fails at submission with Error(invalid_argument).
+//
+// Errors: registering an empty or duplicate name, the same function twice, two constructors of one
+// arity, or one method twice raises Error(invalid_argument).
+//
+// Thread-safety: fill a Registry from one thread; the runtime only reads it after init.
+//
+// Example:
+//   int add(int a, int b) { return a + b; }
+//   struct Counter { int n = 0; int incr(int by) { return n += by; } };
+//   ATOLL_MODULE(demo, reg) {
+//     reg.function("add", &add);
+//     reg.actor<Counter>("Counter").method("incr", &Counter::incr);
+//   }
+//   auto rt = atl::init({.modules = {demo}});
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <typeindex>
+#include <unordered_map>
+#include <vector>
+
+#include "atoll/detail/function_traits.hpp"
+#include "atoll/detail/invoke.hpp"
+
+namespace atl {
+
+template <class T>
+class ActorRegistration;
+
+template <class Tuple>
+struct ParamsOf;
+template <class... P>
+struct ParamsOf<std::tuple<P...>> {
+  using split = detail::SplitRuntime<P...>;
+  using passed = typename split::rest;  // the parameters a caller passes
+  using all = detail::Params<P...>;
+};
+
+class Registry {
+ public:
+  Registry();
+  ~Registry();
+  Registry(Registry&&) noexcept;
+  Registry& operator=(Registry&&) noexcept;
+
+  template <class F>
+    requires std::is_function_v<F>
+  Registry& function(std::string name, F* fn) {
+    using Passed = typename ParamsOf<typename detail::function_traits<F*>::params>::passed;
+    detail::FunctionEntry e;
+    e.name = std::move(name);
+    e.key = detail::function_key(fn);
+    e.params = detail::arg_modes(Passed{});
+    e.invoke = detail::bind_function(fn);
+    add_function(std::move(e));
+    return *this;
+  }
+
+  template <class T>
+  ActorRegistration<T> actor(std::string name);
+
+  const detail::FunctionEntry* find_function(std::string_view name) const noexcept;
+  const detail::FunctionEntry* find_function(std::uintptr_t key) const noexcept;
+  const detail::ActorClassEntry* find_actor_class(std::type_index type) const noexcept;
+  const detail::ActorClassEntry* find_actor_class(std::string_view name) const noexcept;
+  std::size_t function_count() const noexcept;
+  std::size_t actor_class_count() const noexcept;
+
+ private:
+  template <class T>
+  friend class ActorRegistration;
+  void add_function(detail::FunctionEntry entry);
+  detail::ActorClassEntry& add_actor_class(std::string name, std::type_index type);
+  static void add_constructor(detail::ActorClassEntry& cls, detail::ConstructorEntry ctor);
+  static void add_method(detail::ActorClassEntry& cls, detail::MethodEntry method);
+
+  struct Tables;
+  std::unique_ptr<Tables> tables_;
+};
+
+template <class T>
+class ActorRegistration {
+ public:
+  // Adds a constructor taking these parameter types; one per arity.
+  template <class... A>
+  ActorRegistration& constructor() {
+    static_assert(std::is_constructible_v<T, A...>, "T has no such constructor");
+    detail::ConstructorEntry c;
+    c.params = detail::arg_modes(detail::Params<A...>{});
+    c.construct = detail::bind_constructor<T>(detail::Params<A...>{});
+    Registry::add_constructor(*cls_, std::move(c));
+    return *this;
+  }
+
+  template <class M>
+    requires std::is_member_function_pointer_v<M>
+  ActorRegistration& method(std::string name, M method) {
+    using traits = detail::function_traits<M>;
+    static_assert(std::is_base_of_v<typename traits::klass, T>, "method of another class");
+    using P = ParamsOf<typename traits::params>;
+    detail::MethodEntry m;
+    m.name = std::move(name);
+    m.key = detail::MethodKey::of(method);
+    m.params = detail::arg_modes(typename P::passed{});
+    m.invoke = detail::bind_method<T>(method, typename P::all{});
+    Registry::add_method(*cls_, std::move(m));
+    return *this;
+  }
+
+ private:
+  friend class Registry;
+  explicit ActorRegistration(detail::ActorClassEntry& cls) : cls_(&cls) {}
+  detail::ActorClassEntry* cls_;
+};
+
+template <class T>
+ActorRegistration<T> Registry::actor(std::string name) {
+  ActorRegistration<T> reg(add_actor_class(std::move(name), typeid(T)));
+  if constexpr (std::is_default_constructible_v<T>) reg.template constructor<>();
+  return reg;
+}
+
+using ModuleFn = void (*)(Registry&);
+
+}  // namespace atl
+
+// Defines module `name` with a registry parameter `reg`, and its C entry point for workers.
+#define ATOLL_MODULE(name, reg)                                                        \
+  void name(::atl::Registry& reg);                                                   \
+  extern "C" void atoll_module_##name(::atl::Registry& reg) { name(reg); }           \
+  void name(::atl::Registry& reg)

@@ -1,0 +1,64 @@
+// atoll/task.hpp — submitting a registered function as a remote task.
+//
+// `rt.task(fn)` returns a TaskCaller for a function registered in one of the runtime's modules;
+// `.options({...})` sets resources, labels, name and retries; `.remote(args...)` submits and
+// returns at once with an ObjectRef to the result. Arguments are checked against the function's
+// signature at compile time: an ObjectRef<T> may stand for a parameter of type T (the task then
+// waits for it) or of type ObjectRef<T> (passed as is); an ActorHandle for an ActorHandle.
+//
+// Errors: an unregistered function raises Error(invalid_argument) from `rt.task`; invalid options
+// raise Error(invalid_argument) from `remote`; a shut-down runtime raises RuntimeShutdownError.
+// Everything that happens after submission arrives through the ObjectRef.
+//
+// Thread-safety: a TaskCaller may be used from any thread; `remote` may run concurrently.
+//
+// Example:
+//   auto r = rt.task(add).options({.name = "sum", .num_cpus = 0.5}).remote(1, 2);
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "atoll/detail/function_traits.hpp"
+#include "atoll/detail/invoke.hpp"
+#include "atoll/object_ref.hpp"
+#include "atoll/registry.hpp"
+
+namespace atl {
+
+template <class Fn>
+class TaskCaller {
+  using traits = detail::function_traits<Fn>;
+  using Passed = typename ParamsOf<typename traits::params>::passed;
+
+ public:
+  using result_type = std::decay_t<typename traits::result>;
+
+  TaskCaller(std::shared_ptr<detail::Core> core, const detail::FunctionEntry& entry)
+      : core_(std::move(core)), entry_(&entry) {}
+
+  TaskCaller& options(TaskOptions options) & {
+    options_ = std::move(options);
+    return *this;
+  }
+  TaskCaller&& options(TaskOptions options) && {
+    options_ = std::move(options);
+    return std::move(*this);
+  }
+
+  template <class... A>
+  ObjectRef<result_type> remote(A&&... args) const {
+    auto encoded = detail::encode_args(Passed{}, std::forward<A>(args)...);
+    return ObjectRef<result_type>(
+        core_->submit_task(*entry_, std::move(encoded), options_ ? &*options_ : nullptr));
+  }
+
+  const std::string& name() const noexcept { return entry_->name; }
+
+ private:
+  std::shared_ptr<detail::Core> core_;
+  const detail::FunctionEntry* entry_;
+  std::optional<TaskOptions> options_;
+};
+
+}  // namespace atl

@@ -1,0 +1,57 @@
+// Blocking until objects resolve: spin briefly (most results arrive within microseconds), then
+// sleep on a waiter. Optional hooks run around the sleep, so a worker can lend its CPU slot.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+
+#include "atoll/detail/core.hpp"
+#include "runtime/object_store.hpp"
+
+namespace atl::runtime {
+
+class BlockHooks {
+ public:
+  virtual void on_block() noexcept = 0;
+  virtual void on_resume() noexcept = 0;
+
+ protected:
+  ~BlockHooks() = default;
+};
+
+// Spins, yielding the core, until `ready()` or about `budget_us` microseconds have passed.
+template <class Ready>
+bool spin_until(Ready ready, int budget_us);
+
+// True once `e` is resolved; false when the deadline passed first.
+bool await_resolved(ObjectStore& store, ObjectEntry* e, detail::Deadline deadline,
+                    BlockHooks* hooks);
+
+// Waits until `num_ready` of `entries` are resolved or the deadline passes. Never returns early.
+void await_some(ObjectStore& store, std::span<ObjectEntry* const> entries, std::size_t num_ready,
+                detail::Deadline deadline, BlockHooks* hooks);
+
+}  // namespace atl::runtime
+
+#include <chrono>
+#include <thread>
+
+namespace atl::runtime {
+
+template <class Ready>
+bool spin_until(Ready ready, int budget_us) {
+  for (int i = 0; i < 64; ++i) {
+    if (ready()) return true;
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
+  auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(budget_us);
+  while (std::chrono::steady_clock::now() < end) {
+    if (ready()) return true;
+    std::this_thread::yield();
+  }
+  return ready();
+}
+
+}  // namespace atl::runtime

@@ -1,0 +1,41 @@
+// Running one call: gathering argument values and turning the outcome into a value or an error.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "atoll/detail/core.hpp"
+#include "runtime/error_info.hpp"
+#include "runtime/object_store.hpp"
+
+namespace atl::runtime {
+
+// Argument values for an invoker; inline storage for the common few-argument call.
+class ArgValues {
+ public:
+  explicit ArgValues(std::size_t n) : size_(n) {
+    if (n > inline_.size()) heap_.resize(n);
+  }
+  const detail::Payload** data() noexcept { return size_ > inline_.size() ? heap_.data() : inline_.data(); }
+  std::span<const detail::Payload* const> span() noexcept { return {data(), size_}; }
+
+ private:
+  std::size_t size_;
+  std::array<const detail::Payload*, 6> inline_{};
+  std::vector<const detail::Payload*> heap_;
+};
+
+// Fills `out` for resolved arguments; returns the error of the first failed ObjectRef argument.
+// Every resolve_ref argument must already be resolved.
+ErrorPtr collect_arguments(const std::vector<detail::ArgSpec>& args, ArgValues& out);
+
+// The first resolve_ref argument still pending, or nullptr.
+ObjectEntry* first_pending_argument(const std::vector<detail::ArgSpec>& args);
+
+inline ObjectEntry* entry_of(const detail::RefToken& ref) noexcept {
+  return static_cast<ObjectEntry*>(ref.entry());
+}
+
+}  // namespace atl::runtime
