@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "runtime/gpu_probe.hpp"
 #include "runtime/invocation.hpp"
 
 namespace atl::runtime {
@@ -64,7 +65,14 @@ EmbeddedCore::EmbeddedCore(InitOptions options)
 
 void EmbeddedCore::add_nodes(const std::vector<NodeOptions>& requested) {
   std::vector<NodeOptions> nodes = requested;
-  if (nodes.empty()) nodes.emplace_back();
+  if (nodes.empty()) {
+    // One node sized like this machine, with the GPUs the CUDA runtime reports.
+    NodeOptions local;
+    GpuInventory gpus = probe_gpus();
+    local.num_gpus = gpus.count;
+    local.gpu_model = gpus.model;
+    nodes.push_back(std::move(local));
+  }
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const NodeOptions& n = nodes[i];
     ResourceNames& names = scheduler_.names();
