@@ -3,15 +3,17 @@
 // Names match Ray's metrics so figures compare one to one; each reports items_per_second (tasks,
 // calls, puts, gets, or 1,000-ref waits per second) and single_client_put_gigabytes reports
 // bytes_per_second. Run: build/benchmarks/atoll_microbenchmarks [--benchmark_filter=...]
-#include <atoll/atoll.hpp>
 #include <benchmark/benchmark.h>
+#include <atoll/atoll.hpp>
 
 #include <cstring>
 #include <vector>
 
 namespace {
 
-int small_value() { return 0; }
+int small_value() {
+  return 0;
+}
 
 struct Actor {
   int small_value() { return 0; }
@@ -111,7 +113,7 @@ void single_client_wait_1k_refs(benchmark::State& state) {
 
 int main(int argc, char** argv) {
   auto reg = [](const char* name, void (*fn)(benchmark::State&)) {
-    benchmark::RegisterBenchmark(name, fn)->UseRealTime()->MinTime(1.0);
+    benchmark::RegisterBenchmark(name, fn)->UseRealTime();
   };
   reg("single_client_tasks_sync", single_client_tasks_sync);
   reg("single_client_tasks_async", single_client_tasks_async);

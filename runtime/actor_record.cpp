@@ -27,7 +27,9 @@ ActorRecord::ActorRecord(Services& services, ActorId id, const detail::ActorClas
       sched_(sched),
       ctor_args_(std::move(ctor_args)) {}
 
-ActorRecord::~ActorRecord() { join(); }
+ActorRecord::~ActorRecord() {
+  join();
+}
 
 bool ActorRecord::dead() const {
   std::lock_guard lock(mu_);
@@ -41,17 +43,16 @@ void ActorRecord::add_handle() {
 
 void ActorRecord::release_handle() {
   bool reapable;
-  bool wake = false;
   {
     std::lock_guard lock(mu_);
     --handles_;
     if (handles_ == 0 && name_.empty() && state_ != State::dead) {
       draining_ = true;
-      wake = true;
+      // Notify under the lock: once it is released, the drained actor may be reaped and freed.
+      cv_.notify_all();
     }
     reapable = take_reapable_locked();
   }
-  if (wake) cv_.notify_all();
   if (reapable) services_.on_reapable(this);
 }
 
@@ -96,8 +97,8 @@ void ActorRecord::start(NodeState& node) {
 }
 
 void ActorRecord::fail_placement(const ErrorPtr& cause) {
-  kill(make_error(ErrorKind::actor_died, "actor " + display_name_ + " could not be placed: " +
-                                             cause->message));
+  kill(make_error(ErrorKind::actor_died,
+                  "actor " + display_name_ + " could not be placed: " + cause->message));
   bool reapable;
   {
     std::lock_guard lock(mu_);
@@ -111,6 +112,9 @@ std::deque<ActorCall> ActorRecord::die_locked(ErrorPtr cause, std::vector<Object
   state_ = State::dead;
   death_ = std::move(cause);
   running = running_;
+  // The executing thread drops its pin only after leaving running_ (under mu_), so these
+  // entries are alive now; hold them until they are failed.
+  for (ObjectEntry* r : running) services_.store.add_ref(r);
   mailbox_size_.store(0, std::memory_order_release);
   return std::exchange(mailbox_, {});
 }
@@ -118,7 +122,10 @@ std::deque<ActorCall> ActorRecord::die_locked(ErrorPtr cause, std::vector<Object
 void ActorRecord::finish_death(std::deque<ActorCall> queued, std::vector<ObjectEntry*> running,
                                const ErrorPtr& cause) {
   cv_.notify_all();
-  for (ObjectEntry* r : running) services_.store.fail(r, cause);  // its own pin is the caller's
+  for (ObjectEntry* r : running) {
+    services_.store.fail(r, cause);
+    services_.store.release(r);
+  }
   for (ActorCall& c : queued) {
     services_.store.fail(c.result, cause);
     services_.store.release(c.result);
@@ -240,9 +247,8 @@ void ActorRecord::execute(ActorCall& call) {
     detail::Payload out = call.method->invoke(instance_.get(), frame);
     services_.store.seal(call.result, std::move(out));
   } catch (...) {
-    services_.store.fail(call.result,
-                         error_from_current_exception(cls_.name + "." + call.method->name,
-                                                      node_->name));
+    services_.store.fail(call.result, error_from_current_exception(
+                                          cls_.name + "." + call.method->name, node_->name));
   }
 }
 
@@ -280,8 +286,10 @@ void ActorRecord::join() {
     threads.swap(threads_);
   }
   for (auto& t : threads) {
-    if (t.get_id() == std::this_thread::get_id()) t.detach();
-    else if (t.joinable()) t.join();
+    if (t.get_id() == std::this_thread::get_id())
+      t.detach();
+    else if (t.joinable())
+      t.join();
   }
 }
 

@@ -41,9 +41,8 @@ class ActorRecord {
     std::function<void(ActorRecord*)> on_reapable;  // once: dead, threads done, no handles
   };
 
-  ActorRecord(Services& services, ActorId id, const detail::ActorClassEntry& cls,
-              std::string name, int max_concurrency, SchedulingClass* sched,
-              std::vector<detail::ArgSpec> ctor_args);
+  ActorRecord(Services& services, ActorId id, const detail::ActorClassEntry& cls, std::string name,
+              int max_concurrency, SchedulingClass* sched, std::vector<detail::ArgSpec> ctor_args);
   ~ActorRecord();
   ActorRecord(const ActorRecord&) = delete;
   ActorRecord& operator=(const ActorRecord&) = delete;

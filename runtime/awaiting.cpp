@@ -90,8 +90,10 @@ void await_some(ObjectStore& store, std::span<ObjectEntry* const> entries, std::
   {
     std::unique_lock lock(group.mu);
     auto enough = [&] { return already + group.fired >= num_ready; };
-    if (deadline == detail::no_deadline) group.cv.wait(lock, enough);
-    else group.cv.wait_until(lock, deadline, enough);
+    if (deadline == detail::no_deadline)
+      group.cv.wait(lock, enough);
+    else
+      group.cv.wait_until(lock, deadline, enough);
   }
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (!registered[i] || store.remove_waiter(entries[i], &waiters[i])) continue;

@@ -40,9 +40,8 @@ MutableBuffer BufferPool::allocate(std::size_t size) {
     block = std::aligned_alloc(kAlignment, capacity);
     if (block == nullptr) throw std::bad_alloc();
   }
-  std::shared_ptr<void> owner(block, [pool = shared_from_this(), capacity](void* p) {
-    pool->give_back(p, capacity);
-  });
+  std::shared_ptr<void> owner(
+      block, [pool = shared_from_this(), capacity](void* p) { pool->give_back(p, capacity); });
   return MutableBuffer(std::move(owner), static_cast<std::byte*>(block), size);
 }
 

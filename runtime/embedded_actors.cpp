@@ -16,8 +16,10 @@ void match_constructor_params(const detail::ActorClassEntry& cls,
     detail::ArgMode mode = ctor.params[i];
     Kind& kind = args[i].kind;
     bool is_ref = kind == Kind::resolve_ref || kind == Kind::pass_ref;
-    if (mode == detail::ArgMode::value && kind == Kind::pass_ref) kind = Kind::resolve_ref;
-    else if (mode == detail::ArgMode::object_ref && is_ref) kind = Kind::pass_ref;
+    if (mode == detail::ArgMode::value && kind == Kind::pass_ref)
+      kind = Kind::resolve_ref;
+    else if (mode == detail::ArgMode::object_ref && is_ref)
+      kind = Kind::pass_ref;
     else if ((mode == detail::ArgMode::actor_handle) != (kind == Kind::actor) ||
              (mode == detail::ArgMode::object_ref && !is_ref))
       throw Error(ErrorCategory::invalid_argument,
@@ -84,12 +86,11 @@ std::shared_ptr<detail::ActorToken> EmbeddedCore::find_actor(std::string_view na
   if (it == named_actors_.end() || it->second->dead()) return nullptr;
   ActorRecord* record = it->second;
   if (record->actor_class().type != type)
-    throw Error(ErrorCategory::invalid_argument,
-                "actor '" + std::string(name) + "' is a '" + record->actor_class().name +
-                    "', not a " + detail::demangle(type.name()));
+    throw Error(ErrorCategory::invalid_argument, "actor '" + std::string(name) + "' is a '" +
+                                                     record->actor_class().name + "', not a " +
+                                                     detail::demangle(type.name()));
   record->add_handle();
-  return std::make_shared<detail::ActorToken>(self_, record->id(), record,
-                                              &record->actor_class());
+  return std::make_shared<detail::ActorToken>(self_, record->id(), record, &record->actor_class());
 }
 
 std::shared_ptr<detail::RefToken> EmbeddedCore::submit_actor_call(
@@ -113,8 +114,8 @@ void EmbeddedCore::kill_actor(const detail::ActorToken& actor) {
   if (&actor.core() != this)
     throw Error(ErrorCategory::invalid_argument, "the ActorHandle belongs to another runtime");
   ActorRecord* record = record_of(actor);
-  record->kill(make_error(ErrorKind::actor_died,
-                          "actor " + record->display_name() + " was killed"));
+  record->kill(
+      make_error(ErrorKind::actor_died, "actor " + record->display_name() + " was killed"));
 }
 
 void EmbeddedCore::release_actor(void* record) noexcept {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <random>
 
 #include "runtime/gpu_probe.hpp"
@@ -14,8 +15,9 @@ namespace {
 std::uint64_t physical_memory() {
   long pages = ::sysconf(_SC_PHYS_PAGES);
   long page = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page)
-                               : (8ull << 30);
+  return pages > 0 && page > 0
+             ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page)
+             : (8ull << 30);
 }
 
 std::uint64_t random_owner() {
@@ -24,7 +26,9 @@ std::uint64_t random_owner() {
   return v == 0 ? 1 : v;
 }
 
-ErrorPtr shutdown_error() { return make_error(ErrorKind::shutdown, "the atoll runtime shut down"); }
+ErrorPtr shutdown_error() {
+  return make_error(ErrorKind::shutdown, "the atoll runtime shut down");
+}
 
 constexpr std::size_t kMaxWorkerThreadsPerNode = 4096;
 
@@ -39,8 +43,8 @@ std::shared_ptr<EmbeddedCore> EmbeddedCore::create(InitOptions options) {
   if (options.infeasible_timeout.count() < 0)
     throw Error(ErrorCategory::invalid_argument, "infeasible_timeout must not be negative");
   std::shared_ptr<EmbeddedCore> core(new EmbeddedCore(std::move(options)));
+  core->add_nodes(core->options_.nodes);  // may throw: no self-reference to break yet
   core->self_ = core;
-  core->add_nodes(core->options_.nodes);
   core->maintenance_ = std::thread([raw = core.get()] { raw->maintenance_loop(); });
   return core;
 }
@@ -54,7 +58,10 @@ EmbeddedCore::EmbeddedCore(InitOptions options)
       scheduler_(clock_, options_.infeasible_timeout,
                  [this](TaskRecord* t, ErrorPtr e) { executor_.fail(t, std::move(e)); }),
       executor_(store_, scheduler_, counters_, self_),
-      actor_services_{store_, scheduler_, counters_, self_,
+      actor_services_{store_,
+                      scheduler_,
+                      counters_,
+                      self_,
                       [this](ActorRecord* a) { actor_died(a); },
                       [this](ActorRecord* a) { actor_reapable(a); }} {
   for (ModuleFn module : options_.modules) {
@@ -87,12 +94,15 @@ void EmbeddedCore::add_nodes(const std::vector<NodeOptions>& requested) {
     labels["island"] = n.island.empty() ? "local" : n.island;
     if (!n.gpu_model.empty()) labels["gpu_model"] = n.gpu_model;
     std::string name = n.name.empty() ? "node-" + std::to_string(i) : n.name;
-    nodes_.push_back(std::make_unique<NodeAgent>(executor_, kMaxWorkerThreadsPerNode));
+    auto keep = static_cast<std::size_t>(std::ceil(cpus));  // one thread per CPU stays warm
+    nodes_.push_back(std::make_unique<NodeAgent>(executor_, kMaxWorkerThreadsPerNode, keep));
     scheduler_.add_node(std::move(name), std::move(labels), total, nodes_.back().get());
   }
 }
 
-EmbeddedCore::~EmbeddedCore() { shutdown(); }
+EmbeddedCore::~EmbeddedCore() {
+  shutdown();
+}
 
 const detail::FunctionEntry& EmbeddedCore::function_by_key(std::uintptr_t key) const {
   if (const auto* f = registry_.find_function(key)) return *f;
@@ -224,8 +234,7 @@ std::shared_ptr<detail::RefToken> EmbeddedCore::put(detail::Payload value) {
 
 const detail::Payload& EmbeddedCore::get(const detail::RefToken& ref, detail::Deadline deadline) {
   ObjectEntry* e = checked_entry(ref);
-  if (!e->resolved() &&
-      !await_resolved(store_, e, deadline, TaskExecutor::current_hooks()))
+  if (!e->resolved() && !await_resolved(store_, e, deadline, TaskExecutor::current_hooks()))
     throw GetTimeoutError("object " + ref.id().to_string() + " was not ready before the timeout");
   if (e->state.load(std::memory_order_acquire) == ObjectState::failed) raise(*e->error);
   return e->value;
@@ -234,9 +243,9 @@ const detail::Payload& EmbeddedCore::get(const detail::RefToken& ref, detail::De
 void EmbeddedCore::wait(std::span<const detail::RefToken* const> refs, std::size_t num_ready,
                         detail::Deadline deadline, std::vector<bool>& ready) {
   if (num_ready > refs.size())
-    throw Error(ErrorCategory::invalid_argument,
-                "wait: num_ready (" + std::to_string(num_ready) + ") exceeds the number of refs (" +
-                    std::to_string(refs.size()) + ")");
+    throw Error(ErrorCategory::invalid_argument, "wait: num_ready (" + std::to_string(num_ready) +
+                                                     ") exceeds the number of refs (" +
+                                                     std::to_string(refs.size()) + ")");
   std::vector<ObjectEntry*> entries;
   entries.reserve(refs.size());
   for (const auto* r : refs) entries.push_back(checked_entry(*r));
@@ -253,9 +262,9 @@ void EmbeddedCore::wait(std::span<const detail::RefToken* const> refs, std::size
 
 bool EmbeddedCore::cancel(const detail::RefToken& ref) {
   ObjectEntry* e = checked_entry(ref);
-  return store_.fail(e, make_error(ErrorKind::cancelled,
-                                   "the task producing object " + ref.id().to_string() +
-                                       " was cancelled"));
+  return store_.fail(
+      e, make_error(ErrorKind::cancelled,
+                    "the task producing object " + ref.id().to_string() + " was cancelled"));
 }
 
 MutableBuffer EmbeddedCore::create_buffer(std::size_t size) {

@@ -11,7 +11,7 @@ namespace atl::runtime {
 
 struct ErrorInfo {
   ErrorKind kind = ErrorKind::task_error;
-  std::string message;     // for task_error: the remote exception's message
+  std::string message;      // for task_error: the remote exception's message
   std::string remote_type;  // task_error only
   std::string task_name;
   std::string node;

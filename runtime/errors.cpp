@@ -9,13 +9,20 @@ namespace atl {
 
 std::string_view to_string(ErrorCategory category) noexcept {
   switch (category) {
-    case ErrorCategory::failed: return "failed";
-    case ErrorCategory::overloaded: return "overloaded";
-    case ErrorCategory::disconnected: return "disconnected";
-    case ErrorCategory::timed_out: return "timed_out";
-    case ErrorCategory::cancelled: return "cancelled";
-    case ErrorCategory::invalid_argument: return "invalid_argument";
-    case ErrorCategory::unimplemented: return "unimplemented";
+    case ErrorCategory::failed:
+      return "failed";
+    case ErrorCategory::overloaded:
+      return "overloaded";
+    case ErrorCategory::disconnected:
+      return "disconnected";
+    case ErrorCategory::timed_out:
+      return "timed_out";
+    case ErrorCategory::cancelled:
+      return "cancelled";
+    case ErrorCategory::invalid_argument:
+      return "invalid_argument";
+    case ErrorCategory::unimplemented:
+      return "unimplemented";
   }
   return "unknown";
 }
@@ -88,17 +95,28 @@ ErrorPtr error_from_current_exception(std::string task_name, std::string node) {
 
 void raise(const ErrorInfo& e) {
   switch (e.kind) {
-    case ErrorKind::task_error: throw TaskError(e.remote_type, e.message, e.task_name, e.node);
-    case ErrorKind::cancelled: throw TaskCancelledError(e.message);
-    case ErrorKind::timed_out: throw GetTimeoutError(e.message);
-    case ErrorKind::actor_died: throw ActorDiedError(e.message);
-    case ErrorKind::object_lost: throw ObjectLostError(e.message);
-    case ErrorKind::infeasible: throw InfeasibleError(e.message);
-    case ErrorKind::store_full: throw ObjectStoreFullError(e.message);
-    case ErrorKind::serialization: throw SerializationError(e.message);
-    case ErrorKind::invalid_argument: throw Error(ErrorCategory::invalid_argument, e.message);
-    case ErrorKind::shutdown: throw RuntimeShutdownError(e.message);
-    case ErrorKind::unimplemented: throw Error(ErrorCategory::unimplemented, e.message);
+    case ErrorKind::task_error:
+      throw TaskError(e.remote_type, e.message, e.task_name, e.node);
+    case ErrorKind::cancelled:
+      throw TaskCancelledError(e.message);
+    case ErrorKind::timed_out:
+      throw GetTimeoutError(e.message);
+    case ErrorKind::actor_died:
+      throw ActorDiedError(e.message);
+    case ErrorKind::object_lost:
+      throw ObjectLostError(e.message);
+    case ErrorKind::infeasible:
+      throw InfeasibleError(e.message);
+    case ErrorKind::store_full:
+      throw ObjectStoreFullError(e.message);
+    case ErrorKind::serialization:
+      throw SerializationError(e.message);
+    case ErrorKind::invalid_argument:
+      throw Error(ErrorCategory::invalid_argument, e.message);
+    case ErrorKind::shutdown:
+      throw RuntimeShutdownError(e.message);
+    case ErrorKind::unimplemented:
+      throw Error(ErrorCategory::unimplemented, e.message);
   }
   throw Error(ErrorCategory::failed, e.message);
 }

@@ -10,10 +10,10 @@ namespace atl::runtime {
 
 struct GpuInventory {
   int count = 0;
-  std::string model;           // short form for labels, e.g. "H100", "RTX-4090"
-  std::string full_name;       // as the driver reports it
+  std::string model;               // short form for labels, e.g. "H100", "RTX-4090"
+  std::string full_name;           // as the driver reports it
   std::uint64_t memory_bytes = 0;  // of the first GPU
-  std::string note;            // why none were found
+  std::string note;                // why none were found
 };
 
 GpuInventory probe_gpus();

@@ -18,7 +18,9 @@ class ArgValues {
   explicit ArgValues(std::size_t n) : size_(n) {
     if (n > inline_.size()) heap_.resize(n);
   }
-  const detail::Payload** data() noexcept { return size_ > inline_.size() ? heap_.data() : inline_.data(); }
+  const detail::Payload** data() noexcept {
+    return size_ > inline_.size() ? heap_.data() : inline_.data();
+  }
   std::span<const detail::Payload* const> span() noexcept { return {data(), size_}; }
 
  private:

@@ -4,8 +4,9 @@
 
 namespace atl::runtime {
 
-NodeAgent::NodeAgent(TaskExecutor& executor, std::size_t max_threads)
-    : executor_(executor), pool_([&executor](TaskRecord* t) { executor.run(t); }, max_threads) {}
+NodeAgent::NodeAgent(TaskExecutor& executor, std::size_t max_threads, std::size_t keep_threads)
+    : executor_(executor),
+      pool_([&executor](TaskRecord* t) { executor.run(t); }, max_threads, keep_threads) {}
 
 void NodeAgent::run_task(TaskRecord* task) {
   if (!pool_.submit(task))

@@ -14,7 +14,7 @@ namespace atl::runtime {
 
 class NodeAgent final : public NodeEndpoint {
  public:
-  NodeAgent(TaskExecutor& executor, std::size_t max_threads);
+  NodeAgent(TaskExecutor& executor, std::size_t max_threads, std::size_t keep_threads);
 
   void run_task(TaskRecord* task) override;
   void place_actor(TaskRecord* placement) override;

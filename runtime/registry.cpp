@@ -92,7 +92,11 @@ const detail::ActorClassEntry* Registry::find_actor_class(std::string_view name)
   return it == tables_->actors_by_name.end() ? nullptr : it->second;
 }
 
-std::size_t Registry::function_count() const noexcept { return tables_->functions.size(); }
-std::size_t Registry::actor_class_count() const noexcept { return tables_->actors.size(); }
+std::size_t Registry::function_count() const noexcept {
+  return tables_->functions.size();
+}
+std::size_t Registry::actor_class_count() const noexcept {
+  return tables_->actors.size();
+}
 
 }  // namespace atl

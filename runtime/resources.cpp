@@ -75,8 +75,10 @@ ResourceDemand make_demand(ResourceNames& names, std::optional<double> num_cpus,
     if (name.empty()) throw Error(ErrorCategory::invalid_argument, "empty resource name");
     set(name, name == "memory" ? static_cast<std::int64_t>(amount) : to_fixed(name, amount));
   }
-  if (num_cpus) set("CPU", to_fixed("CPU", *num_cpus));
-  else if (!custom.contains("CPU")) set("CPU", to_fixed("CPU", default_cpus));
+  if (num_cpus)
+    set("CPU", to_fixed("CPU", *num_cpus));
+  else if (!custom.contains("CPU"))
+    set("CPU", to_fixed("CPU", default_cpus));
   if (num_gpus != 0) set("GPU", to_fixed("GPU", num_gpus));
   if (memory != 0) set("memory", static_cast<std::int64_t>(memory));
   ResourceDemand d;
@@ -92,10 +94,14 @@ bool matches(const LabelSelector& s, const Labels& labels) {
     return present && std::find(s.values.begin(), s.values.end(), it->second) != s.values.end();
   };
   switch (s.op) {
-    case LabelSelector::Op::in: return listed();
-    case LabelSelector::Op::not_in: return !listed();
-    case LabelSelector::Op::exists: return present;
-    case LabelSelector::Op::does_not_exist: return !present;
+    case LabelSelector::Op::in:
+      return listed();
+    case LabelSelector::Op::not_in:
+      return !listed();
+    case LabelSelector::Op::exists:
+      return present;
+    case LabelSelector::Op::does_not_exist:
+      return !present;
   }
   return false;
 }
@@ -106,8 +112,9 @@ bool matches_all(const std::vector<LabelSelector>& selectors, const Labels& labe
 }
 
 std::size_t count_matches(const std::vector<LabelSelector>& selectors, const Labels& labels) {
-  return static_cast<std::size_t>(std::count_if(
-      selectors.begin(), selectors.end(), [&](const LabelSelector& s) { return matches(s, labels); }));
+  return static_cast<std::size_t>(
+      std::count_if(selectors.begin(), selectors.end(),
+                    [&](const LabelSelector& s) { return matches(s, labels); }));
 }
 
 void validate(const std::vector<LabelSelector>& selectors) {
@@ -126,10 +133,18 @@ std::string describe(const std::vector<LabelSelector>& selectors) {
     if (!out.empty()) out += ", ";
     out += s.key;
     switch (s.op) {
-      case LabelSelector::Op::in: out += " in {"; break;
-      case LabelSelector::Op::not_in: out += " not in {"; break;
-      case LabelSelector::Op::exists: out += " exists"; continue;
-      case LabelSelector::Op::does_not_exist: out += " does not exist"; continue;
+      case LabelSelector::Op::in:
+        out += " in {";
+        break;
+      case LabelSelector::Op::not_in:
+        out += " not in {";
+        break;
+      case LabelSelector::Op::exists:
+        out += " exists";
+        continue;
+      case LabelSelector::Op::does_not_exist:
+        out += " does not exist";
+        continue;
     }
     for (std::size_t i = 0; i < s.values.size(); ++i) out += (i ? "," : "") + s.values[i];
     out += "}";

@@ -4,9 +4,13 @@
 
 namespace atl {
 
-RuntimeStats RuntimeRef::stats() const { return core_->stats(); }
+RuntimeStats RuntimeRef::stats() const {
+  return core_->stats();
+}
 
-Runtime::~Runtime() { shutdown(); }
+Runtime::~Runtime() {
+  shutdown();
+}
 
 Runtime& Runtime::operator=(Runtime&& other) noexcept {
   if (this != &other) {

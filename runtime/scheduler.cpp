@@ -95,9 +95,10 @@ NodeState* Scheduler::pick_locked(const SchedulingClass& c) const {
     if (best != nullptr && score < best_score) break;  // sorted by score
     if (!node->available.covers(c.demand)) continue;
     auto cpu_total = node->total.get(ResourceNames::cpu);
-    double load = cpu_total > 0 ? 1.0 - static_cast<double>(node->available.get(ResourceNames::cpu)) /
-                                            static_cast<double>(cpu_total)
-                                : 0.0;
+    double load = cpu_total > 0
+                      ? 1.0 - static_cast<double>(node->available.get(ResourceNames::cpu)) /
+                                  static_cast<double>(cpu_total)
+                      : 0.0;
     if (best == nullptr || load < best_load) {
       best = node;
       best_score = score;
@@ -108,8 +109,10 @@ NodeState* Scheduler::pick_locked(const SchedulingClass& c) const {
 }
 
 void Scheduler::send(TaskRecord* task) {
-  if (task->actor != nullptr) task->node->endpoint->place_actor(task);
-  else task->node->endpoint->run_task(task);
+  if (task->actor != nullptr)
+    task->node->endpoint->place_actor(task);
+  else
+    task->node->endpoint->run_task(task);
 }
 
 bool Scheduler::submit(TaskRecord* task) {

@@ -33,7 +33,7 @@ namespace atl::runtime {
 // sends these over the control connection.
 class NodeEndpoint {
  public:
-  virtual void run_task(TaskRecord* task) = 0;       // resources are already charged
+  virtual void run_task(TaskRecord* task) = 0;  // resources are already charged
   virtual void place_actor(TaskRecord* placement) = 0;
 
  protected:
@@ -116,7 +116,7 @@ class Scheduler {
   std::vector<std::unique_ptr<SchedulingClass>> classes_;
   std::unordered_map<std::string, SchedulingClass*> classes_by_key_;
   SchedulingClass* default_class_ = nullptr;
-  std::size_t queued_ = 0;             // tasks in feasible classes' queues
+  std::size_t queued_ = 0;              // tasks in feasible classes' queues
   std::size_t infeasible_waiting_ = 0;  // tasks in infeasible classes' queues
 };
 

@@ -33,8 +33,8 @@ msgpack::zone& scratch_zone() {
 
 std::string demangle(const char* mangled) {
   int status = 0;
-  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(mangled, nullptr, nullptr, &status),
-                                             std::free);
+  std::unique_ptr<char, void (*)(void*)> out(
+      abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
   return status == 0 && out ? std::string(out.get()) : std::string(mangled);
 }
 
@@ -43,8 +43,8 @@ void throw_decode_error(const std::type_info& type, const char* reason) {
 }
 
 void throw_arity_error(std::size_t expected, std::size_t got) {
-  throw Error(ErrorCategory::invalid_argument, "expected " + std::to_string(expected) +
-                                                   " arguments, got " + std::to_string(got));
+  throw Error(ErrorCategory::invalid_argument,
+              "expected " + std::to_string(expected) + " arguments, got " + std::to_string(got));
 }
 
 void throw_arg_kind_error(std::size_t index, const char* expected) {

@@ -30,7 +30,9 @@ class ContextScope {
 
 }  // namespace
 
-BlockHooks* TaskExecutor::current_hooks() noexcept { return current_context; }
+BlockHooks* TaskExecutor::current_hooks() noexcept {
+  return current_context;
+}
 
 void TaskExecutor::run(TaskRecord* task) {
   while (task != nullptr) task = run_one(task);
@@ -42,8 +44,10 @@ TaskRecord* TaskExecutor::run_one(TaskRecord* task) {
   // A result resolved before the task ran means it was cancelled while queued.
   bool retry = !task->result->resolved() && invoke(task);
   TaskRecord* next = scheduler_.release(node, cls->demand, cls);
-  if (!retry) retire(task);
-  else if (!scheduler_.submit(task)) fail(task, make_error(ErrorKind::shutdown, "runtime shut down"));
+  if (!retry)
+    retire(task);
+  else if (!scheduler_.submit(task))
+    fail(task, make_error(ErrorKind::shutdown, "runtime shut down"));
   return next;
 }
 
@@ -65,8 +69,7 @@ bool TaskExecutor::invoke(TaskRecord* task) {
     return false;
   } catch (...) {
     ++task->attempts;
-    if (task->retry_exceptions && task->attempts <= task->max_retries &&
-        !task->result->resolved())
+    if (task->retry_exceptions && task->attempts <= task->max_retries && !task->result->resolved())
       return true;
     store_.fail(task->result,
                 error_from_current_exception(std::string(task->name()), task->node->name));

@@ -1,9 +1,12 @@
 // The threads of one node that run tasks. The scheduler only hands a node as many tasks as its
 // resources allow, so the pool simply grows a thread whenever a task arrives and no thread is
-// idle — which is also what lets a worker blocked in `get` be replaced while it waits.
+// idle — which is also what lets a worker blocked in `get` be replaced while it waits. Threads
+// beyond `keep_threads` that stay idle for `idle_timeout` retire, so a burst of nested tasks does
+// not leave hundreds of threads behind.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -20,7 +23,8 @@ class WorkerPool {
  public:
   using Run = std::function<void(TaskRecord*)>;
 
-  WorkerPool(Run run, std::size_t max_threads);
+  WorkerPool(Run run, std::size_t max_threads, std::size_t keep_threads = 0,
+             std::chrono::milliseconds idle_timeout = std::chrono::seconds(10));
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -34,9 +38,13 @@ class WorkerPool {
  private:
   void loop();
   bool take(std::unique_lock<std::mutex>& lock, TaskRecord*& task);
+  void retire_self_locked();
+  void join_retired();
 
   const Run run_;
   const std::size_t max_threads_;
+  const std::size_t keep_threads_;
+  const std::chrono::milliseconds idle_timeout_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<TaskRecord*> queue_;
@@ -45,6 +53,7 @@ class WorkerPool {
   std::size_t sleeping_ = 0;            // idle threads blocked on cv_
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+  std::vector<std::thread> retired_;  // exited (or exiting) threads, joined by the next caller
 };
 
 }  // namespace atl::runtime

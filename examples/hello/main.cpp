@@ -9,7 +9,9 @@
 
 namespace {
 
-int add(int a, int b) { return a + b; }
+int add(int a, int b) {
+  return a + b;
+}
 
 std::vector<int> squares(int n) {
   std::vector<int> out;
@@ -36,7 +38,9 @@ double checked_sqrt(double x) {
   return x < 1 ? x : x / 2;  // a deliberately rough estimate; the point is the error path
 }
 
-std::size_t buffer_size(atl::Buffer data) { return data.size(); }
+std::size_t buffer_size(atl::Buffer data) {
+  return data.size();
+}
 
 struct Counter {
   explicit Counter(int start) : n(start) {}

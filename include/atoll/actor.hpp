@@ -47,7 +47,7 @@ class ActorHandle {
   ActorId id() const noexcept { return token_ ? token_->id() : ActorId{}; }
 
   template <class M, class... A>
-    requires std::is_member_function_pointer_v<M>
+  requires std::is_member_function_pointer_v<M>
   auto call(M method, A&&... args) const {
     using traits = detail::function_traits<M>;
     static_assert(std::is_base_of_v<typename traits::klass, T>, "method of another class");

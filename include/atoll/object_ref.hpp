@@ -36,8 +36,7 @@ class ObjectRef {
   using value_type = T;
 
   ObjectRef() = default;
-  explicit ObjectRef(std::shared_ptr<detail::RefToken> token) noexcept
-      : token_(std::move(token)) {}
+  explicit ObjectRef(std::shared_ptr<detail::RefToken> token) noexcept : token_(std::move(token)) {}
 
   bool valid() const noexcept { return token_ != nullptr; }
   explicit operator bool() const noexcept { return valid(); }
@@ -45,7 +44,9 @@ class ObjectRef {
 
   // Blocks until the value exists and returns it (a Buffer is shared, not copied).
   T get() const { return get_until(detail::no_deadline); }
-  T get(std::chrono::nanoseconds timeout) const { return get_until(detail::deadline_after(timeout)); }
+  T get(std::chrono::nanoseconds timeout) const {
+    return get_until(detail::deadline_after(timeout));
+  }
 
   const std::shared_ptr<detail::RefToken>& token() const noexcept { return token_; }
 
@@ -57,8 +58,10 @@ class ObjectRef {
   T get_until(detail::Deadline deadline) const {
     if (!token_) detail::throw_null_ref();
     const detail::Payload& p = token_->core().get(*token_, deadline);
-    if constexpr (!std::is_void_v<T>) return detail::deserialize<T>(p);
-    else (void)p;
+    if constexpr (!std::is_void_v<T>)
+      return detail::deserialize<T>(p);
+    else
+      (void)p;
   }
 
   std::shared_ptr<detail::RefToken> token_;

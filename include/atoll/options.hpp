@@ -45,11 +45,11 @@ struct LabelSelector {
 };
 
 struct TaskOptions {
-  std::string name;                         // shown in errors and logs; the function's by default
-  std::optional<double> num_cpus;           // default 1
+  std::string name;                // shown in errors and logs; the function's by default
+  std::optional<double> num_cpus;  // default 1
   double num_gpus = 0;
-  std::uint64_t memory = 0;                 // bytes
-  std::map<std::string, double> resources;  // custom (and CPU/GPU when not given above)
+  std::uint64_t memory = 0;                     // bytes
+  std::map<std::string, double> resources;      // custom (and CPU/GPU when not given above)
   std::vector<LabelSelector> label_selector;    // hard: every one must match
   std::vector<LabelSelector> preferred_labels;  // soft: nodes matching more are preferred
   int max_retries = 3;            // re-runs after a system failure (a lost worker or node)
@@ -57,8 +57,8 @@ struct TaskOptions {
 };
 
 struct ActorOptions {
-  std::string name;               // a named actor can be found with get_actor and lives until
-                                  // killed; an unnamed one ends when its last handle is gone
+  std::string name;                // a named actor can be found with get_actor and lives until
+                                   // killed; an unnamed one ends when its last handle is gone
   std::optional<double> num_cpus;  // held for the actor's lifetime; default 0
   double num_gpus = 0;
   std::uint64_t memory = 0;
@@ -70,13 +70,13 @@ struct ActorOptions {
 
 // A node of the embedded runtime (and, later, what a node agent declares).
 struct NodeOptions {
-  std::string name;                          // default "node-<index>"
-  std::string island = "local";              // becomes the label island=<value>
-  std::optional<double> num_cpus;            // default: hardware threads of this machine
+  std::string name;                // default "node-<index>"
+  std::string island = "local";    // becomes the label island=<value>
+  std::optional<double> num_cpus;  // default: hardware threads of this machine
   double num_gpus = 0;
-  std::string gpu_model;                     // becomes the label gpu_model=<value>
-  std::uint64_t memory = 0;                  // default: physical memory of this machine
-  std::map<std::string, double> resources;   // custom
+  std::string gpu_model;                    // becomes the label gpu_model=<value>
+  std::uint64_t memory = 0;                 // default: physical memory of this machine
+  std::map<std::string, double> resources;  // custom
   std::map<std::string, std::string> labels;
 };
 

@@ -53,8 +53,7 @@ class Registry {
   Registry& operator=(Registry&&) noexcept;
 
   template <class F>
-    requires std::is_function_v<F>
-  Registry& function(std::string name, F* fn) {
+  requires std::is_function_v<F> Registry& function(std::string name, F* fn) {
     using Passed = typename ParamsOf<typename detail::function_traits<F*>::params>::passed;
     detail::FunctionEntry e;
     e.name = std::move(name);
@@ -102,8 +101,8 @@ class ActorRegistration {
   }
 
   template <class M>
-    requires std::is_member_function_pointer_v<M>
-  ActorRegistration& method(std::string name, M method) {
+  requires std::is_member_function_pointer_v<M> ActorRegistration& method(std::string name,
+                                                                          M method) {
     using traits = detail::function_traits<M>;
     static_assert(std::is_base_of_v<typename traits::klass, T>, "method of another class");
     using P = ParamsOf<typename traits::params>;
@@ -134,7 +133,9 @@ using ModuleFn = void (*)(Registry&);
 }  // namespace atl
 
 // Defines module `name` with a registry parameter `reg`, and its C entry point for workers.
-#define ATOLL_MODULE(name, reg)                                                        \
-  void name(::atl::Registry& reg);                                                   \
-  extern "C" void atoll_module_##name(::atl::Registry& reg) { name(reg); }           \
+#define ATOLL_MODULE(name, reg)                               \
+  void name(::atl::Registry& reg);                            \
+  extern "C" void atoll_module_##name(::atl::Registry& reg) { \
+    name(reg);                                                \
+  }                                                           \
   void name(::atl::Registry& reg)

@@ -49,12 +49,12 @@ struct InitOptions {
 };
 
 struct RuntimeStats {
-  std::uint64_t objects = 0;           // objects in the store (ready or pending)
-  std::uint64_t object_bytes = 0;      // bytes held by ready objects
+  std::uint64_t objects = 0;       // objects in the store (ready or pending)
+  std::uint64_t object_bytes = 0;  // bytes held by ready objects
   std::uint64_t object_store_capacity = 0;
   std::uint64_t tasks_submitted = 0;
-  std::uint64_t tasks_finished = 0;    // succeeded, failed or cancelled
-  std::uint64_t tasks_queued = 0;      // ready to run, waiting for resources
+  std::uint64_t tasks_finished = 0;  // succeeded, failed or cancelled
+  std::uint64_t tasks_queued = 0;    // ready to run, waiting for resources
   std::uint64_t tasks_waiting_for_dependencies = 0;
   std::uint64_t actors_alive = 0;
   std::uint64_t worker_threads = 0;
@@ -66,10 +66,8 @@ class RuntimeRef {
   explicit RuntimeRef(std::shared_ptr<detail::Core> core) noexcept : core_(std::move(core)) {}
 
   template <class F>
-    requires std::is_function_v<F>
-  TaskCaller<F*> task(F* fn) const {
-    return TaskCaller<F*>(core_, core_->function_by_key(detail::function_key(fn)));
-  }
+  requires std::is_function_v<F> TaskCaller<F*> task(F* fn)
+  const { return TaskCaller<F*>(core_, core_->function_by_key(detail::function_key(fn))); }
 
   template <class T, class... A>
   ActorCreator<T> actor(A&&... ctor_args) const {
@@ -85,9 +83,7 @@ class RuntimeRef {
   ObjectRef<std::decay_t<T>> put(T&& value) const {
     return ObjectRef<std::decay_t<T>>(core_->put(detail::serialize(value)));
   }
-  ObjectRef<Buffer> put(MutableBuffer&& buffer) const {
-    return put(std::move(buffer).freeze());
-  }
+  ObjectRef<Buffer> put(MutableBuffer&& buffer) const { return put(std::move(buffer).freeze()); }
 
   template <class T>
   T get(const ObjectRef<T>& ref) const {

@@ -105,7 +105,7 @@ TEST_F(TasksTest, unregistered_function_is_invalid_argument) {
 TEST_F(TasksTest, registering_a_function_twice_fails_init) {
   EXPECT_EQ(thrown_category([] {
               (void)atl::init({.modules = {api_test_module, duplicate_function_module},
-                                 .nodes = {{.num_cpus = 1}}});
+                               .nodes = {{.num_cpus = 1}}});
             }),
             ErrorCategory::invalid_argument);
 }

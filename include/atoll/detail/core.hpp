@@ -185,8 +185,8 @@ class Core : public std::enable_shared_from_this<Core> {
   // Blocks until the object is ready; the Payload lives as long as `ref`. Throws the stored error.
   virtual const Payload& get(const RefToken& ref, Deadline deadline) = 0;
   // ready[i] tells whether refs[i] is ready; returns once `num_ready` are, or at the deadline.
-  virtual void wait(std::span<const RefToken* const> refs, std::size_t num_ready,
-                    Deadline deadline, std::vector<bool>& ready) = 0;
+  virtual void wait(std::span<const RefToken* const> refs, std::size_t num_ready, Deadline deadline,
+                    std::vector<bool>& ready) = 0;
   virtual bool cancel(const RefToken& ref) = 0;
 
   virtual std::shared_ptr<ActorToken> create_actor(const ActorClassEntry& cls,
@@ -208,8 +208,12 @@ class Core : public std::enable_shared_from_this<Core> {
   virtual void release_actor(void* record) noexcept = 0;
 };
 
-inline RefToken::~RefToken() { core_->release_object(entry_); }
-inline ActorToken::~ActorToken() { core_->release_actor(record_); }
+inline RefToken::~RefToken() {
+  core_->release_object(entry_);
+}
+inline ActorToken::~ActorToken() {
+  core_->release_actor(record_);
+}
 
 template <class T>
 struct is_object_ref : std::false_type {};

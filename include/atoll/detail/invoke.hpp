@@ -26,7 +26,7 @@ struct SplitRuntime {
   using rest = Params<P...>;
 };
 template <class First, class... P>
-  requires is_runtime_param<First>
+requires is_runtime_param<First>
 struct SplitRuntime<First, P...> {
   static constexpr bool injected = true;
   using rest = Params<P...>;
@@ -35,9 +35,12 @@ struct SplitRuntime<First, P...> {
 template <class P>
 constexpr ArgMode arg_mode_of() {
   using D = std::decay_t<P>;
-  if constexpr (is_object_ref<D>::value) return ArgMode::object_ref;
-  else if constexpr (is_actor_handle<D>::value) return ArgMode::actor_handle;
-  else return ArgMode::value;
+  if constexpr (is_object_ref<D>::value)
+    return ArgMode::object_ref;
+  else if constexpr (is_actor_handle<D>::value)
+    return ArgMode::actor_handle;
+  else
+    return ArgMode::value;
 }
 
 template <class... P>
@@ -68,14 +71,16 @@ std::decay_t<P> receive_arg(const CallFrame& f, std::size_t i) {
 // Moves decoded values into by-value and rvalue parameters; lvalue-reference parameters bind.
 template <class P, class V>
 decltype(auto) pass_param(V& v) {
-  if constexpr (std::is_lvalue_reference_v<P>) return (v);
-  else return std::move(v);
+  if constexpr (std::is_lvalue_reference_v<P>)
+    return (v);
+  else
+    return std::move(v);
 }
 
 template <class Call, class... P>
 Payload invoke_params(Params<P...>, Call&& call, const CallFrame& f) {
   if (f.args.size() != sizeof...(P)) throw_arity_error(sizeof...(P), f.args.size());
-  return [&]<std::size_t... I>(std::index_sequence<I...>) -> Payload {
+  return [&]<std::size_t... I>(std::index_sequence<I...>)->Payload {
     std::tuple<std::decay_t<P>...> values{receive_arg<P>(f, I)...};
     using R = decltype(call(pass_param<P>(std::get<I>(values))...));
     if constexpr (std::is_void_v<R>) {
@@ -84,7 +89,8 @@ Payload invoke_params(Params<P...>, Call&& call, const CallFrame& f) {
     } else {
       return serialize<std::decay_t<R>>(call(pass_param<P>(std::get<I>(values))...));
     }
-  }(std::index_sequence_for<P...>{});
+  }
+  (std::index_sequence_for<P...>{});
   (void)f;
 }
 
@@ -131,10 +137,11 @@ template <class C, class... P>
 std::function<std::shared_ptr<void>(CallFrame&)> bind_constructor(Params<P...>) {
   return [](CallFrame& f) -> std::shared_ptr<void> {
     if (f.args.size() != sizeof...(P)) throw_arity_error(sizeof...(P), f.args.size());
-    return [&]<std::size_t... I>(std::index_sequence<I...>) -> std::shared_ptr<void> {
+    return [&]<std::size_t... I>(std::index_sequence<I...>)->std::shared_ptr<void> {
       std::tuple<std::decay_t<P>...> values{receive_arg<P>(f, I)...};
       return std::make_shared<C>(pass_param<P>(std::get<I>(values))...);
-    }(std::index_sequence_for<P...>{});
+    }
+    (std::index_sequence_for<P...>{});
   };
 }
 
@@ -167,8 +174,10 @@ ArgSpec encode_arg(std::size_t index, A&& a) {
                   "this parameter takes an ObjectRef or ActorHandle: pass one");
     static_assert(std::is_constructible_v<D, A&&>,
                   "argument does not convert to the parameter's type");
-    if constexpr (std::is_same_v<AD, D>) s.value = serialize<D>(a);
-    else s.value = serialize<D>(D(std::forward<A>(a)));
+    if constexpr (std::is_same_v<AD, D>)
+      s.value = serialize<D>(a);
+    else
+      s.value = serialize<D>(D(std::forward<A>(a)));
   }
   return s;
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs every test: the GoogleTest suite through ctest, the example, and a
+# short run of the benchmark suite (to prove it works; figures are not checked).
+#   scripts/test.sh            # the normal build
+#   scripts/test.sh --sanitize # also ASan+UBSan and TSan builds (what CI runs)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/setup.sh"
+
+run_suite() {
+  local build_dir=$1
+  shift
+  "$root/scripts/build.sh" "$build_dir" "$@"
+  ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" --timeout 300
+  "$build_dir/examples/atoll_hello" > /dev/null
+}
+
+run_suite "$root/build"
+"$root/build/benchmarks/atoll_microbenchmarks" --benchmark_min_time=0.01 \
+  --benchmark_format=console > "$root/build/benchmarks-smoke.txt"
+echo "test: benchmark smoke run ok ($(grep -c items_per_second "$root/build/benchmarks-smoke.txt") benchmarks)"
+
+if [ "${1:-}" = "--sanitize" ]; then
+  run_suite "$root/build-asan" -DATOLL_SANITIZE=address,undefined -DATOLL_BUILD_BENCHMARKS=OFF
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    run_suite "$root/build-tsan" -DATOLL_SANITIZE=thread -DATOLL_BUILD_BENCHMARKS=OFF
+fi
