@@ -13,14 +13,17 @@ ObjectEntry* ObjectStore::create(ObjectId id, std::int64_t refs) {
   return &it->second;
 }
 
-void ObjectStore::resolve(ObjectEntry* e, ObjectState state) {
-  // Called with e->mu held by the caller's unique_lock, which it releases before notifying.
-  e->state.store(state, std::memory_order_release);
+bool ObjectStore::reserve(std::uint64_t bytes) noexcept {
+  std::uint64_t used = bytes_.load(std::memory_order_relaxed);
+  do {
+    if (bytes > capacity_ || used > capacity_ - bytes) return false;
+  } while (!bytes_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+  return true;
 }
 
 ObjectStore::SealResult ObjectStore::seal(ObjectEntry* e, detail::Payload value) {
   const std::uint64_t size = value.size_bytes();
-  if (!has_room_for(size)) {
+  if (!reserve(size)) {
     std::string message = "object store full: a value of " + std::to_string(size) +
                           " bytes does not fit (" + std::to_string(bytes_used()) + " of " +
                           std::to_string(capacity_) + " bytes in use)";
@@ -31,11 +34,12 @@ ObjectStore::SealResult ObjectStore::seal(ObjectEntry* e, detail::Payload value)
   Waiter* waiters;
   {
     std::unique_lock lock(e->mu);
-    if (e->state.load(std::memory_order_relaxed) != ObjectState::pending)
+    if (e->state.load(std::memory_order_relaxed) != ObjectState::pending) {
+      bytes_.fetch_sub(size, std::memory_order_relaxed);
       return SealResult::already_resolved;
+    }
     e->value = std::move(value);
-    bytes_.fetch_add(size, std::memory_order_relaxed);
-    resolve(e, ObjectState::ready);
+    e->state.store(ObjectState::ready, std::memory_order_release);
     waiters = std::exchange(e->waiters, nullptr);
   }
   while (waiters != nullptr) {
@@ -52,7 +56,7 @@ bool ObjectStore::fail(ObjectEntry* e, ErrorPtr error) {
     std::unique_lock lock(e->mu);
     if (e->state.load(std::memory_order_relaxed) != ObjectState::pending) return false;
     e->error = std::move(error);
-    resolve(e, ObjectState::failed);
+    e->state.store(ObjectState::failed, std::memory_order_release);
     waiters = std::exchange(e->waiters, nullptr);
   }
   while (waiters != nullptr) {

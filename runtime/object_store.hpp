@@ -76,7 +76,8 @@ class ObjectStore {
   std::uint64_t capacity() const noexcept { return capacity_; }
 
  private:
-  void resolve(ObjectEntry* e, ObjectState state);
+  // Claims `bytes` of capacity atomically; false when they do not fit.
+  bool reserve(std::uint64_t bytes) noexcept;
 
   const std::uint64_t capacity_;
   std::atomic<std::uint64_t> bytes_{0};

@@ -29,6 +29,15 @@ std::int64_t to_fixed(std::string_view name, double amount) {
   return std::llround(amount * kResourceUnit);
 }
 
+std::int64_t to_bytes(double amount) {
+  // At most 2^62 bytes, so node capacities add up without overflow.
+  if (!std::isfinite(amount) || amount < 0 || amount > 4.6e18)
+    throw Error(ErrorCategory::invalid_argument,
+                "resource 'memory' has an invalid amount " + std::to_string(amount) +
+                    " (must be finite, >= 0 and at most 2^62 bytes)");
+  return static_cast<std::int64_t>(amount);
+}
+
 double from_fixed(std::int64_t amount) noexcept {
   return static_cast<double>(amount) / kResourceUnit;
 }
@@ -73,14 +82,14 @@ ResourceDemand make_demand(ResourceNames& names, std::optional<double> num_cpus,
   };
   for (const auto& [name, amount] : custom) {
     if (name.empty()) throw Error(ErrorCategory::invalid_argument, "empty resource name");
-    set(name, name == "memory" ? static_cast<std::int64_t>(amount) : to_fixed(name, amount));
+    set(name, name == "memory" ? to_bytes(amount) : to_fixed(name, amount));
   }
   if (num_cpus)
     set("CPU", to_fixed("CPU", *num_cpus));
   else if (!custom.contains("CPU"))
     set("CPU", to_fixed("CPU", default_cpus));
   if (num_gpus != 0) set("GPU", to_fixed("GPU", num_gpus));
-  if (memory != 0) set("memory", static_cast<std::int64_t>(memory));
+  if (memory != 0) set("memory", to_bytes(static_cast<double>(memory)));
   ResourceDemand d;
   for (auto [id, amount] : amounts)
     if (amount != 0) d.items.emplace_back(id, amount);

@@ -34,8 +34,11 @@ class ResourceNames {
   std::unordered_map<std::string, std::uint32_t> ids_;
 };
 
-// Converts a user amount; raises Error(invalid_argument) for negative or non-finite values.
+// Converts a user amount; raises Error(invalid_argument) for negative, non-finite or absurdly
+// large (> 1e12) values.
 std::int64_t to_fixed(std::string_view name, double amount);
+// Memory is counted in whole bytes; same checks, up to 2^62 bytes.
+std::int64_t to_bytes(double amount);
 double from_fixed(std::int64_t amount) noexcept;
 
 // What a task or actor asks for: (resource id, amount) sorted by id, zero amounts dropped.

@@ -32,17 +32,32 @@ Scheduler::Scheduler(const Clock& clock, std::chrono::nanoseconds infeasible_tim
 
 NodeState& Scheduler::add_node(std::string name, Labels labels, const ResourceVector& total,
                                NodeEndpoint* endpoint) {
-  std::lock_guard lock(mu_);
-  auto node = std::make_unique<NodeState>();
-  node->index = nodes_.size();
-  node->name = std::move(name);
-  node->labels = std::move(labels);
-  node->total = total;
-  node->available = total;
-  node->endpoint = endpoint;
-  nodes_.push_back(std::move(node));
-  for (auto& c : classes_) compute_feasible_locked(*c);
-  return *nodes_.back();
+  std::vector<TaskRecord*> out;
+  NodeState* added;
+  {
+    std::lock_guard lock(mu_);
+    auto node = std::make_unique<NodeState>();
+    node->index = nodes_.size();
+    node->name = std::move(name);
+    node->labels = std::move(labels);
+    node->total = total;
+    node->available = total;
+    node->endpoint = endpoint;
+    added = node.get();
+    nodes_.push_back(std::move(node));
+    for (auto& c : classes_) {
+      bool was_infeasible = c->feasible.empty();
+      compute_feasible_locked(*c);
+      if (was_infeasible && !c->feasible.empty()) {
+        // Tasks that waited for a node like this one become ordinary queued tasks.
+        infeasible_waiting_ -= c->queue.size();
+        queued_ += c->queue.size();
+      }
+    }
+    if (!stopped_ && queued_ > 0) collect_locked(out);
+  }
+  for (TaskRecord* t : out) send(t);
+  return *added;
 }
 
 void Scheduler::compute_feasible_locked(SchedulingClass& c) {

@@ -66,7 +66,7 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Nodes are added before work arrives; feasibility of existing classes is recomputed.
+  // Adds a node; classes that were infeasible and now fit get their waiting tasks dispatched.
   NodeState& add_node(std::string name, Labels labels, const ResourceVector& total,
                       NodeEndpoint* endpoint);
   ResourceNames& names() noexcept { return names_; }  // only while adding nodes

@@ -39,7 +39,6 @@ class WorkerPool {
   void loop();
   bool take(std::unique_lock<std::mutex>& lock, TaskRecord*& task);
   void retire_self_locked();
-  void join_retired();
 
   const Run run_;
   const std::size_t max_threads_;

@@ -134,7 +134,7 @@ TEST(ResourcesTest, make_demand_rejects_conflicts_and_invalid_amounts) {
 
 // Custom "memory" skips to_fixed's checks and `memory` is cast from uint64 to int64, so both can
 // yield a negative demand, which would *add* capacity to a node when charged.
-TEST(ResourcesTest, DISABLED_make_demand_rejects_negative_or_overflowing_memory) {
+TEST(ResourcesTest, make_demand_rejects_negative_or_overflowing_memory) {
   ResourceNames names;
   EXPECT_EQ(error_category([&] {
               make_demand(names, 0.0, 1.0, 0, 0, {{"memory", -4096}});

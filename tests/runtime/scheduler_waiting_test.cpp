@@ -167,7 +167,7 @@ TEST_F(SchedulerTest, class_for_rejects_invalid_options) {
 // "A class no node can satisfy waits infeasible_timeout (a node may join)": a node that joins
 // during the wait should receive the waiting task. Today add_node recomputes `feasible` but leaves
 // the task counted as infeasible, so it is neither dispatched nor ever failed.
-TEST_F(SchedulerTest, DISABLED_node_joining_during_the_wait_runs_the_waiting_task) {
+TEST_F(SchedulerTest, node_joining_during_the_wait_runs_the_waiting_task) {
   FakeNode cpu_ep, tpu_ep;
   NodeState& cpu_node = add_node("cpu", &cpu_ep, 1);
   TaskOptions o;
