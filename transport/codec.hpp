@@ -1,0 +1,53 @@
+// Decoding frames into Cap'n Proto messages without trusting them, and encoding messages.
+//
+// `decode<Root>` reads a frame under a traversal limit (a few times the frame's own size, so a
+// hostile message cannot amplify work) and a nesting limit, then validates every field the
+// runtime will read: union tags and enums are known values, nonces and proofs have their exact
+// sizes, text fits its limit. Anything else is a DecodeError; the caller closes that connection.
+//
+// Thread-safety: Decoded messages are immutable and may be read from any thread.
+#pragma once
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "transport/frame.hpp"
+#include "transport/schema/control.capnp.h"
+
+namespace atl::transport {
+
+inline constexpr unsigned kNestingLimit = 16;
+inline constexpr std::size_t kMaxNameBytes = 256;
+inline constexpr std::size_t kMaxMessageTextBytes = 64u << 10;
+
+template <class Root>
+class Decoded {
+ public:
+  Decoded(Frame frame, std::unique_ptr<capnp::FlatArrayMessageReader> reader)
+      : frame_(std::move(frame)), reader_(std::move(reader)) {}
+  typename Root::Reader root() const { return reader_->getRoot<Root>(); }
+
+ private:
+  Frame frame_;  // the words the reader points into
+  std::unique_ptr<capnp::FlatArrayMessageReader> reader_;
+};
+
+template <class Root>
+struct DecodeResult {
+  std::optional<Decoded<Root>> message;
+  std::string error;  // set when message is empty
+};
+
+DecodeResult<wire::Handshake> decode_handshake(Frame frame);
+DecodeResult<wire::Envelope> decode_envelope(Frame frame);
+
+// The frame (length prefix included) for a built message.
+std::vector<std::byte> encode(capnp::MessageBuilder& message);
+
+}  // namespace atl::transport
