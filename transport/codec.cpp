@@ -2,6 +2,9 @@
 
 #include <kj/exception.h>
 
+#include <cmath>
+#include <limits>
+
 #include "transport/auth.hpp"
 
 namespace atl::transport {
@@ -49,6 +52,52 @@ std::string validate(wire::Handshake::Reader h) {
   return "unknown handshake message";
 }
 
+constexpr std::size_t kMaxListItems = 64;
+constexpr std::size_t kMaxNodes = 100000;
+
+std::string check_resources(capnp::List<wire::Resource>::Reader list) {
+  if (list.size() > kMaxListItems) return "too many resources";
+  for (auto r : list) {
+    if (r.getName().size() == 0 || r.getName().size() > 64) return "bad resource name";
+    double a = r.getAmount();
+    if (!std::isfinite(a) || a < 0 || a > 1e19) return "bad resource amount";
+  }
+  return {};
+}
+
+std::string check_labels(capnp::List<wire::Label>::Reader list) {
+  if (list.size() > kMaxListItems) return "too many labels";
+  for (auto l : list) {
+    if (l.getKey().size() == 0 || l.getKey().size() > 64) return "bad label key";
+    if (l.getValue().size() > kMaxNameBytes) return "label value too long";
+  }
+  return {};
+}
+
+std::string validate(wire::RegisterNode::Reader m) {
+  if (m.getIsland().size() == 0 || m.getIsland().size() > kMaxNameBytes) return "bad island";
+  if (auto e = check_resources(m.getResources()); !e.empty()) return e;
+  if (auto e = check_labels(m.getLabels()); !e.empty()) return e;
+  if (auto e = check_text(m.getGpuModel(), 64, "gpu model"); !e.empty()) return e;
+  return check_text(m.getHostname(), kMaxNameBytes, "hostname");
+}
+
+std::string validate(wire::ClusterStatus::Reader m) {
+  if (m.getNodes().size() > kMaxNodes) return "too many nodes";
+  for (auto n : m.getNodes()) {
+    auto l = n.getLiveness();
+    if (l != wire::NodeLiveness::ALIVE && l != wire::NodeLiveness::SUSPECT &&
+        l != wire::NodeLiveness::DEAD)
+      return "unknown liveness";
+    for (auto t : {n.getName(), n.getIsland(), n.getAddress(), n.getHostname()})
+      if (t.size() > kMaxNameBytes) return "node text too long";
+    if (auto e = check_text(n.getGpuModel(), 64, "gpu model"); !e.empty()) return e;
+    if (auto e = check_resources(n.getResources()); !e.empty()) return e;
+    if (auto e = check_labels(n.getLabels()); !e.empty()) return e;
+  }
+  return {};
+}
+
 std::string validate(wire::Envelope::Reader e) {
   auto body = e.getBody();
   switch (body.which()) {
@@ -65,6 +114,14 @@ std::string validate(wire::Envelope::Reader e) {
         return "unknown error category";
       return check_text(m.getMessage(), kMaxMessageTextBytes, "error message");
     }
+    case wire::Envelope::Body::REGISTER_NODE:
+      return validate(body.getRegisterNode());
+    case wire::Envelope::Body::NODE_REGISTERED:
+    case wire::Envelope::Body::HEARTBEAT:
+    case wire::Envelope::Body::STATUS_REQUEST:
+      return {};
+    case wire::Envelope::Body::CLUSTER_STATUS:
+      return validate(body.getClusterStatus());
   }
   return "unknown message type";
 }
@@ -85,7 +142,15 @@ DecodeResult<Root> decode_as(Frame frame) {
       return result;
     }
     result.error = validate(reader->getRoot<Root>());
-    if (result.error.empty()) result.message.emplace(std::move(frame), std::move(reader));
+    if (result.error.empty()) {
+      // Validation walked every field the runtime reads under the strict limit. The reader handed
+      // out gets no traversal budget, so reading an accepted message again never throws.
+      capnp::ReaderOptions unlimited;
+      unlimited.traversalLimitInWords = std::numeric_limits<std::uint64_t>::max();
+      unlimited.nestingLimit = kNestingLimit;
+      reader = std::make_unique<capnp::FlatArrayMessageReader>(words, unlimited);
+      result.message.emplace(std::move(frame), std::move(reader));
+    }
   } catch (const kj::Exception& e) {
     result.error = "malformed message: " + std::string(e.getDescription().cStr());
   }

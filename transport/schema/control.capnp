@@ -83,6 +83,65 @@ struct Pong {
   sentNs @0 :UInt64;
 }
 
+struct Resource {
+  name @0 :Text;
+  amount @1 :Float64;      # finite, >= 0; memory in bytes
+}
+
+struct Label {
+  key @0 :Text;
+  value @1 :Text;
+}
+
+# A node agent announces itself (first message after the handshake).
+struct RegisterNode {
+  island @0 :Text;
+  resources @1 :List(Resource);
+  labels @2 :List(Label);
+  gpuModel @3 :Text;
+  gpusDeclared @4 :Bool;   # true: the operator declared the GPUs; false: detected via CUDA
+  pid @5 :UInt32;
+  hostname @6 :Text;
+}
+
+struct NodeRegistered {
+  nodeId @0 :UInt64;
+  heartbeatIntervalMs @1 :UInt32;
+}
+
+struct Heartbeat {
+  sequence @0 :UInt64;
+}
+
+struct StatusRequest {
+  unused @0 :Void;
+}
+
+enum NodeLiveness {
+  alive @0;
+  suspect @1;
+  dead @2;
+}
+
+struct NodeStatus {
+  nodeId @0 :UInt64;
+  name @1 :Text;
+  island @2 :Text;
+  liveness @3 :NodeLiveness;
+  heartbeatAgeMs @4 :UInt64;
+  resources @5 :List(Resource);
+  labels @6 :List(Label);
+  gpuModel @7 :Text;
+  gpusDeclared @8 :Bool;
+  address @9 :Text;
+  hostname @10 :Text;
+  pid @11 :UInt32;
+}
+
+struct ClusterStatus {
+  nodes @0 :List(NodeStatus);
+}
+
 # Every message after the handshake.
 struct Envelope {
   requestId @0 :UInt64;    # 0: one-way; a reply carries the id of its request
@@ -91,5 +150,10 @@ struct Envelope {
     ping @2 :Ping;
     pong @3 :Pong;
     error @4 :ErrorReply;
+    registerNode @5 :RegisterNode;
+    nodeRegistered @6 :NodeRegistered;
+    heartbeat @7 :Heartbeat;
+    statusRequest @8 :StatusRequest;
+    clusterStatus @9 :ClusterStatus;
   }
 }

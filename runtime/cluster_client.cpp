@@ -1,0 +1,141 @@
+#include "runtime/cluster_client.hpp"
+
+#include <capnp/message.h>
+
+#include <optional>
+
+#include "atoll/errors.hpp"
+#include "runtime/cluster_messages.hpp"
+
+namespace atl::runtime {
+
+NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
+    : options_(std::move(options)), heartbeat_timer_(io_), retry_timer_(io_) {}
+
+std::string NodeAgentProcess::run(std::function<void(std::uint64_t)> on_registered) {
+  on_registered_ = std::move(on_registered);
+  work_.emplace(io_.get_executor());
+  asio::post(io_, [this] { connect(); });
+  io_.run();
+  return fatal_;
+}
+
+void NodeAgentProcess::stop() {
+  asio::post(io_, [this] {
+    stopping_ = true;
+    heartbeat_timer_.cancel();
+    retry_timer_.cancel();
+    if (conn_) conn_->close("node agent stopping");  // run() returns once the close is sent
+    work_.reset();
+  });
+}
+
+void NodeAgentProcess::connect() {
+  // io_ runs on one thread, so the connection's handlers never overlap ours: call straight in.
+  transport::Handlers handlers;
+  handlers.on_message = [this](const transport::ConnectionPtr&,
+                               const transport::Decoded<wire::Envelope>& m) { on_message(m); };
+  handlers.on_closed = [this](const transport::ConnectionPtr&, const std::string&) { on_lost(); };
+  transport::dial(io_, options_.host, options_.port,
+                  {.token = options_.token, .role = wire::Role::NODE, .name = options_.name},
+                  handlers,
+                  [this](transport::ConnectionPtr c, std::string error) { on_dialled(c, error); });
+}
+
+void NodeAgentProcess::on_dialled(transport::ConnectionPtr conn, const std::string& error) {
+  if (stopping_) return;
+  if (!conn) {
+    if (!ever_registered_) {
+      fatal_ = error;
+      work_.reset();
+      return;
+    }
+    on_lost();
+    return;
+  }
+  conn_ = conn;
+  capnp::MallocMessageBuilder msg;
+  auto env = msg.initRoot<wire::Envelope>();
+  env.setRequestId(1);
+  write_node_info(env.getBody().initRegisterNode(), options_.info);
+  conn_->send(msg);
+}
+
+void NodeAgentProcess::on_message(const transport::Decoded<wire::Envelope>& message) {
+  auto body = message.root().getBody();
+  if (body.which() == wire::Envelope::Body::NODE_REGISTERED) {
+    ever_registered_ = true;
+    backoff_ = std::chrono::milliseconds(100);
+    interval_ = std::chrono::milliseconds(
+        std::max<std::uint32_t>(10, body.getNodeRegistered().getHeartbeatIntervalMs()));
+    if (on_registered_) on_registered_(body.getNodeRegistered().getNodeId());
+    beat();
+  } else if (body.which() == wire::Envelope::Body::ERROR && !ever_registered_) {
+    fatal_ = "the head refused the registration: " + std::string(body.getError().getMessage());
+    conn_->close("registration refused");
+    work_.reset();
+  }
+}
+
+void NodeAgentProcess::beat() {
+  if (stopping_ || !conn_ || conn_->closed()) return;
+  capnp::MallocMessageBuilder msg;
+  msg.initRoot<wire::Envelope>().getBody().initHeartbeat().setSequence(++sequence_);
+  conn_->send(msg);
+  heartbeat_timer_.expires_after(interval_);
+  heartbeat_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) beat();
+  });
+}
+
+void NodeAgentProcess::on_lost() {
+  if (stopping_) return;
+  heartbeat_timer_.cancel();
+  conn_.reset();
+  if (!ever_registered_) return;  // the first failure is reported by on_dialled
+  retry_timer_.expires_after(backoff_);
+  backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+  retry_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec && !stopping_) connect();
+  });
+}
+
+std::vector<NodeView> fetch_status(const std::string& host, std::uint16_t port,
+                                   const std::string& token, std::chrono::milliseconds timeout) {
+  asio::io_context io;
+  std::optional<std::vector<NodeView>> result;
+  std::string error;
+  transport::Handlers handlers;
+  handlers.on_message = [&](const transport::ConnectionPtr& c,
+                            const transport::Decoded<wire::Envelope>& m) {
+    auto body = m.root().getBody();
+    if (body.which() == wire::Envelope::Body::CLUSTER_STATUS) {
+      result = read_status(body.getClusterStatus());
+      c->close("done");
+    } else if (body.which() == wire::Envelope::Body::ERROR) {
+      error = body.getError().getMessage();
+      c->close("done");
+    }
+  };
+  transport::dial(io, host, port,
+                  {.token = token, .role = wire::Role::DRIVER, .name = "atoll status"}, handlers,
+                  [&](transport::ConnectionPtr c, std::string e) {
+                    if (!c) {
+                      error = e;
+                      return;
+                    }
+                    capnp::MallocMessageBuilder msg;
+                    auto env = msg.initRoot<wire::Envelope>();
+                    env.setRequestId(1);
+                    env.getBody().initStatusRequest();
+                    c->send(msg);
+                  });
+  io.run_for(timeout);
+  if (result) return std::move(*result);
+  if (!error.empty()) throw Error(ErrorCategory::disconnected, error);
+  throw Error(ErrorCategory::timed_out, "the head at " + host + ":" + std::to_string(port) +
+                                            " did not answer within " +
+                                            std::to_string(timeout.count()) + " ms");
+}
+
+}  // namespace atl::runtime

@@ -1,0 +1,144 @@
+#include "runtime/head_server.hpp"
+
+#include <capnp/message.h>
+
+#include "runtime/cluster_messages.hpp"
+
+namespace atl::runtime {
+
+namespace {
+
+void reply_error(const transport::ConnectionPtr& conn, std::uint64_t request,
+                 wire::ErrorCategory category, const std::string& message) {
+  capnp::MallocMessageBuilder msg;
+  auto env = msg.initRoot<wire::Envelope>();
+  env.setRequestId(request);
+  auto err = env.getBody().initError();
+  err.setCategory(category);
+  err.setMessage(message);
+  conn->send(msg);
+}
+
+}  // namespace
+
+HeadServer::HeadServer(HeadOptions options)
+    : options_(std::move(options)),
+      membership_(clock_, options_.detector),
+      work_(asio::make_work_guard(io_)),
+      sweep_timer_(io_) {
+  transport::Handlers handlers;
+  handlers.on_message = [this](const transport::ConnectionPtr& c,
+                               const transport::Decoded<wire::Envelope>& m) { on_message(c, m); };
+  handlers.on_closed = [this](const transport::ConnectionPtr& c, const std::string&) {
+    on_closed(c);
+  };
+  listener_ = std::make_unique<transport::Listener>(
+      io_, asio::ip::tcp::endpoint(asio::ip::make_address(options_.bind), options_.port),
+      transport::ListenerOptions{.token = options_.token}, handlers);
+  sweep_soon();
+}
+
+HeadServer::~HeadServer() {
+  stop();
+}
+
+void HeadServer::run() {
+  io_.run();
+}
+
+void HeadServer::stop() {
+  asio::post(io_, [this] {
+    listener_->close();
+    sweep_timer_.cancel();
+    std::lock_guard lock(mu_);
+    for (auto& [raw, entry] : nodes_by_connection_) entry.first->close("head shutting down");
+    work_.reset();
+  });
+}
+
+void HeadServer::sweep_soon() {
+  sweep_timer_.expires_after(std::chrono::milliseconds(200));
+  sweep_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec) return;
+    auto died = membership_.sweep();
+    if (!died.empty()) {
+      std::lock_guard lock(mu_);
+      for (auto& [raw, entry] : nodes_by_connection_)
+        for (auto id : died)
+          if (entry.second == id) entry.first->close("missed heartbeats: declared dead");
+    }
+    sweep_soon();
+  });
+}
+
+void HeadServer::on_message(const transport::ConnectionPtr& conn,
+                            const transport::Decoded<wire::Envelope>& message) {
+  auto env = message.root();
+  auto body = env.getBody();
+  switch (body.which()) {
+    case wire::Envelope::Body::REGISTER_NODE: {
+      if (conn->peer_role() != wire::Role::NODE) {
+        reply_error(conn, env.getRequestId(), wire::ErrorCategory::INVALID_ARGUMENT,
+                    "only node agents register as nodes");
+        return;
+      }
+      NodeInfo info = read_node_info(body.getRegisterNode());
+      info.name = conn->peer_name();
+      info.address = conn->remote_endpoint();
+      std::uint64_t id;
+      {
+        std::lock_guard lock(mu_);
+        if (nodes_by_connection_.contains(conn.get())) {
+          reply_error(conn, env.getRequestId(), wire::ErrorCategory::INVALID_ARGUMENT,
+                      "this connection already registered a node");
+          return;
+        }
+        id = membership_.add(std::move(info));
+        nodes_by_connection_[conn.get()] = {conn, id};
+      }
+      capnp::MallocMessageBuilder msg;
+      auto reply = msg.initRoot<wire::Envelope>();
+      reply.setRequestId(env.getRequestId());
+      auto registered = reply.getBody().initNodeRegistered();
+      registered.setNodeId(id);
+      registered.setHeartbeatIntervalMs(
+          static_cast<std::uint32_t>(options_.heartbeat_interval.count()));
+      conn->send(msg);
+      return;
+    }
+    case wire::Envelope::Body::HEARTBEAT: {
+      std::uint64_t id = 0;
+      {
+        std::lock_guard lock(mu_);
+        if (auto it = nodes_by_connection_.find(conn.get()); it != nodes_by_connection_.end())
+          id = it->second.second;
+      }
+      if (id == 0 || !membership_.heartbeat(id))
+        conn->close("heartbeat from a node that is not registered or was declared dead");
+      return;
+    }
+    case wire::Envelope::Body::STATUS_REQUEST: {
+      capnp::MallocMessageBuilder msg;
+      auto reply = msg.initRoot<wire::Envelope>();
+      reply.setRequestId(env.getRequestId());
+      write_status(reply.getBody().initClusterStatus(), membership_.snapshot());
+      conn->send(msg);
+      return;
+    }
+    case wire::Envelope::Body::PONG:
+      return;
+    default:
+      reply_error(conn, env.getRequestId(), wire::ErrorCategory::UNIMPLEMENTED,
+                  "the head does not handle this message");
+  }
+}
+
+void HeadServer::on_closed(const transport::ConnectionPtr& conn) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_by_connection_.find(conn.get());
+  if (it == nodes_by_connection_.end()) return;
+  membership_.disconnected(it->second.second);
+  nodes_by_connection_.erase(it);
+}
+
+}  // namespace atl::runtime
