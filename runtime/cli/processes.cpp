@@ -1,0 +1,169 @@
+#include "runtime/cli/processes.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+#include "atoll/errors.hpp"
+
+extern char** environ;
+
+namespace atl::cli {
+
+namespace fs = std::filesystem;
+
+fs::path state_dir() {
+  if (const char* d = std::getenv("ATOLL_STATE_DIR"); d != nullptr && *d != '\0') return d;
+  const char* home = std::getenv("HOME");
+  return fs::path(home != nullptr && *home != '\0' ? home : "/tmp") / ".atoll";
+}
+
+std::string self_executable() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("atoll") : p.string();
+}
+
+Spawned spawn_and_wait(const std::string& self_exe, std::vector<std::string> args,
+                       const std::vector<std::string>& extra_env, const fs::path& log,
+                       std::chrono::milliseconds timeout) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw Error(ErrorCategory::failed, std::string("pipe: ") + std::strerror(errno));
+  args.push_back("--ready-fd");
+  args.push_back(std::to_string(fds[1]));
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
+
+  pid_t pid = ::fork();
+  if (pid < 0) throw Error(ErrorCategory::failed, std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    ::setsid();
+    ::fcntl(fds[1], F_SETFD, 0);  // the readiness pipe survives exec
+    ::close(fds[0]);
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int in = ::open("/dev/null", O_RDONLY);
+    if (out >= 0) {
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+    }
+    if (in >= 0) ::dup2(in, 0);
+    std::vector<char*> argv{const_cast<char*>(self_exe.c_str())};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    ::execve(self_exe.c_str(), argv.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  std::string text;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fds[0], POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[512];
+    ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;  // the child closed the pipe (or exited)
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fds[0]);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.rfind("ready", 0) == 0) return {pid, text.size() > 6 ? text.substr(6) : ""};
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  if (text.rfind("error ", 0) == 0) throw Error(ErrorCategory::failed, text.substr(6));
+  throw Error(ErrorCategory::failed, "the process did not start (see " + log.string() + ")");
+}
+
+namespace {
+void write_all(int fd, const std::string& text) {
+  const char* p = text.data();
+  std::size_t left = text.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n <= 0) return;
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+}  // namespace
+
+void report_ready(int fd, const std::string& message) {
+  if (fd < 0) return;
+  write_all(fd, "ready " + message + "\n");
+  ::close(fd);
+}
+
+void report_error(int fd, const std::string& message) {
+  if (fd < 0) return;
+  write_all(fd, "error " + message + "\n");
+  ::close(fd);
+}
+
+void write_pid_file(const fs::path& path, pid_t pid) {
+  std::ofstream(path) << pid << "\n";
+}
+
+std::optional<pid_t> live_pid(const fs::path& path) {
+  std::ifstream in(path);
+  pid_t pid = 0;
+  if (!(in >> pid) || pid <= 0) return std::nullopt;
+  if (::kill(pid, 0) != 0) return std::nullopt;
+  // Guard against a recycled pid: the process must be this program.
+  std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string argv0;
+  std::getline(cmd, argv0, '\0');
+  if (argv0.find("atoll") == std::string::npos) return std::nullopt;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  auto close_paren = line.rfind(')');
+  if (close_paren != std::string::npos && close_paren + 2 < line.size() &&
+      line[close_paren + 2] == 'Z')
+    return std::nullopt;  // a zombie has already exited
+  return pid;
+}
+
+std::vector<Stopped> stop_all(const fs::path& dir, std::chrono::milliseconds grace) {
+  std::vector<std::pair<std::string, fs::path>> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().extension() == ".pid")
+      files.emplace_back(entry.path().stem().string(), entry.path());
+  // Nodes first, the head last, so nodes do not spend their last moments reconnecting.
+  std::stable_partition(files.begin(), files.end(),
+                        [](const auto& f) { return f.first != "head"; });
+  std::vector<Stopped> stopped;
+  for (const auto& [name, path] : files) {
+    auto pid = live_pid(path);
+    if (pid) {
+      ::kill(*pid, SIGTERM);
+      auto deadline = std::chrono::steady_clock::now() + grace;
+      while (live_pid(path) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      bool forced = live_pid(path).has_value();
+      if (forced) ::kill(*pid, SIGKILL);
+      stopped.push_back({name, *pid, forced});
+    }
+    fs::remove(path, ec);
+  }
+  fs::remove(dir / "head.addr", ec);
+  return stopped;
+}
+
+}  // namespace atl::cli
