@@ -141,6 +141,9 @@ DecodeResult<Root> decode_as(Frame frame) {
       result.error = "trailing bytes after the message";
       return result;
     }
+    // Follow every pointer once (throws on any out-of-bounds or malformed one), so no member the
+    // field checks below do not read can carry a bad pointer into an accepted message.
+    (void)reader->getRoot<Root>().totalSize();
     result.error = validate(reader->getRoot<Root>());
     if (result.error.empty()) {
       // Validation walked every field the runtime reads under the strict limit. The reader handed
