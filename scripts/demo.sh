@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the demo (examples/hello on the embedded runtime).
+# Sets up, builds and runs the demo: examples/hello on the embedded runtime, then a local cluster
+# of two islands (real head and node processes on loopback), its status, and its removal.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 "$root/scripts/build.sh" "$root/build" -DATOLL_BUILD_TESTS=OFF -DATOLL_BUILD_BENCHMARKS=OFF
+
+echo "== examples/hello (embedded runtime)"
 "$root/build/examples/atoll_hello"
+
+echo
+echo "== a local cluster: 2 islands x 2 nodes"
+export ATOLL_STATE_DIR
+ATOLL_STATE_DIR=$(mktemp -d)
+trap '"$root/build/atoll" down > /dev/null 2>&1 || true; rm -rf "$ATOLL_STATE_DIR"' EXIT
+"$root/build/atoll" up --islands 2 --nodes-per-island 2 --gpus-per-node 1 --gpu-model H100 \
+  --cpus 1
+"$root/build/atoll" status
+"$root/build/atoll" down
