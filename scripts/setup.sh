@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what atoll needs to build and test, from Debian's packages. Idempotent: installs only
-# what is missing, so running it again costs nothing.
+# what is missing, so running it again costs nothing. Extra package names may be given as
+# arguments (scripts/fuzz.sh adds clang's libFuzzer).
 set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libmsgpack-cxx-dev libgtest-dev libgmock-dev libbenchmark-dev
   capnproto libcapnp-dev libasio-dev libssl-dev libcli11-dev nlohmann-json3-dev
+  "$@"
 )
 
 missing=()

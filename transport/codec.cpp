@@ -1,5 +1,6 @@
 #include "transport/codec.hpp"
 
+#include <capnp/dynamic.h>
 #include <kj/exception.h>
 
 #include <cmath>
@@ -126,6 +127,56 @@ std::string validate(wire::Envelope::Reader e) {
   return "unknown message type";
 }
 
+std::string validate(wire::WorkerMessage::Reader m) {
+  switch (m.which()) {
+    case wire::WorkerMessage::READY:
+      return {};
+    case wire::WorkerMessage::EXECUTE: {
+      auto e = m.getExecute();
+      if (e.getFunction().size() == 0 || e.getFunction().size() > kMaxNameBytes)
+        return "bad function name";
+      return e.getArgs().size() <= kMaxTaskArgs ? std::string() : "too many arguments";
+    }
+    case wire::WorkerMessage::OUTCOME: {
+      auto o = m.getOutcome();
+      if (o.which() == wire::TaskOutcome::VALUE) return {};
+      if (o.which() != wire::TaskOutcome::FAILURE) return "unknown outcome";
+      if (auto e = check_text(o.getFailure().getRemoteType(), kMaxNameBytes, "remote type");
+          !e.empty())
+        return e;
+      return check_text(o.getFailure().getMessage(), kMaxMessageTextBytes, "failure message");
+    }
+  }
+  return "unknown worker message";
+}
+
+// Reads every field through the schema: the active member of each union, every other field and
+// every list element, recursively. A pointer of the wrong type (a list where a struct belongs)
+// throws here, during decoding, instead of later in code that reads an accepted message.
+void read_every_field(capnp::DynamicValue::Reader value) {
+  switch (value.getType()) {
+    case capnp::DynamicValue::TEXT:
+      (void)value.as<capnp::Text>();
+      return;
+    case capnp::DynamicValue::DATA:
+      (void)value.as<capnp::Data>();
+      return;
+    case capnp::DynamicValue::LIST:
+      for (auto element : value.as<capnp::DynamicList>()) read_every_field(element);
+      return;
+    case capnp::DynamicValue::STRUCT: {
+      auto s = value.as<capnp::DynamicStruct>();
+      KJ_IF_MAYBE (field, s.which()) {
+        read_every_field(s.get(*field));
+      }
+      for (auto field : s.getSchema().getNonUnionFields()) read_every_field(s.get(field));
+      return;
+    }
+    default:
+      return;
+  }
+}
+
 template <class Root>
 DecodeResult<Root> decode_as(Frame frame) {
   DecodeResult<Root> result;
@@ -144,6 +195,7 @@ DecodeResult<Root> decode_as(Frame frame) {
     // Follow every pointer once (throws on any out-of-bounds or malformed one), so no member the
     // field checks below do not read can carry a bad pointer into an accepted message.
     (void)reader->getRoot<Root>().totalSize();
+    read_every_field(capnp::toDynamic(reader->getRoot<Root>()));
     result.error = validate(reader->getRoot<Root>());
     if (result.error.empty()) {
       // Validation walked every field the runtime reads under the strict limit. The reader handed
@@ -168,6 +220,10 @@ DecodeResult<wire::Handshake> decode_handshake(Frame frame) {
 
 DecodeResult<wire::Envelope> decode_envelope(Frame frame) {
   return decode_as<wire::Envelope>(std::move(frame));
+}
+
+DecodeResult<wire::WorkerMessage> decode_worker_message(Frame frame) {
+  return decode_as<wire::WorkerMessage>(std::move(frame));
 }
 
 std::vector<std::byte> encode(capnp::MessageBuilder& message) {

@@ -25,6 +25,7 @@ namespace atl::transport {
 inline constexpr unsigned kNestingLimit = 16;
 inline constexpr std::size_t kMaxNameBytes = 256;
 inline constexpr std::size_t kMaxMessageTextBytes = 64u << 10;
+inline constexpr std::size_t kMaxTaskArgs = 1024;
 
 template <class Root>
 class Decoded {
@@ -46,6 +47,7 @@ struct DecodeResult {
 
 DecodeResult<wire::Handshake> decode_handshake(Frame frame);
 DecodeResult<wire::Envelope> decode_envelope(Frame frame);
+DecodeResult<wire::WorkerMessage> decode_worker_message(Frame frame);
 
 // The frame (length prefix included) for a built message.
 std::vector<std::byte> encode(capnp::MessageBuilder& message);

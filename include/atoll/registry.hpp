@@ -54,11 +54,12 @@ class Registry {
 
   template <class F>
   requires std::is_function_v<F> Registry& function(std::string name, F* fn) {
-    using Passed = typename ParamsOf<typename detail::function_traits<F*>::params>::passed;
+    using Params = ParamsOf<typename detail::function_traits<F*>::params>;
     detail::FunctionEntry e;
     e.name = std::move(name);
     e.key = detail::function_key(fn);
-    e.params = detail::arg_modes(Passed{});
+    e.params = detail::arg_modes(typename Params::passed{});
+    e.takes_runtime = Params::split::injected;
     e.invoke = detail::bind_function(fn);
     add_function(std::move(e));
     return *this;

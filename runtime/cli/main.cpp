@@ -4,8 +4,31 @@
 
 #include "atoll/errors.hpp"
 #include "runtime/cli/commands.hpp"
+#include "runtime/worker_process.hpp"
+
+namespace {
+
+// `atoll __worker --fd N --module PATH --module-hash H --module-name NAME`, started by node agents.
+int worker(int argc, char** argv) {
+  int fd = -1;
+  std::string path, hash, name;
+  CLI::App app{"atoll worker process (started by node agents)"};
+  app.add_option("--fd", fd)->required();
+  app.add_option("--module", path)->required();
+  app.add_option("--module-hash", hash)->required();
+  app.add_option("--module-name", name)->required();
+  try {
+    app.parse(argc - 1, argv + 1);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return atl::runtime::worker_main(fd, path, hash, name);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "__worker") return worker(argc, argv);
   CLI::App app{"atoll: one programmable cluster from GPUs spread over the internet"};
   app.require_subcommand(1);
 

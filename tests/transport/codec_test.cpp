@@ -662,10 +662,12 @@ TEST(CodecTest, AcceptedMessagesCanBeWalkedCompletely) {
 }
 
 // For every pointer-typed member of `Union` (the root's union, or a group of it), a hand-built
-// Root whose union holds that member with a struct pointer far outside the segment. Returns the
-// members whose message was accepted and then threw when read.
-template <class Root, class Union>
-std::vector<std::string> accepted_but_unreadable_members(DecodeResult<Root> (*decode)(Frame)) {
+// Root whose union holds that member with the pointer word `bad_pointer(type, offset)` returns,
+// where `offset` makes a pointer reach a spare zero word at the segment's end. Returns the members
+// whose message was accepted and then threw when read.
+template <class Root, class Union, class MakePointer>
+std::vector<std::string> accepted_but_unreadable_members(DecodeResult<Root> (*decode)(Frame),
+                                                         MakePointer bad_pointer) {
   const auto root = capnp::Schema::from<Root>().getProto().getStruct();
   const auto group = capnp::Schema::from<Union>();
   const unsigned discriminant = group.getProto().getStruct().getDiscriminantOffset();  // 16-bit
@@ -679,12 +681,13 @@ std::vector<std::string> accepted_but_unreadable_members(DecodeResult<Root> (*de
     if (type != capnp::schema::Type::STRUCT && type != capnp::schema::Type::LIST &&
         type != capnp::schema::Type::TEXT && type != capnp::schema::Type::DATA)
       continue;
-    std::vector<std::uint64_t> words(2 + data_words + ptrs, 0);
+    std::vector<std::uint64_t> words(2 + data_words + ptrs + 1, 0);
     words[0] = one_segment(static_cast<std::uint32_t>(words.size() - 1));
     words[1] = struct_ptr(0, data_words, ptrs);
     words[2 + discriminant / 4] |= std::uint64_t{proto.getDiscriminantValue()}
                                    << (16 * (discriminant % 4));
-    words[2 + data_words + proto.getSlot().getOffset()] = struct_ptr(1000, 1, 0);
+    const std::size_t at = 2 + data_words + proto.getSlot().getOffset();
+    words[at] = bad_pointer(type, static_cast<std::int32_t>(words.size() - 1 - (at + 1)));
     auto result = decode(words_frame(words));
     if (!result.message) continue;
     try {
@@ -694,6 +697,17 @@ std::vector<std::string> accepted_but_unreadable_members(DecodeResult<Root> (*de
     }
   }
   return bad;
+}
+
+std::uint64_t out_of_bounds_pointer(capnp::schema::Type::Which, std::int32_t) {
+  return struct_ptr(1000, 1, 0);
+}
+
+// In bounds, but of the wrong kind: an empty byte list where a struct is expected, a one-word
+// struct where a list (or text or data) is.
+std::uint64_t mistyped_pointer(capnp::schema::Type::Which type, std::int32_t offset) {
+  return type == capnp::schema::Type::STRUCT ? list_ptr(offset, kByte, 0)
+                                             : struct_ptr(offset, 1, 0);
 }
 
 TEST(CodecTest, OutOfBoundsPointersInValidatedMembersAreRejected) {
@@ -713,9 +727,9 @@ TEST(CodecTest, OutOfBoundsPointersInValidatedMembersAreRejected) {
   }
 }
 
-// Regression: validate(Handshake) returned "" for WELCOME without following the welcome pointer, so
-// decode_handshake() accepts Handshake{welcome = <out-of-bounds struct pointer>}, and the first
-// read of root().getWelcome() then throws kj::Exception ("Message contained out-of-bounds struct
+// Regression: validate(Handshake) returned "" for WELCOME without following the welcome pointer,
+// so decode_handshake() accepted Handshake{welcome = <out-of-bounds struct pointer>}, and the first
+// read of root().getWelcome() then threw kj::Exception ("Message contained out-of-bounds struct
 // pointer") out of an accepted message. Found by atoll_wire_fuzz within seconds.
 TEST(CodecTest, WelcomeWithOutOfBoundsPointerIsRejected) {
   auto r = decode_handshake(words_frame(
@@ -728,15 +742,39 @@ TEST(CodecTest, WelcomeWithOutOfBoundsPointerIsRejected) {
       << "decode_handshake accepted a Welcome it cannot read";
 }
 
-// Regression (same class): every union member whose contents validate() does not read is accepted even
-// when its pointer is out of bounds, and reading it later throws. Today: Handshake.welcome and
+// Regression (same class): every union member whose contents validate() did not read was accepted
+// even when its pointer was out of bounds, and reading it later threw: Handshake.welcome and
 // Envelope.body.{nodeRegistered, heartbeat, statusRequest}. Schema-driven, so members added later
 // are checked too.
 TEST(CodecTest, NoUnionMemberWithAnOutOfBoundsPointerIsAccepted) {
   auto handshake = accepted_but_unreadable_members<wire::Handshake, wire::Handshake>(
-      +[](Frame f) { return decode_handshake(std::move(f)); });
+      +[](Frame f) { return decode_handshake(std::move(f)); }, out_of_bounds_pointer);
   auto envelope = accepted_but_unreadable_members<wire::Envelope, wire::Envelope::Body>(
-      +[](Frame f) { return decode_envelope(std::move(f)); });
+      +[](Frame f) { return decode_envelope(std::move(f)); }, out_of_bounds_pointer);
+  for (const auto& m : handshake) ADD_FAILURE() << "Handshake." << m;
+  for (const auto& m : envelope) ADD_FAILURE() << "Envelope.body." << m;
+}
+
+// Regression: totalSize() follows every pointer but does not know the schema, so a pointer of
+// the wrong kind (a list where Handshake.welcome's struct belongs) used to be accepted and then
+// threw on first read. decode_as() now also reads every field through the schema.
+TEST(CodecTest, WelcomeWithAListPointerIsRejected) {
+  auto r = decode_handshake(words_frame(
+      {one_segment(3), struct_ptr(0, 1, 1), wire::Handshake::WELCOME, list_ptr(0, kByte, 0)}));
+  if (!r.message) {
+    expect_limit_or_malformed(r.error);
+    return;
+  }
+  EXPECT_NO_THROW((void)r.message->root().getWelcome().getSessionId())
+      << "decode_handshake accepted a Welcome it cannot read";
+}
+
+// Regression (same class), schema-driven so members added later are covered too.
+TEST(CodecTest, NoUnionMemberWithAMistypedPointerIsAccepted) {
+  auto handshake = accepted_but_unreadable_members<wire::Handshake, wire::Handshake>(
+      +[](Frame f) { return decode_handshake(std::move(f)); }, mistyped_pointer);
+  auto envelope = accepted_but_unreadable_members<wire::Envelope, wire::Envelope::Body>(
+      +[](Frame f) { return decode_envelope(std::move(f)); }, mistyped_pointer);
   for (const auto& m : handshake) ADD_FAILURE() << "Handshake." << m;
   for (const auto& m : envelope) ADD_FAILURE() << "Envelope.body." << m;
 }

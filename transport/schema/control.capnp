@@ -157,3 +157,36 @@ struct Envelope {
     clusterStatus @9 :ClusterStatus;
   }
 }
+
+# Between a node agent and one of its worker processes (over a socketpair, same framing).
+struct ExecuteTask {
+  taskId @0 :UInt64;
+  function @1 :Text;       # a registered name
+  args @2 :List(Data);     # msgpack payloads, one per parameter
+}
+
+struct TaskFailure {
+  remoteType @0 :Text;     # the exception's type, or "atoll::Error" for runtime refusals
+  message @1 :Text;
+}
+
+struct TaskOutcome {
+  taskId @0 :UInt64;
+  union {
+    value @1 :Data;        # the msgpack-encoded result
+    failure @2 :TaskFailure;
+  }
+}
+
+struct WorkerReady {
+  pid @0 :UInt32;
+  functions @1 :UInt32;    # how many functions the loaded module registered
+}
+
+struct WorkerMessage {
+  union {
+    ready @0 :WorkerReady;
+    execute @1 :ExecuteTask;
+    outcome @2 :TaskOutcome;
+  }
+}

@@ -131,6 +131,7 @@ struct FunctionEntry {
   std::string name;
   std::uintptr_t key = 0;  // the C++ function's address, for rt.task(&fn)
   std::vector<ArgMode> params;
+  bool takes_runtime = false;  // its first parameter is an injected RuntimeRef
   std::function<Payload(CallFrame&)> invoke;
 };
 

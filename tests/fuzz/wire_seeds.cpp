@@ -1,0 +1,136 @@
+// Writes valid frames of every control-plane message type into a directory, as a seed corpus for
+// atoll_wire_fuzz: atoll_wire_seeds DIR
+#include <capnp/message.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "transport/auth.hpp"
+#include "transport/codec.hpp"
+#include "transport/schema/control.capnp.h"
+
+namespace {
+
+namespace wire = atl::wire;
+using atl::transport::encode;
+
+kj::ArrayPtr<const kj::byte> bytes(const std::array<std::byte, 32>& a) {
+  return {reinterpret_cast<const kj::byte*>(a.data()), a.size()};
+}
+
+std::vector<std::byte> hello() {
+  capnp::MallocMessageBuilder m;
+  auto h = m.initRoot<wire::Handshake>().initHello();
+  h.setProtocolVersion(wire::PROTOCOL_VERSION);
+  h.setRole(wire::Role::NODE);
+  h.setName("node-1");
+  h.setClientNonce(bytes(atl::transport::make_nonce()));
+  return encode(m);
+}
+
+std::vector<std::byte> challenge() {
+  capnp::MallocMessageBuilder m;
+  auto c = m.initRoot<wire::Handshake>().initChallenge();
+  c.setProtocolVersion(wire::PROTOCOL_VERSION);
+  auto client = atl::transport::make_nonce();
+  auto server = atl::transport::make_nonce();
+  c.setServerNonce(bytes(server));
+  c.setServerProof(bytes(atl::transport::server_proof("seed-token-0123456789", client, server)));
+  return encode(m);
+}
+
+std::vector<std::byte> proof() {
+  capnp::MallocMessageBuilder m;
+  m.initRoot<wire::Handshake>().initProof().setClientProof(bytes(atl::transport::make_nonce()));
+  return encode(m);
+}
+
+std::vector<std::byte> welcome() {
+  capnp::MallocMessageBuilder m;
+  m.initRoot<wire::Handshake>().initWelcome().setSessionId(0x1234567890abcdefull);
+  return encode(m);
+}
+
+std::vector<std::byte> refusal() {
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<wire::Handshake>().initRefusal();
+  r.setReason(wire::RefusalReason::AUTHENTICATION_FAILED);
+  r.setMessage("authentication failed");
+  return encode(m);
+}
+
+std::vector<std::byte> ping() {
+  capnp::MallocMessageBuilder m;
+  auto e = m.initRoot<wire::Envelope>();
+  e.setRequestId(1);
+  e.setTimeoutMs(1000);
+  e.getBody().initPing().setSentNs(123456789);
+  return encode(m);
+}
+
+std::vector<std::byte> pong() {
+  capnp::MallocMessageBuilder m;
+  auto e = m.initRoot<wire::Envelope>();
+  e.setRequestId(1);
+  e.getBody().initPong().setSentNs(123456789);
+  return encode(m);
+}
+
+std::vector<std::byte> error_reply() {
+  capnp::MallocMessageBuilder m;
+  auto e = m.initRoot<wire::Envelope>();
+  e.setRequestId(2);
+  auto err = e.getBody().initError();
+  err.setCategory(wire::ErrorCategory::TIMED_OUT);
+  err.setMessage("the request timed out");
+  return encode(m);
+}
+
+std::vector<std::byte> multi_segment_hello() {
+  capnp::MallocMessageBuilder m(1, capnp::AllocationStrategy::FIXED_SIZE);
+  auto h = m.initRoot<wire::Handshake>().initHello();
+  h.setRole(wire::Role::DRIVER);
+  h.setName("driver-with-a-far-pointer");
+  h.setClientNonce(bytes(atl::transport::make_nonce()));
+  return encode(m);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
+    return 2;
+  }
+  const std::filesystem::path dir = argv[1];
+  std::filesystem::create_directories(dir);
+  const std::vector<std::pair<std::string, std::vector<std::byte>>> seeds = {
+      {"hello", hello()},
+      {"challenge", challenge()},
+      {"proof", proof()},
+      {"welcome", welcome()},
+      {"refusal", refusal()},
+      {"ping", ping()},
+      {"pong", pong()},
+      {"error", error_reply()},
+      {"hello-multi-segment", multi_segment_hello()},
+  };
+  std::vector<std::byte> stream;  // a whole handshake and some traffic on one connection
+  for (const auto& [name, frame] : seeds) {
+    std::ofstream(dir / ("seed-" + name), std::ios::binary)
+        .write(reinterpret_cast<const char*>(frame.data()),
+               static_cast<std::streamsize>(frame.size()));
+    stream.insert(stream.end(), frame.begin(), frame.end());
+  }
+  std::ofstream(dir / "seed-stream", std::ios::binary)
+      .write(reinterpret_cast<const char*>(stream.data()),
+             static_cast<std::streamsize>(stream.size()));
+  std::printf("wrote %zu seeds to %s\n", seeds.size() + 1, dir.c_str());
+  return 0;
+}

@@ -1,0 +1,149 @@
+// Code shipping and worker processes: modules stored by hash, verified before loading, and tasks
+// whose crashes take down only their worker.
+#include "runtime/worker_process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "atoll/errors.hpp"
+#include "atoll/serialization.hpp"
+#include "runtime/module_store.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using atl::runtime::WorkerProcess;
+
+std::vector<std::byte> read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> out(chars.size());
+  std::memcpy(out.data(), chars.data(), chars.size());
+  return out;
+}
+
+template <class T>
+std::string arg(const T& v) {
+  return atl::detail::serialize(v).bytes;
+}
+
+template <class T>
+T result(const atl::runtime::WorkerOutcome& o) {
+  atl::detail::Payload p;
+  p.bytes = o.value;
+  return atl::detail::deserialize<T>(p);
+}
+
+class WorkerProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("atoll-modules-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    store_ = std::make_unique<atl::runtime::ModuleStore>(dir_);
+    hash_ = store_->put(read_file(ATOLL_TEST_JOB));
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  atl::runtime::WorkerSpec spec(std::string name = "test_job") {
+    return {ATOLL_CLI, store_->verified_path(hash_)->string(), hash_, std::move(name)};
+  }
+
+  fs::path dir_;
+  std::unique_ptr<atl::runtime::ModuleStore> store_;
+  std::string hash_;
+};
+
+TEST(Sha256Test, known_vector) {
+  std::string abc = "abc";
+  EXPECT_EQ(atl::runtime::sha256_hex(std::as_bytes(std::span(abc))),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_F(WorkerProcessTest, runs_tasks_from_a_shipped_module) {
+  auto worker = WorkerProcess::spawn(spec(), 10s);
+  EXPECT_EQ(worker->functions(), 7u);
+  auto sum = worker->execute("add", {arg(1), arg(2)}, 10s);
+  ASSERT_TRUE(sum.ok) << sum.message;
+  EXPECT_EQ(result<int>(sum), 3);
+  auto hi = worker->execute("greet", {arg(std::string("atoll"))}, 10s);
+  ASSERT_TRUE(hi.ok) << hi.message;
+  EXPECT_EQ(result<std::string>(hi), "hello, atoll");
+}
+
+TEST_F(WorkerProcessTest, exceptions_come_back_with_type_and_message) {
+  auto worker = WorkerProcess::spawn(spec(), 10s);
+  auto out = worker->execute("fails", {arg(7)}, 10s);
+  EXPECT_FALSE(out.ok);
+  EXPECT_NE(out.remote_type.find("invalid_argument"), std::string::npos) << out.remote_type;
+  EXPECT_EQ(out.message, "bad input 7");
+  EXPECT_TRUE(worker->execute("add", {arg(2), arg(2)}, 10s).ok);  // the worker carries on
+  auto missing = worker->execute("nope", {}, 10s);
+  EXPECT_FALSE(missing.ok);
+  EXPECT_NE(missing.message.find("no function named 'nope'"), std::string::npos);
+  auto nested = worker->execute("nested", {arg(1)}, 10s);
+  EXPECT_FALSE(nested.ok);
+  EXPECT_NE(nested.message.find("nested tasks"), std::string::npos) << nested.message;
+  auto wrong_args = worker->execute("add", {arg(1)}, 10s);
+  EXPECT_FALSE(wrong_args.ok);
+}
+
+TEST_F(WorkerProcessTest, a_crash_takes_down_only_the_worker_and_names_the_signal) {
+  for (auto [fn, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"segfault", "SIGSEGV"}, {"aborts", "SIGABRT"}}) {
+    auto worker = WorkerProcess::spawn(spec(), 10s);
+    try {
+      worker->execute(fn, {}, 10s);
+      FAIL() << fn << " returned";
+    } catch (const atl::Error& e) {
+      EXPECT_EQ(e.category(), atl::ErrorCategory::disconnected);
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(worker->alive());
+  }
+  auto worker = WorkerProcess::spawn(spec(), 10s);
+  try {
+    worker->execute("exits", {arg(3)}, 10s);
+    FAIL() << "exits returned";
+  } catch (const atl::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exited with status 3"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(WorkerProcess::spawn(spec(), 10s)->execute("add", {arg(1), arg(1)}, 10s).ok);
+}
+
+TEST_F(WorkerProcessTest, a_module_whose_hash_does_not_match_is_never_loaded) {
+  auto s = spec();
+  s.module_hash = std::string(64, '0');
+  try {
+    WorkerProcess::spawn(s, 10s);
+    FAIL() << "a mismatched module was loaded";
+  } catch (const atl::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("refusing to load"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(WorkerProcessTest, an_unknown_module_name_is_a_clear_error) {
+  try {
+    WorkerProcess::spawn(spec("other"), 10s);
+    FAIL() << "expected an error";
+  } catch (const atl::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("atoll_module_other"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(WorkerProcessTest, a_tampered_stored_module_is_removed_and_refused) {
+  fs::path p = *store_->verified_path(hash_);
+  fs::permissions(p, fs::perms::owner_all);
+  std::ofstream(p, std::ios::app) << "tampered";
+  EXPECT_THROW(store_->verified_path(hash_), atl::Error);
+  EXPECT_FALSE(fs::exists(p));
+  EXPECT_FALSE(store_->verified_path(hash_).has_value());
+  auto bytes = read_file(ATOLL_TEST_JOB);
+  EXPECT_THROW(store_->put_expecting(std::string(64, 'a'), bytes), atl::Error);
+  store_->put_expecting(hash_, bytes);
+  EXPECT_TRUE(store_->verified_path(hash_).has_value());
+}
+
+}  // namespace
