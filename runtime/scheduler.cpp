@@ -86,20 +86,22 @@ SchedulingClass* Scheduler::intern_locked(ResourceDemand demand, std::vector<Lab
   return raw;
 }
 
-SchedulingClass* Scheduler::class_for(const TaskOptions& o) {
+template <class Options>
+SchedulingClass* Scheduler::class_for_options(const Options& o, double default_cpus) {
   validate(o.label_selector);
   validate(o.preferred_labels);
   std::lock_guard lock(mu_);
-  ResourceDemand d = make_demand(names_, o.num_cpus, 1.0, o.num_gpus, o.memory, o.resources);
+  ResourceDemand d =
+      make_demand(names_, o.num_cpus, default_cpus, o.num_gpus, o.memory, o.resources);
   return intern_locked(std::move(d), o.label_selector, o.preferred_labels);
 }
 
+SchedulingClass* Scheduler::class_for(const TaskOptions& o) {
+  return class_for_options(o, 1.0);
+}
+
 SchedulingClass* Scheduler::class_for(const ActorOptions& o) {
-  validate(o.label_selector);
-  validate(o.preferred_labels);
-  std::lock_guard lock(mu_);
-  ResourceDemand d = make_demand(names_, o.num_cpus, 0.0, o.num_gpus, o.memory, o.resources);
-  return intern_locked(std::move(d), o.label_selector, o.preferred_labels);
+  return class_for_options(o, 0.0);
 }
 
 NodeState* Scheduler::pick_locked(const SchedulingClass& c) const {

@@ -97,6 +97,8 @@ class Scheduler {
   std::string describe_nodes() const;
 
  private:
+  template <class Options>
+  SchedulingClass* class_for_options(const Options& options, double default_cpus);
   SchedulingClass* intern_locked(ResourceDemand demand, std::vector<LabelSelector> hard,
                                  std::vector<LabelSelector> soft);
   void compute_feasible_locked(SchedulingClass& c);

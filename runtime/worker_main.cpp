@@ -18,17 +18,7 @@ namespace atl::runtime {
 namespace {
 
 bool send_frame(int fd, capnp::MessageBuilder& msg) {
-  auto frame = transport::encode(msg);
-  const std::byte* p = frame.data();
-  std::size_t left = frame.size();
-  while (left > 0) {
-    ssize_t n = ::send(fd, p, left, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-  return true;
+  return transport::send_all(fd, transport::encode(msg));
 }
 
 bool send_failure(int fd, std::uint64_t task, const std::string& type, const std::string& text) {

@@ -20,21 +20,7 @@ extern char** environ;
 
 namespace atl::runtime {
 
-namespace {
-
-void write_all(int fd, const std::vector<std::byte>& frame) {
-  const std::byte* p = frame.data();
-  std::size_t left = frame.size();
-  while (left > 0) {
-    ssize_t n = ::send(fd, p, left, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(ErrorCategory::disconnected, "the worker's socket closed");
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string describe_exit(int status) {
   if (WIFSIGNALED(status)) {
@@ -151,7 +137,7 @@ WorkerOutcome WorkerProcess::execute(const std::string& function,
     for (unsigned i = 0; i < args.size(); ++i)
       list.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(args[i].data()),
                                       args[i].size()));
-    write_all(fd_, transport::encode(msg));
+    if (!transport::send_all(fd_, transport::encode(msg))) died();
   }
   auto decoded = transport::decode_worker_message(read_frame(timeout));
   if (!decoded.message) {

@@ -1,5 +1,8 @@
 #include "transport/frame.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstring>
 
 namespace atl::transport {
@@ -53,6 +56,16 @@ std::vector<std::byte> encode_frame(std::span<const std::byte> payload) {
   for (int i = 0; i < 4; ++i) out[i] = static_cast<std::byte>((n >> (8 * i)) & 0xff);
   std::memcpy(out.data() + kFrameHeaderBytes, payload.data(), payload.size());
   return out;
+}
+
+bool send_all(int fd, std::span<const std::byte> bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes = bytes.subspan(static_cast<std::size_t>(n));
+  }
+  return true;
 }
 
 }  // namespace atl::transport

@@ -53,4 +53,8 @@ class FrameDecoder {
 // Prefixes `payload` (a whole number of words) with its length.
 std::vector<std::byte> encode_frame(std::span<const std::byte> payload);
 
+// Writes all of `bytes` to a blocking stream socket (retrying on EINTR, never raising SIGPIPE).
+// False when the peer is gone.
+bool send_all(int fd, std::span<const std::byte> bytes);
+
 }  // namespace atl::transport
