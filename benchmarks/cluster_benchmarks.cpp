@@ -1,0 +1,140 @@
+// Round trips of the cluster's building blocks, each beside its raw baseline measured in the
+// same run on the same machine:
+//   control_request_round_trip  an authenticated control connection: Ping -> Pong (Asio, framing,
+//                               Cap'n Proto encode/decode/validate on both sides)
+//   raw_tcp_round_trip          32 bytes echoed over a loopback TCP socket (the floor)
+//   worker_task_round_trip      add(1, 2) run in a crash-isolated worker process
+//   raw_socketpair_round_trip   32 bytes echoed over a Unix socketpair (the floor)
+#include <benchmark/benchmark.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "atoll/serialization.hpp"
+#include "runtime/module_store.hpp"
+#include "runtime/worker_process.hpp"
+#include "transport/connection.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+void control_request_round_trip(benchmark::State& state) {
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  std::string token = atl::transport::generate_token();
+  atl::transport::Listener head(io, {asio::ip::make_address("127.0.0.1"), 0}, {.token = token}, {});
+  std::atomic<std::uint64_t> pongs{0};
+  atl::transport::Handlers handlers;
+  handlers.on_message = [&](const atl::transport::ConnectionPtr&,
+                            const atl::transport::Decoded<atl::wire::Envelope>& m) {
+    if (m.root().getBody().isPong()) {
+      pongs.fetch_add(1);
+      pongs.notify_one();
+    }
+  };
+  std::thread io_thread([&] { io.run(); });
+  std::promise<atl::transport::ConnectionPtr> dialled;
+  atl::transport::dial(io, "127.0.0.1", head.port(), {.token = token, .name = "bench"}, handlers,
+                       [&](atl::transport::ConnectionPtr c, std::string) { dialled.set_value(c); });
+  auto conn = dialled.get_future().get();
+  for (auto _ : state) {
+    std::uint64_t before = pongs.load();
+    conn->ping();
+    pongs.wait(before);
+  }
+  state.SetItemsProcessed(state.iterations());
+  conn->close("done");
+  asio::post(io, [&] { head.close(); });
+  work.reset();
+  io.stop();
+  io_thread.join();
+}
+
+// Echoes 32-byte messages on `fd` until the peer closes it.
+std::thread echo(int fd) {
+  return std::thread([fd] {
+    char buf[32];
+    for (;;) {
+      std::size_t got = 0;
+      while (got < sizeof buf) {
+        ssize_t n = ::recv(fd, buf + got, sizeof buf - got, 0);
+        if (n <= 0) return;
+        got += static_cast<std::size_t>(n);
+      }
+      if (::send(fd, buf, sizeof buf, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof buf)) return;
+    }
+  });
+}
+
+void round_trips(benchmark::State& state, int fd) {
+  char buf[32] = {};
+  for (auto _ : state) {
+    ::send(fd, buf, sizeof buf, MSG_NOSIGNAL);
+    std::size_t got = 0;
+    while (got < sizeof buf)
+      got += static_cast<std::size_t>(::recv(fd, buf + got, sizeof buf - got, 0));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void raw_tcp_round_trip(benchmark::State& state) {
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::ip::tcp::socket client(io), server(io);
+  client.connect(acceptor.local_endpoint());
+  acceptor.accept(server);
+  client.set_option(asio::ip::tcp::no_delay(true));
+  server.set_option(asio::ip::tcp::no_delay(true));
+  auto echoer = echo(server.native_handle());
+  round_trips(state, client.native_handle());
+  client.close();
+  echoer.join();
+}
+
+void raw_socketpair_round_trip(benchmark::State& state) {
+  int fds[2];
+  ::socketpair(AF_UNIX, SOCK_STREAM, 0, fds);
+  auto echoer = echo(fds[1]);
+  round_trips(state, fds[0]);
+  ::close(fds[0]);
+  echoer.join();
+  ::close(fds[1]);
+}
+
+void worker_task_round_trip(benchmark::State& state) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("atoll-bench-modules-" + std::to_string(::getpid()));
+  atl::runtime::ModuleStore store(dir);
+  std::ifstream in(ATOLL_TEST_JOB, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string hash = store.put(std::as_bytes(std::span(bytes)));
+  auto worker = atl::runtime::WorkerProcess::spawn(
+      {ATOLL_CLI, store.verified_path(hash)->string(), hash, "test_job"}, 10s);
+  std::vector<std::string> args{atl::detail::serialize(1).bytes, atl::detail::serialize(2).bytes};
+  for (auto _ : state) benchmark::DoNotOptimize(worker->execute("add", args, 10s));
+  state.SetItemsProcessed(state.iterations());
+  worker.reset();
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (auto [name, fn] : std::initializer_list<std::pair<const char*, void (*)(benchmark::State&)>>{
+           {"control_request_round_trip", control_request_round_trip},
+           {"raw_tcp_round_trip", raw_tcp_round_trip},
+           {"worker_task_round_trip", worker_task_round_trip},
+           {"raw_socketpair_round_trip", raw_socketpair_round_trip}})
+    benchmark::RegisterBenchmark(name, fn)->UseRealTime();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
