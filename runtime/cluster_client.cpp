@@ -43,7 +43,10 @@ void NodeAgentProcess::connect() {
 }
 
 void NodeAgentProcess::on_dialled(transport::ConnectionPtr conn, const std::string& error) {
-  if (stopping_) return;
+  if (stopping_) {
+    if (conn) conn->close("node agent stopping");
+    return;
+  }
   if (!conn) {
     if (!ever_registered_) {
       fatal_ = error;
@@ -92,7 +95,13 @@ void NodeAgentProcess::on_lost() {
   if (stopping_) return;
   heartbeat_timer_.cancel();
   conn_.reset();
-  if (!ever_registered_) return;  // the first failure is reported by on_dialled
+  if (!ever_registered_) {
+    // Authenticated, then closed before registering: the head refused what this node declared.
+    if (fatal_.empty())
+      fatal_ = "the head closed the connection before registering this node (see the head's log)";
+    work_.reset();
+    return;
+  }
   retry_timer_.expires_after(backoff_);
   backoff_ = std::min(backoff_ * 2, options_.max_backoff);
   retry_timer_.async_wait([this](const asio::error_code& ec) {

@@ -25,7 +25,8 @@ HeadServer::HeadServer(HeadOptions options)
     : options_(std::move(options)),
       membership_(clock_, options_.detector),
       work_(asio::make_work_guard(io_)),
-      sweep_timer_(io_) {
+      sweep_timer_(io_),
+      stop_timer_(io_) {
   transport::Handlers handlers;
   handlers.on_message = [this](const transport::ConnectionPtr& c,
                                const transport::Decoded<wire::Envelope>& m) { on_message(c, m); };
@@ -48,18 +49,25 @@ void HeadServer::run() {
 
 void HeadServer::stop() {
   asio::post(io_, [this] {
+    if (stopping_) return;
+    stopping_ = true;
     listener_->close();
     sweep_timer_.cancel();
-    std::lock_guard lock(mu_);
-    for (auto& [raw, entry] : nodes_by_connection_) entry.first->close("head shutting down");
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [raw, entry] : nodes_by_connection_) entry.first->close("head shutting down");
+    }
     work_.reset();
+    // Connections still in their handshake, or idle drivers, must not keep the head alive.
+    stop_timer_.expires_after(std::chrono::milliseconds(500));
+    stop_timer_.async_wait([this](const asio::error_code&) { io_.stop(); });
   });
 }
 
 void HeadServer::sweep_soon() {
   sweep_timer_.expires_after(std::chrono::milliseconds(200));
   sweep_timer_.async_wait([this](const asio::error_code& ec) {
-    if (ec) return;
+    if (ec || stopping_) return;
     auto died = membership_.sweep();
     if (!died.empty()) {
       std::lock_guard lock(mu_);

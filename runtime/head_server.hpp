@@ -49,7 +49,9 @@ class HeadServer {
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::unique_ptr<transport::Listener> listener_;
   asio::steady_timer sweep_timer_;
-  std::mutex mu_;  // guards nodes_by_connection_ (handlers run on connection strands)
+  asio::steady_timer stop_timer_;
+  bool stopping_ = false;  // io thread only
+  std::mutex mu_;          // guards nodes_by_connection_ (handlers run on connection strands)
   std::unordered_map<transport::Connection*, std::pair<transport::ConnectionPtr, std::uint64_t>>
       nodes_by_connection_;
 };

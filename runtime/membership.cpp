@@ -18,6 +18,11 @@ bool Membership::heartbeat(std::uint64_t id) {
   std::lock_guard lock(mu_);
   auto it = nodes_.find(id);
   if (it == nodes_.end() || it->second.dead) return false;
+  // A heartbeat arriving after the detector gave up does not bring the node back.
+  if (it->second.detector.liveness(clock_.now()) == Liveness::dead) {
+    it->second.dead = true;
+    return false;
+  }
   it->second.detector.heartbeat(clock_.now());
   return true;
 }
@@ -34,10 +39,21 @@ Liveness Membership::liveness_locked(const Entry& e) const {
 std::vector<std::uint64_t> Membership::sweep() {
   std::lock_guard lock(mu_);
   std::vector<std::uint64_t> died;
+  std::size_t dead = 0;
   for (auto& [id, e] : nodes_) {
     if (!e.dead && e.detector.liveness(clock_.now()) == Liveness::dead) {
       e.dead = true;
       died.push_back(id);
+    }
+    dead += e.dead ? 1 : 0;
+  }
+  // Keep the most recent dead nodes for status; forget the oldest (ids grow with time).
+  for (auto it = nodes_.begin(); dead > kMaxDeadNodes && it != nodes_.end();) {
+    if (it->second.dead) {
+      it = nodes_.erase(it);
+      --dead;
+    } else {
+      ++it;
     }
   }
   return died;

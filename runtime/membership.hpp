@@ -39,6 +39,8 @@ struct NodeView {
 
 class Membership {
  public:
+  static constexpr std::size_t kMaxDeadNodes = 1000;
+
   Membership(const Clock& clock, FailureDetectorOptions detector)
       : clock_(clock), detector_(detector) {}
 
@@ -48,7 +50,8 @@ class Membership {
   bool heartbeat(std::uint64_t id);
   // Its connection closed: dead at once.
   void disconnected(std::uint64_t id);
-  // Marks nodes dead whose detector says so; returns the ids that just died.
+  // Marks nodes dead whose detector says so, forgets the oldest dead beyond kMaxDeadNodes, and
+  // returns the ids that just died.
   std::vector<std::uint64_t> sweep();
   // All nodes, by island, then name, then id.
   std::vector<NodeView> snapshot() const;

@@ -42,21 +42,35 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
                                 std::to_string(fds[1]), "--module",       spec.module_path,
                                 "--module-hash",        spec.module_hash, "--module-name",
                                 spec.module_name};
+  std::vector<char*> argv;  // built before fork: the child may only make async-signal-safe calls
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_t pid = ::fork();
-  if (pid < 0) throw Error(ErrorCategory::failed, std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
+  if (pid < 0) {
+    int err = errno;
     ::close(fds[0]);
-    int flags = ::fcntl(fds[1], F_GETFD);
-    ::fcntl(fds[1], F_SETFD, flags & ~FD_CLOEXEC);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
+    ::close(fds[1]);
+    throw Error(ErrorCategory::failed, std::string("fork: ") + std::strerror(err));
+  }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    int keep = fds[1];  // stdio and the socketpair only: no other descriptor leaks in
+    if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
+    ::close_range(static_cast<unsigned>(keep + 1), ~0U, 0);
+    ::fcntl(keep, F_SETFD, 0);
     ::execve(spec.executable.c_str(), argv.data(), environ);
     ::_exit(127);
   }
   ::close(fds[1]);
   std::unique_ptr<WorkerProcess> worker(new WorkerProcess(pid, fds[0]));
-  transport::Frame frame = worker->read_frame(timeout);
+  transport::Frame frame;
+  try {
+    frame = worker->read_frame(timeout);
+  } catch (const Error& e) {
+    throw Error(ErrorCategory::failed, std::string("the worker could not start: ") + e.what());
+  }
   auto decoded = transport::decode_worker_message(std::move(frame));
   if (!decoded.message) throw Error(ErrorCategory::failed, "worker: " + decoded.error);
   auto m = decoded.message->root();

@@ -9,7 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <optional>
 #include <vector>
 
 #include "atoll/errors.hpp"
@@ -85,22 +85,62 @@ bool proofs_match(std::span<const std::byte> a, std::span<const std::byte> b) no
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::string load_or_create_token(const std::filesystem::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) {
-    if ((st.st_mode & 077) != 0)
-      throw Error(ErrorCategory::invalid_argument,
-                  "the token file " + path.string() +
-                      " is readable by other users; run: chmod 600 " + path.string());
-    std::ifstream in(path);
-    std::string token;
-    std::getline(in, token);
-    validate_token(token);
-    return token;
+namespace {
+
+// Reads the token through a descriptor that refuses symlinks, after checking who owns the file.
+std::optional<std::string> read_private_token(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw Error(ErrorCategory::invalid_argument, "cannot open the token file " + path.string() +
+                                                     ": " + std::strerror(errno) +
+                                                     " (it must be a regular file, not a link)");
   }
+  struct stat st {};
+  ::fstat(fd, &st);
+  std::string token;
+  char buf[512];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid())
+    throw Error(ErrorCategory::invalid_argument,
+                "the token file " + path.string() + " is not a regular file owned by this user");
+  if ((st.st_mode & 077) != 0)
+    throw Error(ErrorCategory::invalid_argument,
+                "the token file " + path.string() + " is readable by other users; run: chmod 600 " +
+                    path.string());
+  if (n > 0) token.assign(buf, static_cast<std::size_t>(n));
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  validate_token(token);
+  return token;
+}
+
+}  // namespace
+
+void store_token(const std::filesystem::path& path, std::string_view token) {
+  validate_token(token);
+  if (!path.parent_path().empty()) std::filesystem::create_directories(path.parent_path());
+  std::filesystem::path tmp = path;
+  tmp += ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    throw Error(ErrorCategory::failed,
+                "cannot create the token file " + tmp.string() + ": " + std::strerror(errno));
+  std::string line = std::string(token) + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    throw Error(ErrorCategory::failed, "cannot write the token file " + path.string());
+  }
+}
+
+std::string load_or_create_token(const std::filesystem::path& path) {
+  if (auto token = read_private_token(path)) return *token;
   if (!path.parent_path().empty()) std::filesystem::create_directories(path.parent_path());
   std::string token = generate_token();
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == EEXIST) return *read_private_token(path);  // created concurrently
   if (fd < 0)
     throw Error(ErrorCategory::failed,
                 "cannot create the token file " + path.string() + ": " + std::strerror(errno));

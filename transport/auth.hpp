@@ -17,7 +17,8 @@ namespace atl::transport {
 
 inline constexpr std::size_t kNonceBytes = 32;
 inline constexpr std::size_t kProofBytes = 32;
-inline constexpr std::size_t kMinTokenChars = 16;
+// Shorter tokens could be guessed offline from a recorded handshake proof.
+inline constexpr std::size_t kMinTokenChars = 32;
 
 using Nonce = std::array<std::byte, kNonceBytes>;
 using AuthProof = std::array<std::byte, kProofBytes>;
@@ -35,7 +36,10 @@ AuthProof client_proof(std::string_view token, const Nonce& client, const Nonce&
 bool proofs_match(std::span<const std::byte> a, std::span<const std::byte> b) noexcept;
 
 // Reads the token stored at `path`, or creates one there with mode 0600. Raises
-// Error(invalid_argument) when the file is readable by group or others, or holds a short token.
+// Error(invalid_argument) when the file is a link, belongs to another user, is readable by group
+// or others, or holds a short token.
 std::string load_or_create_token(const std::filesystem::path& path);
+// Replaces the token file atomically (written with mode 0600, then renamed).
+void store_token(const std::filesystem::path& path, std::string_view token);
 
 }  // namespace atl::transport

@@ -33,7 +33,8 @@ Connection::Connection(asio::ip::tcp::socket socket, Side side, std::string toke
       token_(std::move(token)),
       protocol_version_(protocol_version),
       handlers_(std::move(handlers)),
-      decoder_(max_frame_bytes),
+      max_frame_bytes_(max_frame_bytes),
+      decoder_(std::min(max_frame_bytes, kMaxHandshakeFrameBytes)),
       stage_(side == Side::server ? Stage::awaiting_hello : Stage::awaiting_challenge) {}
 
 Connection::~Connection() = default;
@@ -88,14 +89,15 @@ void Connection::read_more() {
                               self->close_now("protocol error: " + self->decoder_.error());
                               return;
                             }
-                            while (!self->closed()) {
+                            // After a refusal nothing more from this peer is processed.
+                            while (!self->closed() && !self->close_after_flush_) {
                               std::optional<Frame> frame = self->decoder_.next();
                               if (!frame) break;
                               self->on_frame(std::move(*frame));
                             }
                             if (self->decoder_.failed())
                               self->close_now("protocol error: " + self->decoder_.error());
-                            if (!self->closed()) self->read_more();
+                            if (!self->closed() && !self->close_after_flush_) self->read_more();
                           });
 }
 
@@ -104,7 +106,8 @@ void Connection::on_frame(Frame frame) {
     auto decoded = decode_handshake(std::move(frame));
     if (!decoded.message) {
       if (side_ == Side::server)
-        refuse(wire::RefusalReason::MALFORMED, decoded.error);
+        // Unauthenticated: say only that it was refused, not what the decoder saw.
+        refuse(wire::RefusalReason::MALFORMED, "malformed handshake");
       else
         fail_handshake("the head sent a malformed handshake: " + decoded.error);
       return;
@@ -189,6 +192,7 @@ void Connection::on_handshake(wire::Handshake::Reader m) {
 
 void Connection::become_open() {
   stage_ = Stage::open;
+  decoder_.set_max_frame_bytes(max_frame_bytes_);
   handshake_timer_.cancel();
   established_.store(true);
   if (side_ == Side::server) {
@@ -250,6 +254,12 @@ void Connection::ping() {
 }
 
 void Connection::write(std::vector<std::byte> frame) {
+  queued_bytes_ += frame.size();
+  if (queued_bytes_ > kMaxQueuedWriteBytes) {
+    close_now("the peer does not read: more than " + std::to_string(kMaxQueuedWriteBytes) +
+              " bytes queued");
+    return;
+  }
   write_queue_.push_back(std::move(frame));
   if (!writing_) write_next();
 }
@@ -268,6 +278,7 @@ void Connection::write_next() {
                         self->close_now("write failed: " + ec.message());
                         return;
                       }
+                      self->queued_bytes_ -= self->write_queue_.front().size();
                       self->write_queue_.pop_front();
                       self->write_next();
                     });
@@ -285,6 +296,7 @@ void Connection::close_now(const std::string& reason) {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   write_queue_.clear();
+  queued_bytes_ = 0;
   if (auto done = std::exchange(on_dialled_, {})) done(nullptr, reason);
   if (established_.load() && handlers_.on_closed) handlers_.on_closed(shared_from_this(), reason);
 }
@@ -306,6 +318,7 @@ Listener::Listener(asio::io_context& io, const asio::ip::tcp::endpoint& endpoint
                    std::function<void(ConnectionPtr)> on_established)
     : io_(io),
       acceptor_(io),
+      retry_timer_(io),
       options_(std::move(options)),
       handlers_(std::move(handlers)),
       on_established_(std::move(on_established)) {
@@ -333,13 +346,22 @@ std::uint16_t Listener::port() const {
 void Listener::close() {
   asio::error_code ignored;
   acceptor_.close(ignored);
+  retry_timer_.cancel();
 }
 
 void Listener::accept_next() {
   acceptor_.async_accept(
       asio::make_strand(io_), [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
         if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-        if (!ec) {
+        if (ec) {
+          // Out of descriptors or memory: retrying at once would spin. Try again shortly.
+          retry_timer_.expires_after(std::chrono::milliseconds(100));
+          retry_timer_.async_wait([this](const asio::error_code& e) {
+            if (!e && acceptor_.is_open()) accept_next();
+          });
+          return;
+        }
+        {
           socket.set_option(asio::ip::tcp::no_delay(true));
           ConnectionPtr conn(new Connection(std::move(socket), Connection::Side::server,
                                             options_.token, options_.protocol_version,
@@ -368,10 +390,22 @@ void dial(asio::io_context& io, const std::string& host, std::uint16_t port, Dia
           return;
         }
         auto socket = std::make_shared<asio::ip::tcp::socket>(asio::make_strand(io));
+        // A black-holed address would otherwise take the kernel's minutes to give up.
+        auto deadline = std::make_shared<asio::steady_timer>(socket->get_executor());
+        deadline->expires_after(options.handshake_timeout);
+        deadline->async_wait([socket](const asio::error_code& ec) {
+          if (!ec) socket->close();
+        });
         asio::async_connect(
             *socket, results,
-            [socket, where, options = std::move(options), handlers = std::move(handlers),
+            [socket, deadline, where, options = std::move(options), handlers = std::move(handlers),
              done = std::move(done)](const asio::error_code& ec, const auto&) mutable {
+              deadline->cancel();
+              if (ec == asio::error::operation_aborted || (!ec && !socket->is_open())) {
+                done(nullptr, "cannot connect to " + where + ": timed out after " +
+                                  std::to_string(options.handshake_timeout.count()) + " ms");
+                return;
+              }
               if (ec) {
                 done(nullptr, "cannot connect to " + where + ": " + ec.message());
                 return;

@@ -41,6 +41,11 @@ namespace atl::transport {
 class Connection;
 using ConnectionPtr = std::shared_ptr<Connection>;
 
+// Handshake messages are small: an unauthenticated peer gets no large buffers.
+inline constexpr std::size_t kMaxHandshakeFrameBytes = 8 * 1024;
+// A peer that lets this much pile up unread is closed rather than allowed to exhaust memory.
+inline constexpr std::size_t kMaxQueuedWriteBytes = 64u << 20;
+
 struct Handlers {
   std::function<void(const ConnectionPtr&, const Decoded<wire::Envelope>&)> on_message;
   // Once per established connection, with the reason it closed.
@@ -115,6 +120,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::string token_;
   const std::uint32_t protocol_version_;
   Handlers handlers_;
+  const std::size_t max_frame_bytes_;
   FrameDecoder decoder_;
   std::array<std::byte, 64 * 1024> read_buffer_;
 
@@ -135,6 +141,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string close_reason_;
 
   std::deque<std::vector<std::byte>> write_queue_;  // io thread only
+  std::size_t queued_bytes_ = 0;
   bool writing_ = false;
 
   mutable std::mutex rtt_mu_;
@@ -157,6 +164,7 @@ class Listener {
 
   asio::io_context& io_;
   asio::ip::tcp::acceptor acceptor_;
+  asio::steady_timer retry_timer_;  // backs off after accept errors (e.g. out of descriptors)
   ListenerOptions options_;
   Handlers handlers_;
   std::function<void(ConnectionPtr)> on_established_;

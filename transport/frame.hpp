@@ -36,6 +36,8 @@ class FrameDecoder {
   // The next complete frame, if one has arrived.
   std::optional<Frame> next();
 
+  // Changes the limit for frames not yet started (the handshake uses a small one).
+  void set_max_frame_bytes(std::size_t max) noexcept { max_frame_bytes_ = max; }
   bool failed() const noexcept { return !error_.empty(); }
   const std::string& error() const noexcept { return error_; }
   std::size_t buffered_bytes() const noexcept { return buffer_.size() - read_pos_; }
@@ -43,7 +45,7 @@ class FrameDecoder {
  private:
   bool check_header();
 
-  const std::size_t max_frame_bytes_;
+  std::size_t max_frame_bytes_;
   std::vector<std::byte> buffer_;
   std::size_t read_pos_ = 0;
   std::optional<std::size_t> pending_length_;

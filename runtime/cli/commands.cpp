@@ -30,19 +30,32 @@ namespace {
   throw Error(ErrorCategory::invalid_argument, message);
 }
 
-// Blocks SIGINT/SIGTERM and calls `stop` from a helper thread when one arrives.
-std::thread stop_on_signal(std::function<void()> stop) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return std::thread([set, stop = std::move(stop)] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    stop();
-  });
-}
+// Blocks SIGINT/SIGTERM and calls `stop` from a helper thread when one arrives. Destroying the
+// guard wakes and joins that thread, so it never outlives what `stop` refers to.
+class StopOnSignal {
+ public:
+  explicit StopOnSignal(std::function<void()> stop) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    thread_ = std::thread([set, this, stop = std::move(stop)] {
+      int sig = 0;
+      sigwait(&set, &sig);
+      if (!done_.load()) stop();
+    });
+  }
+  ~StopOnSignal() {
+    done_.store(true);
+    pthread_kill(thread_.native_handle(), SIGTERM);  // blocked everywhere: sigwait takes it
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
 
 std::string first_external_ipv4() {
   ifaddrs* list = nullptr;
@@ -81,20 +94,18 @@ std::string cluster_token(const std::string& given) {
     transport::validate_token(given);
     return given;
   }
-  if (const char* env = std::getenv("ATOLL_TOKEN"); env != nullptr && *env != '\0') return env;
+  if (const char* env = std::getenv("ATOLL_TOKEN"); env != nullptr && *env != '\0') {
+    transport::validate_token(env);
+    return env;
+  }
   return transport::load_or_create_token(state_dir() / "token");
 }
 
 void store_token(const std::string& token) {
   fs::path path = state_dir() / "token";
   std::error_code ec;
-  if (fs::exists(path, ec)) {
-    if (transport::load_or_create_token(path) == token) return;
-    fs::remove(path, ec);
-  }
-  fs::create_directories(state_dir(), ec);
-  std::ofstream(path) << token << "\n";
-  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write, ec);
+  if (fs::exists(path, ec) && transport::load_or_create_token(path) == token) return;
+  transport::store_token(path, token);
 }
 
 std::string format_amount(double v) {
@@ -116,42 +127,51 @@ std::string format_bytes(double bytes) {
 }
 
 int run_head_foreground(const HeadArgs& args, const std::string& token) {
-  runtime::HeadOptions options{
-      .bind = args.bind,
-      .port = static_cast<std::uint16_t>(args.port),
-      .token = token,
-      .detector = {.dead_after = std::chrono::milliseconds(args.dead_after_ms)},
-      .heartbeat_interval = std::chrono::milliseconds(args.heartbeat_ms)};
-  std::unique_ptr<runtime::HeadServer> head;
+  int ready_fd = args.ready_fd;
   try {
-    head = std::make_unique<runtime::HeadServer>(options);
+    runtime::HeadServer head(runtime::HeadOptions{
+        .bind = args.bind,
+        .port = static_cast<std::uint16_t>(args.port),
+        .token = token,
+        .detector = {.first_interval = std::chrono::milliseconds(args.heartbeat_ms),
+                     .dead_after = std::chrono::milliseconds(args.dead_after_ms)},
+        .heartbeat_interval = std::chrono::milliseconds(args.heartbeat_ms)});
+    StopOnSignal on_signal([&] { head.stop(); });
+    report_ready(std::exchange(ready_fd, -1), std::to_string(head.port()));
+    std::cerr << "atoll head listening on " << args.bind << ":" << head.port() << "\n";
+    head.run();
+    return 0;
   } catch (const std::exception& e) {
-    report_error(args.ready_fd, e.what());
+    report_error(std::exchange(ready_fd, -1), e.what());
     std::cerr << "atoll: " << e.what() << "\n";
     return 1;
   }
-  auto waiter = stop_on_signal([&] { head->stop(); });
-  report_ready(args.ready_fd, std::to_string(head->port()));
-  std::cerr << "atoll head listening on " << args.bind << ":" << head->port() << "\n";
-  head->run();
-  waiter.detach();
-  return 0;
 }
 
 int run_node_foreground(const NodeArgs& args, runtime::NodeAgentOptions options) {
-  runtime::NodeAgentProcess agent(std::move(options));
-  auto waiter = stop_on_signal([&] { agent.stop(); });
-  std::string error = agent.run([&](std::uint64_t id) {
-    report_ready(args.ready_fd, std::to_string(id));
-    std::cerr << "atoll node registered as node " << id << "\n";
-  });
-  waiter.detach();
-  if (!error.empty()) {
-    report_error(args.ready_fd, error);
+  int ready_fd = args.ready_fd;  // reported once: later registrations (after a reconnect) are quiet
+  try {
+    runtime::NodeAgentProcess agent(std::move(options));
+    StopOnSignal on_signal([&] { agent.stop(); });
+    std::string error = agent.run([&](std::uint64_t id) {
+      report_ready(std::exchange(ready_fd, -1), std::to_string(id));
+      std::cerr << "atoll node registered as node " << id << "\n";
+    });
+    if (error.empty()) return 0;
+    report_error(std::exchange(ready_fd, -1), error);
     std::cerr << "atoll: " << error << "\n";
     return 1;
+  } catch (const std::exception& e) {
+    report_error(std::exchange(ready_fd, -1), e.what());
+    std::cerr << "atoll: " << e.what() << "\n";
+    return 1;
   }
-  return 0;
+}
+
+// The same limits the head's decoder enforces, checked here so the operator gets a clear error.
+void check_length(const std::string& what, const std::string& value, std::size_t max) {
+  if (value.size() > max)
+    invalid(what + " is longer than " + std::to_string(max) + " characters: '" + value + "'");
 }
 
 }  // namespace
@@ -190,6 +210,8 @@ std::uint64_t parse_size(const std::string& text) {
 
 int start_head(const HeadArgs& args) {
   if (args.port < 0 || args.port > 65535) invalid("--port must be from 0 to 65535");
+  if (args.dead_after_ms < 3 * args.heartbeat_ms)
+    invalid("--dead-after-ms must be at least three heartbeat periods (--heartbeat-ms)");
   std::string token = cluster_token(args.token);
   store_token(token);
   if (args.foreground) return run_head_foreground(args, token);
@@ -221,6 +243,9 @@ int start_head(const HeadArgs& args) {
 int start_node(const NodeArgs& args) {
   auto [host, port] = parse_address(args.address);
   if (args.island.empty()) invalid("--island is required: the island this node belongs to");
+  check_length("--island", args.island, 256);
+  check_length("--name", args.name, 256);
+  check_length("--gpu-model", args.gpu_model, 64);
   std::string token = cluster_token(args.token);
 
   runtime::NodeInfo info;
@@ -258,7 +283,10 @@ int start_node(const NodeArgs& args) {
         labels.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     auto eq = pair.find('=');
     if (eq == std::string::npos || eq == 0) invalid("label '" + pair + "' must be key=value");
+    check_length("label key", pair.substr(0, eq), 64);
+    check_length("label value", pair.substr(eq + 1), 256);
     info.labels[pair.substr(0, eq)] = pair.substr(eq + 1);
+    if (info.labels.size() > 60) invalid("too many labels (at most 60)");
     if (comma == std::string::npos) break;
     start = comma + 1;
   }

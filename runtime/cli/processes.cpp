@@ -1,6 +1,7 @@
 #include "runtime/cli/processes.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -22,9 +23,16 @@ namespace atl::cli {
 namespace fs = std::filesystem;
 
 fs::path state_dir() {
-  if (const char* d = std::getenv("ATOLL_STATE_DIR"); d != nullptr && *d != '\0') return d;
-  const char* home = std::getenv("HOME");
-  return fs::path(home != nullptr && *home != '\0' ? home : "/tmp") / ".atoll";
+  fs::path dir;
+  if (const char* d = std::getenv("ATOLL_STATE_DIR"); d != nullptr && *d != '\0')
+    dir = d;
+  else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
+    dir = fs::path(home) / ".atoll";
+  else
+    dir = "/tmp/atoll-" + std::to_string(::geteuid());  // never a directory shared by users
+  std::error_code ec;
+  if (fs::create_directories(dir, ec)) fs::permissions(dir, fs::perms::owner_all, ec);
+  return dir;
 }
 
 std::string self_executable() {
@@ -44,29 +52,44 @@ Spawned spawn_and_wait(const std::string& self_exe, std::vector<std::string> arg
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   env.insert(env.end(), extra_env.begin(), extra_env.end());
+  // Everything the child needs is built before fork: between fork and exec only async-signal-safe
+  // calls are allowed (another thread may hold the allocator's lock).
+  std::vector<char*> argv{const_cast<char*>(self_exe.c_str())};
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 
   pid_t pid = ::fork();
-  if (pid < 0) throw Error(ErrorCategory::failed, std::string("fork: ") + std::strerror(errno));
+  if (pid < 0) {
+    int err = errno;
+    for (int fd : {fds[0], fds[1], out, in})
+      if (fd >= 0) ::close(fd);
+    throw Error(ErrorCategory::failed, std::string("fork: ") + std::strerror(err));
+  }
   if (pid == 0) {
     ::setsid();
-    ::fcntl(fds[1], F_SETFD, 0);  // the readiness pipe survives exec
-    ::close(fds[0]);
-    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    int in = ::open("/dev/null", O_RDONLY);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);  // do not inherit the parent's blocked signals
     if (out >= 0) {
       ::dup2(out, 1);
       ::dup2(out, 2);
     }
     if (in >= 0) ::dup2(in, 0);
-    std::vector<char*> argv{const_cast<char*>(self_exe.c_str())};
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
+    // Keep only stdio and the readiness pipe: no socket or file of the parent leaks in.
+    int keep = fds[1];
+    if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
+    ::close_range(static_cast<unsigned>(keep + 1), ~0U, 0);
+    ::fcntl(keep, F_SETFD, 0);
     ::execve(self_exe.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
+  for (int fd : {out, in})
+    if (fd >= 0) ::close(fd);
   ::close(fds[1]);
   std::string text;
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -124,11 +147,10 @@ std::optional<pid_t> live_pid(const fs::path& path) {
   pid_t pid = 0;
   if (!(in >> pid) || pid <= 0) return std::nullopt;
   if (::kill(pid, 0) != 0) return std::nullopt;
-  // Guard against a recycled pid: the process must be this program.
-  std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline");
-  std::string argv0;
-  std::getline(cmd, argv0, '\0');
-  if (argv0.find("atoll") == std::string::npos) return std::nullopt;
+  // Guard against a recycled pid: the process must run an `atoll` executable.
+  std::error_code ec;
+  auto exe = fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec).filename().string();
+  if (ec || exe.rfind("atoll", 0) != 0) return std::nullopt;
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(stat, line);

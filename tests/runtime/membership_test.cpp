@@ -46,6 +46,36 @@ TEST(MembershipTest, silent_nodes_die_and_stay_dead) {
   EXPECT_NE(m.add(info("b", "us-2")), b);
 }
 
+TEST(MembershipTest, a_heartbeat_after_the_detector_gave_up_does_not_revive_the_node) {
+  atl::runtime::ManualClock clock;
+  atl::runtime::Membership m(clock, {.dead_after = 5s});
+  auto a = m.add(info("a", "eu-1"));
+  clock.advance(6s);  // dead by the hard timeout, before any sweep noticed
+  EXPECT_FALSE(m.heartbeat(a));
+  EXPECT_EQ(m.snapshot()[0].liveness, Liveness::dead);
+}
+
+TEST(MembershipTest, only_the_most_recent_dead_nodes_are_kept) {
+  atl::runtime::ManualClock clock;
+  atl::runtime::Membership m(clock, {});
+  auto alive = m.add(info("alive", "eu-1"));
+  std::uint64_t last = 0;
+  for (std::size_t i = 0; i < atl::runtime::Membership::kMaxDeadNodes + 50; ++i) {
+    last = m.add(info("flapping", "eu-1"));
+    m.disconnected(last);
+  }
+  m.sweep();
+  auto view = m.snapshot();
+  EXPECT_EQ(view.size(), atl::runtime::Membership::kMaxDeadNodes + 1);
+  bool kept_alive = false, kept_last = false;
+  for (const auto& v : view) {
+    kept_alive = kept_alive || v.id == alive;
+    kept_last = kept_last || v.id == last;
+  }
+  EXPECT_TRUE(kept_alive);
+  EXPECT_TRUE(kept_last);
+}
+
 TEST(MembershipTest, a_closed_connection_is_death_at_once) {
   atl::runtime::ManualClock clock;
   atl::runtime::Membership m(clock, {});
@@ -140,6 +170,27 @@ TEST_F(HeadServiceTest, wrong_token_stops_the_agent_with_the_reason) {
   }));
   std::lock_guard lock(mu_);
   EXPECT_NE(errors_[0].find("authentication failed"), std::string::npos) << errors_[0];
+}
+
+TEST_F(HeadServiceTest, an_agent_whose_registration_the_head_rejects_stops_with_a_reason) {
+  agents_.push_back(std::make_unique<atl::runtime::NodeAgentProcess>(
+      atl::runtime::NodeAgentOptions{.host = "127.0.0.1",
+                                     .port = head_->port(),
+                                     .token = token_,
+                                     .name = "oversized",
+                                     .info = info("oversized", std::string(300, 'x'))}));
+  auto* agent = agents_.back().get();
+  agent_threads_.emplace_back([this, agent] {
+    std::string error = agent->run();
+    std::lock_guard lock(mu_);
+    errors_.push_back(error);
+  });
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mu_);
+    return !errors_.empty();
+  }));
+  std::lock_guard lock(mu_);
+  EXPECT_NE(errors_[0].find("before registering"), std::string::npos) << errors_[0];
 }
 
 TEST_F(HeadServiceTest, status_with_a_wrong_token_is_refused) {

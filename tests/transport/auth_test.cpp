@@ -190,3 +190,29 @@ TEST_F(AuthFileTest, RejectsAShortToken) {
 
 }  // namespace
 }  // namespace atl::transport
+
+namespace atl::transport {
+namespace {
+
+TEST_F(AuthFileTest, RefusesASymlinkedTokenFile) {
+  const fs::path real = dir_ / "real-token";
+  write_file(real, std::string(kToken) + "\n", 0600);
+  const fs::path link = dir_ / "token";
+  fs::create_symlink(real, link);
+  EXPECT_THROW(load_or_create_token(link), Error);
+}
+
+TEST_F(AuthFileTest, StoreTokenReplacesTheFilePrivately) {
+  const fs::path path = dir_ / "token";
+  write_file(path, std::string(kToken) + "\n", 0600);
+  const std::string other = generate_token();
+  store_token(path, other);
+  EXPECT_EQ(load_or_create_token(path), other);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_THROW(store_token(path, "short"), Error);
+}
+
+}  // namespace
+}  // namespace atl::transport

@@ -187,6 +187,13 @@ TEST_F(ConnectionTest, oversized_frame_closes_only_that_connection) {
   EXPECT_TRUE(still_answers(good));
 }
 
+TEST_F(ConnectionTest, an_unauthenticated_peer_cannot_send_large_frames) {
+  auto bad = raw_socket();
+  std::array<unsigned char, 4> header{0, 0x40, 0, 0};  // 16 KiB: fine later, not in a handshake
+  asio::write(bad, asio::buffer(header));
+  EXPECT_TRUE(closed_by_server(bad));
+}
+
 TEST_F(ConnectionTest, silent_peer_is_dropped_after_the_handshake_timeout) {
   auto silent = raw_socket();
   EXPECT_TRUE(closed_by_server(silent));  // the listener's handshake timeout is 300 ms
