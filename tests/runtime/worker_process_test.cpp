@@ -90,7 +90,19 @@ TEST_F(WorkerProcessTest, exceptions_come_back_with_type_and_message) {
   EXPECT_FALSE(wrong_args.ok);
 }
 
+// In sanitizer builds the worker's sanitizer would catch the signal, print a report and exit(1);
+// let the signal kill the worker as it would in a normal build. Read by each child at start-up.
+void let_signals_kill_sanitized_workers() {
+  for (const char* name : {"ASAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"}) {
+    const char* old = std::getenv(name);
+    std::string value = old != nullptr ? std::string(old) + ":" : std::string();
+    value += "handle_segv=0:handle_abort=0:handle_sigbus=0";
+    ::setenv(name, value.c_str(), 1);
+  }
+}
+
 TEST_F(WorkerProcessTest, a_crash_takes_down_only_the_worker_and_names_the_signal) {
+  let_signals_kill_sanitized_workers();
   for (auto [fn, expected] : std::vector<std::pair<std::string, std::string>>{
            {"segfault", "SIGSEGV"}, {"aborts", "SIGABRT"}}) {
     auto worker = WorkerProcess::spawn(spec(), 10s);
