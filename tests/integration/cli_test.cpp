@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -107,6 +108,20 @@ TEST_F(CliTest, up_status_kill_and_down) {
   }
   EXPECT_TRUE(dead);
   EXPECT_EQ(count_state("alive"), 3u);
+
+  // The machine comes back: the same node starts again and joins as a new node.
+  std::string address;
+  std::ifstream(dir_ / "head.addr") >> address;
+  auto again = run("start --address " + address +
+                   " --island island-1 --name island-1-node-0 --cpus 1 --memory 1G");
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_EQ(count_state("alive"), 4u);
+  EXPECT_EQ(count_state("dead"), 1u);
+  std::set<std::uint64_t> ids;
+  const nlohmann::json after = status_json();
+  for (const auto& n : after["nodes"])
+    if (n["name"] == "island-1-node-0") ids.insert(n["id"].get<std::uint64_t>());
+  EXPECT_EQ(ids.size(), 2u) << "a restarted node gets a new id";
 
   pid_t head = pid_of("head.pid");
   auto down = run("down");
