@@ -16,9 +16,12 @@ run_suite() {
 }
 
 run_suite "$root/build"
-"$root/build/benchmarks/atoll_microbenchmarks" --benchmark_min_time=0.01 \
-  --benchmark_format=console > "$root/build/benchmarks-smoke.txt"
-echo "test: benchmark smoke run ok ($(grep -c items_per_second "$root/build/benchmarks-smoke.txt") benchmarks)"
+for suite in atoll_microbenchmarks atoll_cluster_benchmarks; do
+  "$root/build/benchmarks/$suite" --benchmark_min_time=0.01 --benchmark_format=console \
+    > "$root/build/$suite-smoke.txt"
+  echo "test: $suite smoke run ok ($(grep -c items_per_second "$root/build/$suite-smoke.txt")" \
+    "benchmarks)"
+done
 
 if [ "${1:-}" = "--sanitize" ]; then
   run_suite "$root/build-asan" -DATOLL_SANITIZE=address,undefined -DATOLL_BUILD_BENCHMARKS=OFF
