@@ -61,6 +61,11 @@ void throw_null_ref() {
   throw Error(ErrorCategory::invalid_argument, "null ObjectRef or ActorHandle");
 }
 
+void throw_creator_reused() {
+  throw Error(ErrorCategory::invalid_argument,
+              "remote() was already called on this ActorCreator; call rt.actor<T>(...) again");
+}
+
 void throw_unregistered_method(const ActorClassEntry& cls) {
   throw Error(ErrorCategory::invalid_argument,
               "method not registered for actor class '" + cls.name + "'");

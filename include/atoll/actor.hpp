@@ -32,7 +32,8 @@ namespace atl {
 
 namespace detail {
 [[noreturn]] void throw_unregistered_method(const ActorClassEntry& cls);
-}
+[[noreturn]] void throw_creator_reused();
+}  // namespace detail
 
 template <class T>
 class ActorHandle {
@@ -82,8 +83,11 @@ class ActorCreator {
     return std::move(*this);
   }
 
-  // Creates the actor. Call once: the constructor arguments are moved into the creation.
+  // Creates the actor. The constructor arguments are moved into the creation, so a second call
+  // raises Error(invalid_argument) rather than creating an actor from empty arguments.
   ActorHandle<T> remote() {
+    if (used_) detail::throw_creator_reused();
+    used_ = true;
     return ActorHandle<T>(core_->create_actor(*cls_, std::move(args_), options_));
   }
 
@@ -92,6 +96,7 @@ class ActorCreator {
   const detail::ActorClassEntry* cls_;
   std::vector<detail::ArgSpec> args_;
   ActorOptions options_;
+  bool used_ = false;
 };
 
 }  // namespace atl

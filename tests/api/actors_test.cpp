@@ -221,4 +221,12 @@ TEST_F(ActorsTest, unnamed_actor_ends_when_its_last_handle_is_gone) {
       << "actors_alive=" << rt.stats().actors_alive << " baseline=" << baseline;
 }
 
+TEST_F(ActorsTest, an_actor_creator_creates_one_actor) {
+  auto rt = make_runtime(2);
+  auto creator = rt.actor<api_test::Counter>(5);
+  auto first = creator.remote();
+  EXPECT_EQ(first.call(&api_test::Counter::incr, 1).get(kWait), 6);
+  EXPECT_EQ(thrown_category([&] { creator.remote(); }), ErrorCategory::invalid_argument);
+}
+
 }  // namespace
