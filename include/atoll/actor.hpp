@@ -48,8 +48,8 @@ class ActorHandle {
   ActorId id() const noexcept { return token_ ? token_->id() : ActorId{}; }
 
   template <class M, class... A>
-  requires std::is_member_function_pointer_v<M>
   auto call(M method, A&&... args) const {
+    static_assert(std::is_member_function_pointer_v<M>, "call takes &Class::method");
     using traits = detail::function_traits<M>;
     static_assert(std::is_base_of_v<typename traits::klass, T>, "method of another class");
     using R = std::decay_t<typename traits::result>;

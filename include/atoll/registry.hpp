@@ -53,7 +53,8 @@ class Registry {
   Registry& operator=(Registry&&) noexcept;
 
   template <class F>
-  requires std::is_function_v<F> Registry& function(std::string name, F* fn) {
+  Registry& function(std::string name, F* fn) {
+    static_assert(std::is_function_v<F>, "register a function: reg.function(\"name\", &fn)");
     using Params = ParamsOf<typename detail::function_traits<F*>::params>;
     detail::FunctionEntry e;
     e.name = std::move(name);
@@ -102,8 +103,9 @@ class ActorRegistration {
   }
 
   template <class M>
-  requires std::is_member_function_pointer_v<M> ActorRegistration& method(std::string name,
-                                                                          M method) {
+  ActorRegistration& method(std::string name, M method) {
+    static_assert(std::is_member_function_pointer_v<M>,
+                  "register a member function: .method(\"name\", &T::method)");
     using traits = detail::function_traits<M>;
     static_assert(std::is_base_of_v<typename traits::klass, T>, "method of another class");
     using P = ParamsOf<typename traits::params>;

@@ -66,8 +66,10 @@ class RuntimeRef {
   explicit RuntimeRef(std::shared_ptr<detail::Core> core) noexcept : core_(std::move(core)) {}
 
   template <class F>
-  requires std::is_function_v<F> TaskCaller<F*> task(F* fn)
-  const { return TaskCaller<F*>(core_, core_->function_by_key(detail::function_key(fn))); }
+  TaskCaller<F*> task(F* fn) const {
+    static_assert(std::is_function_v<F>, "rt.task takes a registered function");
+    return TaskCaller<F*>(core_, core_->function_by_key(detail::function_key(fn)));
+  }
 
   template <class T, class... A>
   ActorCreator<T> actor(A&&... ctor_args) const {
