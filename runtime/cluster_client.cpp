@@ -2,6 +2,7 @@
 
 #include <capnp/message.h>
 
+#include <cmath>
 #include <optional>
 
 #include "atoll/errors.hpp"
@@ -10,7 +11,18 @@
 namespace atl::runtime {
 
 NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
-    : options_(std::move(options)), heartbeat_timer_(io_), retry_timer_(io_) {}
+    : options_(std::move(options)), heartbeat_timer_(io_), retry_timer_(io_) {
+  if (!options_.module_dir.empty() && !options_.worker_executable.empty()) {
+    double cpus = 1;
+    for (const auto& [name, amount] : options_.info.resources)
+      if (name == "CPU") cpus = amount;
+    runner_ = std::make_unique<NodeTaskRunner>(options_.name, options_.module_dir,
+                                               options_.worker_executable,
+                                               static_cast<std::size_t>(std::ceil(cpus)));
+  }
+}
+
+NodeAgentProcess::~NodeAgentProcess() = default;
 
 std::string NodeAgentProcess::run(std::function<void(std::uint64_t)> on_registered) {
   on_registered_ = std::move(on_registered);
@@ -73,6 +85,14 @@ void NodeAgentProcess::on_message(const transport::Decoded<wire::Envelope>& mess
         std::max<std::uint32_t>(10, body.getNodeRegistered().getHeartbeatIntervalMs()));
     if (on_registered_) on_registered_(body.getNodeRegistered().getNodeId());
     beat();
+  } else if (body.which() == wire::Envelope::Body::RUN_TASK && runner_ && conn_) {
+    runner_->run(conn_, body.getRunTask());
+  } else if (body.which() == wire::Envelope::Body::MODULE_BYTES && runner_ && conn_) {
+    runner_->module_arrived(conn_, body.getModuleBytes());
+  } else if (body.which() == wire::Envelope::Body::ERROR && runner_ && conn_ &&
+             runner_->fetch_failed(conn_, message.root().getRequestId(),
+                                   body.getError().getMessage())) {
+    return;
   } else if (body.which() == wire::Envelope::Body::ERROR && !ever_registered_) {
     fatal_ = "the head refused the registration: " + std::string(body.getError().getMessage());
     conn_->close("registration refused");

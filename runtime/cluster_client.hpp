@@ -5,12 +5,15 @@
 
 #include <asio.hpp>
 #include <chrono>
+#include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "runtime/membership.hpp"
+#include "runtime/node_tasks.hpp"
 #include "transport/connection.hpp"
 
 namespace atl::runtime {
@@ -22,11 +25,15 @@ struct NodeAgentOptions {
   std::string name;
   NodeInfo info;
   std::chrono::milliseconds max_backoff{5000};
+  // Where fetched job modules are kept, and the executable started as worker processes.
+  std::filesystem::path module_dir;
+  std::string worker_executable;
 };
 
 class NodeAgentProcess {
  public:
   explicit NodeAgentProcess(NodeAgentOptions options);
+  ~NodeAgentProcess();
 
   // Connects, registers and heartbeats until stop(). Returns "" after stop(), or the reason the
   // first connection or registration failed (wrong address, wrong token, refused). After a
@@ -43,6 +50,7 @@ class NodeAgentProcess {
   void beat();
 
   NodeAgentOptions options_;
+  std::unique_ptr<NodeTaskRunner> runner_;  // set when module_dir and worker_executable are
   asio::io_context io_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   asio::steady_timer heartbeat_timer_;

@@ -7,6 +7,7 @@
 
 #include "runtime/gpu_probe.hpp"
 #include "runtime/invocation.hpp"
+#include "runtime/object_ops.hpp"
 
 namespace atl::runtime {
 
@@ -129,12 +130,6 @@ void EmbeddedCore::ensure_running() const {
     throw RuntimeShutdownError("the atoll runtime has been shut down");
 }
 
-ObjectEntry* EmbeddedCore::checked_entry(const detail::RefToken& ref) const {
-  if (&ref.core() != this)
-    throw Error(ErrorCategory::invalid_argument, "the ObjectRef belongs to another runtime");
-  return entry_of(ref);
-}
-
 std::shared_ptr<detail::RefToken> EmbeddedCore::submit_task(const detail::FunctionEntry& fn,
                                                             std::vector<detail::ArgSpec> args,
                                                             const TaskOptions* options) {
@@ -220,51 +215,24 @@ void EmbeddedCore::schedule(TaskRecord* task) noexcept {
 
 std::shared_ptr<detail::RefToken> EmbeddedCore::put(detail::Payload value) {
   ensure_running();
-  const auto size = value.size_bytes();
-  if (!store_.has_room_for(size))
-    throw ObjectStoreFullError("object store full: cannot put " + std::to_string(size) +
-                               " bytes (" + std::to_string(store_.bytes_used()) + " of " +
-                               std::to_string(store_.capacity()) + " bytes in use)");
-  ObjectId id = next_id<ObjectId>();
-  ObjectEntry* e = store_.create(id, 1);
-  auto token = std::make_shared<detail::RefToken>(self_, id, e);
-  if (store_.seal(e, std::move(value)) == ObjectStore::SealResult::full) raise(*e->error);
-  return token;
+  return put_object(store_, self_, next_id<ObjectId>(), std::move(value));
 }
 
 const detail::Payload& EmbeddedCore::get(const detail::RefToken& ref, detail::Deadline deadline) {
-  ObjectEntry* e = checked_entry(ref);
-  if (!e->resolved() && !await_resolved(store_, e, deadline, TaskExecutor::current_hooks()))
-    throw GetTimeoutError("object " + ref.id().to_string() + " was not ready before the timeout");
-  if (e->state.load(std::memory_order_acquire) == ObjectState::failed) raise(*e->error);
-  return e->value;
+  return get_object(store_, entry_for(*this, ref), ref.id(), deadline,
+                    TaskExecutor::current_hooks());
 }
 
 void EmbeddedCore::wait(std::span<const detail::RefToken* const> refs, std::size_t num_ready,
                         detail::Deadline deadline, std::vector<bool>& ready) {
-  if (num_ready > refs.size())
-    throw Error(ErrorCategory::invalid_argument, "wait: num_ready (" + std::to_string(num_ready) +
-                                                     ") exceeds the number of refs (" +
-                                                     std::to_string(refs.size()) + ")");
   std::vector<ObjectEntry*> entries;
   entries.reserve(refs.size());
-  for (const auto* r : refs) entries.push_back(checked_entry(*r));
-  await_some(store_, entries, num_ready, deadline, TaskExecutor::current_hooks());
-  // Like Ray: at most num_ready are reported ready, the first ones in input order.
-  ready.assign(refs.size(), false);
-  std::size_t reported = 0;
-  for (std::size_t i = 0; i < entries.size() && reported < num_ready; ++i)
-    if (entries[i]->resolved()) {
-      ready[i] = true;
-      ++reported;
-    }
+  for (const auto* r : refs) entries.push_back(entry_for(*this, *r));
+  wait_objects(store_, entries, num_ready, deadline, TaskExecutor::current_hooks(), ready);
 }
 
 bool EmbeddedCore::cancel(const detail::RefToken& ref) {
-  ObjectEntry* e = checked_entry(ref);
-  return store_.fail(
-      e, make_error(ErrorKind::cancelled,
-                    "the task producing object " + ref.id().to_string() + " was cancelled"));
+  return cancel_object(store_, entry_for(*this, ref), ref.id());
 }
 
 MutableBuffer EmbeddedCore::create_buffer(std::size_t size) {

@@ -72,7 +72,6 @@ class EmbeddedCore final : public detail::Core, private DependencySink {
   Id next_id() noexcept {
     return Id{owner_, next_sequence_.fetch_add(1, std::memory_order_relaxed)};
   }
-  ObjectEntry* checked_entry(const detail::RefToken& ref) const;
 
   void maintenance_loop();
   void actor_died(ActorRecord* actor);

@@ -3,6 +3,7 @@
 #include <capnp/message.h>
 
 #include "runtime/cluster_messages.hpp"
+#include "runtime/module_store.hpp"
 
 namespace atl::runtime {
 
@@ -24,6 +25,7 @@ void reply_error(const transport::ConnectionPtr& conn, std::uint64_t request,
 HeadServer::HeadServer(HeadOptions options)
     : options_(std::move(options)),
       membership_(clock_, options_.detector),
+      tasks_(clock_, options_.infeasible_timeout),
       work_(asio::make_work_guard(io_)),
       sweep_timer_(io_),
       stop_timer_(io_) {
@@ -69,6 +71,8 @@ void HeadServer::sweep_soon() {
   sweep_timer_.async_wait([this](const asio::error_code& ec) {
     if (ec || stopping_) return;
     auto died = membership_.sweep();
+    for (auto id : died) tasks_.node_left(id);
+    tasks_.expire();
     if (!died.empty()) {
       std::lock_guard lock(mu_);
       for (auto& [raw, entry] : nodes_by_connection_)
@@ -101,9 +105,10 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
                       "this connection already registered a node");
           return;
         }
-        id = membership_.add(std::move(info));
+        id = membership_.add(info);
         nodes_by_connection_[conn.get()] = {conn, id};
       }
+      tasks_.node_joined(id, info, conn);
       capnp::MallocMessageBuilder msg;
       auto reply = msg.initRoot<wire::Envelope>();
       reply.setRequestId(env.getRequestId());
@@ -133,20 +138,77 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
       conn->send(msg);
       return;
     }
+    case wire::Envelope::Body::UPLOAD_MODULE: {
+      if (conn->peer_role() != wire::Role::DRIVER) break;
+      auto blob = body.getUploadModule();
+      std::string hash = blob.getHash();
+      std::string bytes(reinterpret_cast<const char*>(blob.getBytes().begin()),
+                        blob.getBytes().size());
+      if (sha256_hex(std::as_bytes(std::span(bytes))) != hash) {
+        reply_error(conn, env.getRequestId(), wire::ErrorCategory::INVALID_ARGUMENT,
+                    "the module's bytes do not match its hash");
+        return;
+      }
+      tasks_.store_module(hash, std::move(bytes));
+      capnp::MallocMessageBuilder msg;
+      auto reply = msg.initRoot<wire::Envelope>();
+      reply.setRequestId(env.getRequestId());
+      reply.getBody().initModuleStored().setHash(hash);
+      conn->send(msg);
+      return;
+    }
+    case wire::Envelope::Body::FETCH_MODULE: {
+      std::string hash = body.getFetchModule().getHash();
+      auto bytes = tasks_.module(hash);
+      if (!bytes) {
+        reply_error(conn, env.getRequestId(), wire::ErrorCategory::FAILED,
+                    "the head has no module " + hash);
+        return;
+      }
+      capnp::MallocMessageBuilder msg;
+      auto reply = msg.initRoot<wire::Envelope>();
+      reply.setRequestId(env.getRequestId());
+      auto blob = reply.getBody().initModuleBytes();
+      blob.setHash(hash);
+      blob.setBytes(
+          capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes->data()), bytes->size()));
+      conn->send(msg);
+      return;
+    }
+    case wire::Envelope::Body::SUBMIT_TASK:
+      if (conn->peer_role() != wire::Role::DRIVER) break;
+      tasks_.submit(conn, body.getSubmitTask());
+      return;
+    case wire::Envelope::Body::TASK_FINISHED: {
+      std::uint64_t id = 0;
+      {
+        std::lock_guard lock(mu_);
+        if (auto it = nodes_by_connection_.find(conn.get()); it != nodes_by_connection_.end())
+          id = it->second.second;
+      }
+      if (id != 0) tasks_.finished(id, body.getTaskFinished());
+      return;
+    }
     case wire::Envelope::Body::PONG:
       return;
     default:
-      reply_error(conn, env.getRequestId(), wire::ErrorCategory::UNIMPLEMENTED,
-                  "the head does not handle this message");
+      break;
   }
+  reply_error(conn, env.getRequestId(), wire::ErrorCategory::UNIMPLEMENTED,
+              "the head does not handle this message from this peer");
 }
 
 void HeadServer::on_closed(const transport::ConnectionPtr& conn) {
-  std::lock_guard lock(mu_);
-  auto it = nodes_by_connection_.find(conn.get());
-  if (it == nodes_by_connection_.end()) return;
-  membership_.disconnected(it->second.second);
-  nodes_by_connection_.erase(it);
+  std::uint64_t id;
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_by_connection_.find(conn.get());
+    if (it == nodes_by_connection_.end()) return;
+    id = it->second.second;
+    membership_.disconnected(id);
+    nodes_by_connection_.erase(it);
+  }
+  tasks_.node_left(id);
 }
 
 }  // namespace atl::runtime

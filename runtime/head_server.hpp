@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "runtime/clock.hpp"
+#include "runtime/head_tasks.hpp"
 #include "runtime/membership.hpp"
 #include "transport/connection.hpp"
 
@@ -23,6 +24,7 @@ struct HeadOptions {
   std::string token;
   FailureDetectorOptions detector;
   std::chrono::milliseconds heartbeat_interval{1000};
+  std::chrono::milliseconds infeasible_timeout{30000};
 };
 
 class HeadServer {
@@ -45,6 +47,7 @@ class HeadServer {
   HeadOptions options_;
   SteadyClock clock_;
   Membership membership_;
+  ClusterTasks tasks_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::unique_ptr<transport::Listener> listener_;

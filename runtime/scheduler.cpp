@@ -63,10 +63,43 @@ NodeState& Scheduler::add_node(std::string name, Labels labels, const ResourceVe
 void Scheduler::compute_feasible_locked(SchedulingClass& c) {
   c.feasible.clear();
   for (auto& n : nodes_)
-    if (n->total.covers(c.demand) && matches_all(c.hard, n->labels))
+    if (n->alive && n->total.covers(c.demand) && matches_all(c.hard, n->labels))
       c.feasible.emplace_back(n.get(), count_matches(c.soft, n->labels));
   std::stable_sort(c.feasible.begin(), c.feasible.end(),
                    [](const auto& a, const auto& b) { return a.second > b.second; });
+}
+
+NodeState& Scheduler::add_node(std::string name, Labels labels,
+                               const std::vector<std::pair<std::string, double>>& resources,
+                               NodeEndpoint* endpoint) {
+  ResourceVector total;
+  {
+    std::lock_guard lock(mu_);
+    ResourceDemand declared;
+    for (const auto& [resource, amount] : resources)
+      declared.items.emplace_back(names_.intern(resource), resource == "memory"
+                                                               ? to_bytes(amount)
+                                                               : to_fixed(resource, amount));
+    total.add(declared);
+  }
+  return add_node(std::move(name), std::move(labels), total, endpoint);
+}
+
+void Scheduler::remove_node(NodeState& node) {
+  std::lock_guard lock(mu_);
+  if (!node.alive) return;
+  node.alive = false;
+  auto now = clock_.now();
+  for (auto& c : classes_) {
+    bool was_feasible = !c->feasible.empty();
+    compute_feasible_locked(*c);
+    if (was_feasible && c->feasible.empty()) {
+      // Its queued tasks now wait for a node to join, and fail after the infeasible timeout.
+      for (TaskRecord* t : c->queue) t->queued_at = now;
+      queued_ -= c->queue.size();
+      infeasible_waiting_ += c->queue.size();
+    }
+  }
 }
 
 SchedulingClass* Scheduler::intern_locked(ResourceDemand demand, std::vector<LabelSelector> hard,

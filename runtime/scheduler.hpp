@@ -47,6 +47,7 @@ struct NodeState {
   ResourceVector total;
   ResourceVector available;  // guarded by the scheduler's lock
   NodeEndpoint* endpoint = nullptr;
+  bool alive = true;  // guarded by the scheduler's lock; a removed node is never chosen again
 };
 
 struct SchedulingClass {
@@ -69,6 +70,14 @@ class Scheduler {
   // Adds a node; classes that were infeasible and now fit get their waiting tasks dispatched.
   NodeState& add_node(std::string name, Labels labels, const ResourceVector& total,
                       NodeEndpoint* endpoint);
+  // The same, from declared amounts (memory in bytes); raises Error(invalid_argument) for a bad
+  // amount. Thread-safe, unlike building a ResourceVector through names().
+  NodeState& add_node(std::string name, Labels labels,
+                      const std::vector<std::pair<std::string, double>>& resources,
+                      NodeEndpoint* endpoint);
+  // The node died or left: nothing more is placed on it. Classes only it could serve wait for
+  // the infeasible timeout again. Tasks running there are the caller's to retry or fail.
+  void remove_node(NodeState& node);
   ResourceNames& names() noexcept { return names_; }  // only while adding nodes
 
   SchedulingClass* default_task_class() const noexcept { return default_class_; }

@@ -99,6 +99,36 @@ std::string validate(wire::ClusterStatus::Reader m) {
   return {};
 }
 
+bool is_sha256_hex(capnp::Text::Reader t) {
+  if (t.size() != 64) return false;
+  for (char c : t)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+std::string validate(wire::TaskSpec::Reader t) {
+  if (!is_sha256_hex(t.getModuleHash())) return "bad module hash";
+  if (t.getModuleName().size() == 0 || t.getModuleName().size() > kMaxNameBytes)
+    return "bad module name";
+  if (t.getFunction().size() == 0 || t.getFunction().size() > kMaxNameBytes)
+    return "bad function name";
+  if (t.getArgs().size() > kMaxTaskArgs) return "too many arguments";
+  if (t.getMaxRetries() > 1000) return "too many retries";
+  if (auto e = check_text(t.getName(), kMaxNameBytes, "task name"); !e.empty()) return e;
+  return check_resources(t.getResources());
+}
+
+std::string validate(wire::TaskFinished::Reader t) {
+  if (auto e = check_text(t.getNode(), kMaxNameBytes, "node"); !e.empty()) return e;
+  auto o = t.getOutcome();
+  if (o.which() == wire::TaskFinished::Outcome::VALUE) return {};
+  if (o.which() != wire::TaskFinished::Outcome::FAILURE) return "unknown outcome";
+  if (auto e = check_text(o.getFailure().getRemoteType(), kMaxNameBytes, "remote type");
+      !e.empty())
+    return e;
+  return check_text(o.getFailure().getMessage(), kMaxMessageTextBytes, "failure message");
+}
+
 std::string validate(wire::Envelope::Reader e) {
   auto body = e.getBody();
   switch (body.which()) {
@@ -123,6 +153,22 @@ std::string validate(wire::Envelope::Reader e) {
       return {};
     case wire::Envelope::Body::CLUSTER_STATUS:
       return validate(body.getClusterStatus());
+    case wire::Envelope::Body::UPLOAD_MODULE:
+    case wire::Envelope::Body::MODULE_BYTES: {
+      auto m = body.which() == wire::Envelope::Body::UPLOAD_MODULE ? body.getUploadModule()
+                                                                   : body.getModuleBytes();
+      return is_sha256_hex(m.getHash()) ? std::string() : "bad module hash";
+    }
+    case wire::Envelope::Body::MODULE_STORED:
+      return is_sha256_hex(body.getModuleStored().getHash()) ? std::string() : "bad module hash";
+    case wire::Envelope::Body::FETCH_MODULE:
+      return is_sha256_hex(body.getFetchModule().getHash()) ? std::string() : "bad module hash";
+    case wire::Envelope::Body::SUBMIT_TASK:
+      return validate(body.getSubmitTask());
+    case wire::Envelope::Body::RUN_TASK:
+      return validate(body.getRunTask());
+    case wire::Envelope::Body::TASK_FINISHED:
+      return validate(body.getTaskFinished());
   }
   return "unknown message type";
 }

@@ -142,6 +142,41 @@ struct ClusterStatus {
   nodes @0 :List(NodeStatus);
 }
 
+# A job's module (a shared library), content-addressed: driver -> head (upload), head -> node
+# (reply to FetchModule).
+struct ModuleBlob {
+  hash @0 :Text;           # SHA-256 of bytes, 64 lowercase hex characters
+  bytes @1 :Data;
+}
+
+struct ModuleRef {
+  hash @0 :Text;
+}
+
+# One task: driver -> head (submitTask, taskId is the driver's), head -> node (runTask, taskId is
+# the head's). Arguments are already values: the driver resolves ObjectRef arguments first.
+struct TaskSpec {
+  taskId @0 :UInt64;
+  moduleHash @1 :Text;
+  moduleName @2 :Text;
+  function @3 :Text;
+  args @4 :List(Data);
+  resources @5 :List(Resource);
+  maxRetries @6 :UInt32;
+  name @7 :Text;
+}
+
+# node -> head, and head -> driver (with the driver's task id).
+struct TaskFinished {
+  taskId @0 :UInt64;
+  node @1 :Text;           # where it ran (last attempt)
+  outcome :union {
+    value @2 :Data;
+    failure @3 :TaskFailure;
+  }
+  systemFailure @4 :Bool;  # the worker or node died: the head may retry
+}
+
 # Every message after the handshake.
 struct Envelope {
   requestId @0 :UInt64;    # 0: one-way; a reply carries the id of its request
@@ -155,6 +190,13 @@ struct Envelope {
     heartbeat @7 :Heartbeat;
     statusRequest @8 :StatusRequest;
     clusterStatus @9 :ClusterStatus;
+    uploadModule @10 :ModuleBlob;
+    moduleStored @11 :ModuleRef;
+    fetchModule @12 :ModuleRef;
+    moduleBytes @13 :ModuleBlob;
+    submitTask @14 :TaskSpec;
+    runTask @15 :TaskSpec;
+    taskFinished @16 :TaskFinished;
   }
 }
 
