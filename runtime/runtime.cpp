@@ -1,7 +1,5 @@
 #include "atoll/runtime.hpp"
 
-#include "runtime/embedded_core.hpp"
-
 namespace atl {
 
 RuntimeStats RuntimeRef::stats() const {
@@ -22,10 +20,6 @@ Runtime& Runtime::operator=(Runtime&& other) noexcept {
 
 void Runtime::shutdown() {
   if (core_) core_->shutdown();
-}
-
-Runtime init(InitOptions options) {
-  return Runtime(runtime::EmbeddedCore::create(std::move(options)));
 }
 
 }  // namespace atl

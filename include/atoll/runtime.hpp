@@ -10,8 +10,13 @@
 // submit nested work. A worker blocked in `get` lends its CPU back to the scheduler, so nested
 // fan-outs deeper than the number of CPUs do not deadlock.
 //
-// Errors: init raises Error(invalid_argument) for bad options or duplicate registrations and
-// Error(unimplemented) for a cluster address until the cluster transport exists. After shutdown,
+// With an address, init connects to a cluster's head as a driver, uploads the job's module
+// (content-addressed) and runs tasks on the cluster's nodes in worker processes. Actors, Buffers
+// and ObjectRef parameters do not cross processes yet: in cluster mode they raise
+// Error(unimplemented).
+//
+// Errors: init raises Error(invalid_argument) for bad options or duplicate registrations, and
+// Error(disconnected) when the head cannot be reached or refuses the token. After shutdown,
 // submissions raise RuntimeShutdownError and pending objects fail with it.
 //
 // Thread-safety: every method may be called from any thread.
@@ -39,13 +44,21 @@
 
 namespace atl {
 
+// The shared library holding a job's module, shipped to the nodes that run its tasks.
+struct JobModule {
+  std::string library;  // path of the .so (built from the same ATOLL_MODULE the driver registers)
+  std::string name;     // the module's name in ATOLL_MODULE(name, reg)
+};
+
 struct InitOptions {
-  std::string address;             // empty: embedded runtime
+  std::string address;             // empty: embedded runtime; "HOST:PORT": a cluster's head
+  std::string token;               // cluster token; empty: $ATOLL_TOKEN
   std::vector<ModuleFn> modules;   // registration functions (see ATOLL_MODULE)
   std::vector<NodeOptions> nodes;  // embedded nodes; empty: one node sized like this machine
   // How long a task or actor may wait for a node that can satisfy it before InfeasibleError.
   std::chrono::milliseconds infeasible_timeout{5000};
   std::uint64_t object_store_memory = 0;  // bytes; 0: half of physical memory
+  JobModule job_module;                   // cluster only: the code its tasks run
 };
 
 struct RuntimeStats {

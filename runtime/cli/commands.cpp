@@ -291,8 +291,13 @@ int start_node(const NodeArgs& args) {
     start = comma + 1;
   }
   std::string name = args.name.empty() ? hostname() + "-" + std::to_string(::getpid()) : args.name;
-  runtime::NodeAgentOptions options{
-      .host = host, .port = port, .token = token, .name = name, .info = info};
+  runtime::NodeAgentOptions options{.host = host,
+                                    .port = port,
+                                    .token = token,
+                                    .name = name,
+                                    .info = info,
+                                    .module_dir = state_dir() / "modules",
+                                    .worker_executable = self_executable()};
   if (args.foreground) return run_node_foreground(args, std::move(options));
 
   fs::path dir = state_dir();

@@ -103,7 +103,7 @@ TEST_F(LimitsTest, an_actor_no_node_can_host_dies_with_the_reason) {
 
 TEST_F(LimitsTest, init_rejects_what_it_cannot_do) {
   EXPECT_EQ(api_test::thrown_category([] { atl::init({.address = "head:7100"}); }),
-            ErrorCategory::unimplemented);
+            ErrorCategory::invalid_argument);  // a cluster driver needs its job module
   EXPECT_EQ(api_test::thrown_category([] { atl::init({.nodes = {{.num_gpus = 2}}}); }),
             ErrorCategory::invalid_argument);  // GPUs need a model
   EXPECT_EQ(api_test::thrown_category([] { atl::init({.modules = {nullptr}}); }),

@@ -1,0 +1,398 @@
+#include "runtime/cluster_core.hpp"
+
+#include <capnp/message.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <future>
+#include <random>
+
+#include "runtime/invocation.hpp"
+#include "runtime/module_store.hpp"
+#include "runtime/object_ops.hpp"
+
+namespace atl::runtime {
+
+namespace {
+
+[[noreturn]] void not_yet(const std::string& what) {
+  throw Error(ErrorCategory::unimplemented,
+              what + " on a cluster is not available yet; use the embedded runtime for it");
+}
+
+std::pair<std::string, std::uint16_t> split_address(const std::string& address) {
+  auto colon = address.rfind(':');
+  char* end = nullptr;
+  long port = colon == std::string::npos ? 0 : std::strtol(address.c_str() + colon + 1, &end, 10);
+  if (colon == std::string::npos || colon == 0 || end == nullptr || *end != '\0' || port < 1 ||
+      port > 65535)
+    throw Error(ErrorCategory::invalid_argument, "address '" + address + "' must be HOST:PORT");
+  return {address.substr(0, colon), static_cast<std::uint16_t>(port)};
+}
+
+std::uint64_t random_owner() {
+  std::random_device rd;
+  std::uint64_t v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  return v == 0 ? 1 : v;
+}
+
+}  // namespace
+
+std::shared_ptr<ClusterCore> ClusterCore::create(InitOptions options) {
+  if (options.job_module.library.empty() || options.job_module.name.empty())
+    throw Error(ErrorCategory::invalid_argument,
+                "a cluster driver needs job_module = {.library = <.so path>, .name = <module>}: "
+                "the code its tasks run on the nodes");
+  if (options.token.empty())
+    if (const char* env = std::getenv("ATOLL_TOKEN")) options.token = env;
+  std::shared_ptr<ClusterCore> core(new ClusterCore(std::move(options)));
+  core->self_ = core;
+  try {
+    core->connect();
+  } catch (...) {
+    core->shutdown();
+    throw;
+  }
+  return core;
+}
+
+ClusterCore::ClusterCore(InitOptions options)
+    : options_(std::move(options)),
+      owner_(random_owner()),
+      store_(options_.object_store_memory != 0 ? options_.object_store_memory : (4ull << 30)),
+      buffers_(BufferPool::create(store_.capacity() / 4)) {
+  for (ModuleFn module : options_.modules) {
+    if (module == nullptr) throw Error(ErrorCategory::invalid_argument, "null module function");
+    module(registry_);
+  }
+}
+
+ClusterCore::~ClusterCore() {
+  shutdown();
+}
+
+void ClusterCore::connect() {
+  std::ifstream in(options_.job_module.library, std::ios::binary);
+  if (!in)
+    throw Error(ErrorCategory::invalid_argument,
+                "cannot read the job module " + options_.job_module.library);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  module_hash_ = sha256_hex(std::as_bytes(std::span(bytes)));
+  auto [host, port] = split_address(options_.address);
+
+  transport::Handlers handlers;
+  handlers.on_message = [this](const transport::ConnectionPtr&,
+                               const transport::Decoded<wire::Envelope>& m) { on_message(m); };
+  handlers.on_closed = [this](const transport::ConnectionPtr&, const std::string& why) {
+    on_lost(why);
+  };
+  std::promise<std::pair<transport::ConnectionPtr, std::string>> dialled;
+  work_.emplace(io_.get_executor());
+  transport::dial(io_, host, port,
+                  {.token = options_.token, .role = wire::Role::DRIVER, .name = "driver"}, handlers,
+                  [&dialled](transport::ConnectionPtr c, std::string error) {
+                    dialled.set_value({std::move(c), std::move(error)});
+                  });
+  io_thread_ = std::thread([this] { io_.run(); });
+  auto [conn, error] = dialled.get_future().get();
+  if (!conn) throw Error(ErrorCategory::disconnected, error);
+  {
+    std::lock_guard lock(mu_);
+    conn_ = conn;
+  }
+  capnp::MallocMessageBuilder msg;
+  auto env = msg.initRoot<wire::Envelope>();
+  env.setRequestId(1);
+  auto blob = env.getBody().initUploadModule();
+  blob.setHash(module_hash_);
+  blob.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
+  auto stored = uploaded_.get_future();
+  conn->send(msg);
+  if (stored.wait_for(std::chrono::seconds(60)) != std::future_status::ready)
+    throw Error(ErrorCategory::timed_out, "the head did not store the job module within 60 s");
+  if (std::string failure = stored.get(); !failure.empty())
+    throw Error(ErrorCategory::disconnected, "uploading the job module failed: " + failure);
+}
+
+const detail::FunctionEntry& ClusterCore::function_by_key(std::uintptr_t key) const {
+  if (const auto* f = registry_.find_function(key)) return *f;
+  throw Error(ErrorCategory::invalid_argument,
+              "this function is not registered: add it to the job's module");
+}
+
+const detail::FunctionEntry& ClusterCore::function_by_name(std::string_view name) const {
+  if (const auto* f = registry_.find_function(name)) return *f;
+  throw Error(ErrorCategory::invalid_argument,
+              "no function named '" + std::string(name) + "' is registered");
+}
+
+const detail::ActorClassEntry& ClusterCore::actor_class(std::type_index) const {
+  not_yet("actors");
+}
+
+void ClusterCore::ensure_running() const {
+  if (shut_down_.load()) throw RuntimeShutdownError("the atoll runtime has been shut down");
+  std::lock_guard lock(mu_);
+  if (!lost_.empty()) throw RuntimeShutdownError("lost the connection to the head: " + lost_);
+}
+
+std::shared_ptr<detail::RefToken> ClusterCore::submit_task(const detail::FunctionEntry& fn,
+                                                           std::vector<detail::ArgSpec> args,
+                                                           const TaskOptions* options) {
+  ensure_running();
+  if (fn.takes_runtime) not_yet("a task that submits nested tasks ('" + fn.name + "')");
+  auto task = std::make_unique<PendingTask>();
+  std::size_t refs = 0;
+  for (const auto& a : args) {
+    if (a.kind == detail::ArgSpec::Kind::pass_ref) not_yet("passing an ObjectRef parameter");
+    if (a.kind == detail::ArgSpec::Kind::actor) not_yet("passing an ActorHandle");
+    if (a.kind == detail::ArgSpec::Kind::value && a.value.out_of_band)
+      not_yet("sending an atl::Buffer to another process");
+    if (a.ref && &a.ref->core() != this)
+      throw Error(ErrorCategory::invalid_argument, "an argument belongs to another runtime");
+    if (a.kind == detail::ArgSpec::Kind::resolve_ref) ++refs;
+  }
+  TaskOptions opts = options != nullptr ? *options : TaskOptions{};
+  if (opts.max_retries < 0)
+    throw Error(ErrorCategory::invalid_argument, "max_retries must not be negative");
+  if (opts.num_cpus) task->resources.emplace_back("CPU", *opts.num_cpus);
+  if (opts.num_gpus != 0) task->resources.emplace_back("GPU", opts.num_gpus);
+  if (opts.memory != 0) task->resources.emplace_back("memory", static_cast<double>(opts.memory));
+  for (const auto& [name, amount] : opts.resources) task->resources.emplace_back(name, amount);
+  task->function = &fn;
+  task->name = opts.name.empty() ? fn.name : opts.name;
+  task->max_retries = static_cast<unsigned>(opts.max_retries);
+  task->args = std::move(args);
+
+  std::uint64_t seq = next_sequence_.fetch_add(1);
+  ObjectId id{owner_, seq};
+  task->result = store_.create(id, 2);  // the caller's token and the pending task
+  auto token = std::make_shared<detail::RefToken>(self_, id, task->result);
+  counters_.tasks_submitted.fetch_add(1);
+  PendingTask* raw = task.get();
+  raw->waiting.store(static_cast<int>(refs) + 1);
+  raw->waiters = std::make_unique<ArgWaiter[]>(refs);
+  {
+    std::lock_guard lock(mu_);
+    pending_[seq] = std::move(task);
+  }
+  std::size_t k = 0;
+  for (const auto& a : raw->args) {
+    if (a.kind != detail::ArgSpec::Kind::resolve_ref) continue;
+    ArgWaiter& w = raw->waiters[k++];
+    w.core = this;
+    w.task = seq;
+    if (!store_.add_waiter(entry_of(*a.ref), &w)) argument_ready(seq);
+  }
+  argument_ready(seq);  // the registration guard
+  return token;
+}
+
+void ClusterCore::argument_ready(std::uint64_t task) noexcept {
+  PendingTask* t;
+  {
+    std::lock_guard lock(mu_);
+    auto it = pending_.find(task);
+    if (it == pending_.end()) return;
+    t = it->second.get();
+  }
+  if (t->waiting.fetch_sub(1) == 1) send_task(task);
+}
+
+void ClusterCore::send_task(std::uint64_t task) {
+  capnp::MallocMessageBuilder msg;
+  ErrorPtr failed;
+  transport::ConnectionPtr conn;
+  {
+    std::lock_guard lock(mu_);
+    auto it = pending_.find(task);
+    if (it == pending_.end()) return;
+    PendingTask& t = *it->second;
+    conn = conn_;
+    auto spec = msg.initRoot<wire::Envelope>().getBody().initSubmitTask();
+    spec.setTaskId(task);
+    spec.setModuleHash(module_hash_);
+    spec.setModuleName(options_.job_module.name);
+    spec.setFunction(t.function->name);
+    spec.setName(t.name);
+    spec.setMaxRetries(t.max_retries);
+    auto resources = spec.initResources(static_cast<unsigned>(t.resources.size()));
+    for (unsigned i = 0; i < t.resources.size(); ++i) {
+      resources[i].setName(t.resources[i].first);
+      resources[i].setAmount(t.resources[i].second);
+    }
+    auto args = spec.initArgs(static_cast<unsigned>(t.args.size()));
+    for (unsigned i = 0; i < t.args.size() && !failed; ++i) {
+      const detail::ArgSpec& a = t.args[i];
+      const detail::Payload* p = &a.value;
+      if (a.kind == detail::ArgSpec::Kind::resolve_ref) {
+        ObjectEntry* e = entry_of(*a.ref);
+        if (e->state.load() == ObjectState::failed) failed = e->error;  // the input's error
+        p = &e->value;
+      }
+      if (!failed && p->out_of_band)
+        failed = make_error(ErrorKind::unimplemented,
+                            "an atl::Buffer cannot be sent to another process yet");
+      if (!failed)
+        args.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(p->bytes.data()),
+                                        p->bytes.size()));
+    }
+    t.sent = failed == nullptr;
+    if (!failed && !lost_.empty()) failed = make_error(ErrorKind::shutdown, lost_);
+  }
+  if (failed) {
+    complete(task, nullptr, failed);
+    return;
+  }
+  conn->send(msg);
+}
+
+void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) {
+  auto env = message.root();
+  auto body = env.getBody();
+  if (body.which() == wire::Envelope::Body::MODULE_STORED) {
+    uploaded_.set_value("");
+  } else if (body.which() == wire::Envelope::Body::ERROR && env.getRequestId() == 1) {
+    uploaded_.set_value(body.getError().getMessage());
+  } else if (body.which() == wire::Envelope::Body::TASK_FINISHED) {
+    auto done = body.getTaskFinished();
+    auto outcome = done.getOutcome();
+    if (outcome.isValue()) {
+      detail::Payload value;
+      value.bytes.assign(reinterpret_cast<const char*>(outcome.getValue().begin()),
+                         outcome.getValue().size());
+      complete(done.getTaskId(), &value, nullptr);
+      return;
+    }
+    auto e = std::make_shared<ErrorInfo>();
+    e->remote_type = outcome.getFailure().getRemoteType();
+    e->message = outcome.getFailure().getMessage();
+    e->node = done.getNode();
+    e->kind =
+        e->remote_type == "atl::InfeasibleError" ? ErrorKind::infeasible : ErrorKind::task_error;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = pending_.find(done.getTaskId()); it != pending_.end())
+        e->task_name = it->second->name;
+    }
+    complete(done.getTaskId(), nullptr, e);
+  }
+}
+
+void ClusterCore::complete(std::uint64_t task, const detail::Payload* value,
+                           const ErrorPtr& error) {
+  std::unique_ptr<PendingTask> t;
+  {
+    std::lock_guard lock(mu_);
+    auto it = pending_.find(task);
+    if (it == pending_.end()) return;
+    t = std::move(it->second);
+    pending_.erase(it);
+  }
+  if (value != nullptr)
+    store_.seal(t->result, *value);
+  else
+    store_.fail(t->result, error);
+  store_.release(t->result);
+  counters_.tasks_finished.fetch_add(1);
+}
+
+void ClusterCore::on_lost(const std::string& reason) {
+  std::vector<std::uint64_t> tasks;
+  {
+    std::lock_guard lock(mu_);
+    lost_ = reason.empty() ? "the connection closed" : reason;
+    for (const auto& [id, t] : pending_) tasks.push_back(id);
+  }
+  try {
+    uploaded_.set_value("lost the connection to the head: " + reason);
+  } catch (const std::future_error&) {
+    // the upload had already finished
+  }
+  auto error = make_error(ErrorKind::shutdown, "lost the connection to the head: " + reason);
+  for (auto id : tasks) complete(id, nullptr, error);
+}
+
+std::shared_ptr<detail::RefToken> ClusterCore::put(detail::Payload value) {
+  ensure_running();
+  return put_object(store_, self_, ObjectId{owner_, next_sequence_.fetch_add(1)}, std::move(value));
+}
+
+const detail::Payload& ClusterCore::get(const detail::RefToken& ref, detail::Deadline deadline) {
+  return get_object(store_, entry_for(*this, ref), ref.id(), deadline, nullptr);
+}
+
+void ClusterCore::wait(std::span<const detail::RefToken* const> refs, std::size_t num_ready,
+                       detail::Deadline deadline, std::vector<bool>& ready) {
+  std::vector<ObjectEntry*> entries;
+  for (const auto* r : refs) entries.push_back(entry_for(*this, *r));
+  wait_objects(store_, entries, num_ready, deadline, nullptr, ready);
+}
+
+bool ClusterCore::cancel(const detail::RefToken& ref) {
+  // The result fails at once; a task already on a node still runs, and its value is discarded.
+  return cancel_object(store_, entry_for(*this, ref), ref.id());
+}
+
+std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::ActorClassEntry&,
+                                                              std::vector<detail::ArgSpec>,
+                                                              const ActorOptions&) {
+  not_yet("actors");
+}
+std::shared_ptr<detail::ActorToken> ClusterCore::find_actor(std::string_view, std::type_index) {
+  not_yet("actors");
+}
+std::shared_ptr<detail::RefToken> ClusterCore::submit_actor_call(const detail::ActorToken&,
+                                                                 const detail::MethodEntry&,
+                                                                 std::vector<detail::ArgSpec>) {
+  not_yet("actors");
+}
+void ClusterCore::kill_actor(const detail::ActorToken&) {
+  not_yet("actors");
+}
+
+MutableBuffer ClusterCore::create_buffer(std::size_t size) {
+  return buffers_->allocate(size);
+}
+
+RuntimeStats ClusterCore::stats() const {
+  RuntimeStats s;
+  s.objects = store_.object_count();
+  s.object_bytes = store_.bytes_used();
+  s.object_store_capacity = store_.capacity();
+  s.tasks_submitted = counters_.tasks_submitted.load();
+  s.tasks_finished = counters_.tasks_finished.load();
+  std::lock_guard lock(mu_);
+  for (const auto& [id, t] : pending_) s.tasks_waiting_for_dependencies += t->sent ? 0 : 1;
+  return s;
+}
+
+void ClusterCore::shutdown() {
+  if (shut_down_.exchange(true)) return;
+  transport::ConnectionPtr conn;
+  {
+    std::lock_guard lock(mu_);
+    conn = conn_;
+  }
+  if (conn) conn->close("driver leaving");
+  work_.reset();
+  if (io_thread_.joinable()) io_thread_.join();
+  store_.fail_all_pending(make_error(ErrorKind::shutdown, "the atoll runtime shut down"));
+  std::map<std::uint64_t, std::unique_ptr<PendingTask>> pending;
+  {
+    std::lock_guard lock(mu_);
+    pending.swap(pending_);
+    conn_.reset();
+  }
+  for (auto& [id, t] : pending) store_.release(t->result);  // failed above; drop their pins
+  self_.reset();
+}
+
+void ClusterCore::release_object(void* entry) noexcept {
+  store_.release(static_cast<ObjectEntry*>(entry));
+}
+
+void ClusterCore::release_actor(void*) noexcept {}
+
+}  // namespace atl::runtime

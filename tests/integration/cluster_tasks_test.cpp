@@ -1,0 +1,204 @@
+// Tasks on a cluster: a head, node agents and their worker processes on loopback, and drivers
+// connected with atl::init({.address = ...}) running the test job's shipped module.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "atoll/atoll.hpp"
+#include "runtime/cluster_client.hpp"
+#include "runtime/head_server.hpp"
+#include "tests/cluster/job_module.hpp"
+#include "transport/auth.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class ClusterTasksTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("atoll-cluster-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    token_ = atl::transport::generate_token();
+    head_ = std::make_unique<atl::runtime::HeadServer>(
+        atl::runtime::HeadOptions{.bind = "127.0.0.1",
+                                  .port = 0,
+                                  .token = token_,
+                                  .heartbeat_interval = 100ms,
+                                  .infeasible_timeout = 300ms});
+    head_thread_ = std::thread([this] { head_->run(); });
+  }
+
+  void TearDown() override {
+    for (auto& [name, node] : nodes_) node.agent->stop();
+    for (auto& [name, node] : nodes_) node.thread.join();
+    head_->stop();
+    head_thread_.join();
+    fs::remove_all(dir_);
+  }
+
+  void start_node(const std::string& name, const std::string& island, double cpus = 2) {
+    atl::runtime::NodeInfo info;
+    info.island = island;
+    info.resources = {{"CPU", cpus}, {"memory", 1e9}};
+    info.labels = {{"island", island}};
+    auto& node = nodes_[name];
+    node.agent = std::make_unique<atl::runtime::NodeAgentProcess>(
+        atl::runtime::NodeAgentOptions{.host = "127.0.0.1",
+                                       .port = head_->port(),
+                                       .token = token_,
+                                       .name = name,
+                                       .info = info,
+                                       .module_dir = dir_ / ("modules-" + name),
+                                       .worker_executable = ATOLL_CLI});
+    auto* agent = node.agent.get();
+    node.thread = std::thread([agent] { agent->run(); });
+    for (int i = 0; i < 500 && alive_nodes() < count_started(); ++i)
+      std::this_thread::sleep_for(5ms);
+  }
+
+  void stop_node(const std::string& name) {
+    auto it = nodes_.find(name);
+    it->second.agent->stop();
+    it->second.thread.join();
+    nodes_.erase(it);
+  }
+
+  std::size_t count_started() const { return nodes_.size(); }
+  std::size_t alive_nodes() {
+    std::size_t n = 0;
+    for (const auto& v : head_->nodes()) n += v.liveness == atl::runtime::Liveness::alive;
+    return n;
+  }
+
+  atl::Runtime driver() {
+    return atl::init({.address = "127.0.0.1:" + std::to_string(head_->port()),
+                      .token = token_,
+                      .modules = {test_job},
+                      .job_module = {.library = ATOLL_TEST_JOB, .name = "test_job"}});
+  }
+
+  struct Node {
+    std::unique_ptr<atl::runtime::NodeAgentProcess> agent;
+    std::thread thread;
+  };
+
+  fs::path dir_;
+  std::string token_;
+  std::unique_ptr<atl::runtime::HeadServer> head_;
+  std::thread head_thread_;
+  std::map<std::string, Node> nodes_;
+};
+
+TEST_F(ClusterTasksTest, tasks_run_on_nodes_and_chain_through_object_refs) {
+  start_node("eu-a", "eu-1");
+  start_node("us-a", "us-2");
+  auto rt = driver();
+  std::vector<atl::ObjectRef<int>> refs;
+  for (int i = 0; i < 20; ++i) refs.push_back(rt.task(job::add).remote(i, i));
+  auto values = rt.get(refs, 30s);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(values[i], 2 * i);
+  auto three = rt.task(job::add).remote(1, 2);
+  auto thirteen = rt.task(job::add).remote(three, 10);  // resolved by the driver, then sent
+  EXPECT_EQ(thirteen.get(30s), 13);
+  EXPECT_EQ(rt.task(job::greet).remote(std::string("cluster")).get(30s), "hello, cluster");
+  EXPECT_EQ(rt.put(5).get(), 5);  // the driver's own objects
+}
+
+TEST_F(ClusterTasksTest, a_remote_exception_names_its_type_message_and_node) {
+  start_node("eu-a", "eu-1");
+  auto rt = driver();
+  try {
+    rt.task(job::fails).options({.name = "validate"}).remote(7).get(30s);
+    FAIL() << "expected a TaskError";
+  } catch (const atl::TaskError& e) {
+    EXPECT_NE(e.remote_type().find("invalid_argument"), std::string::npos) << e.what();
+    EXPECT_EQ(e.remote_message(), "bad input 7");
+    EXPECT_EQ(e.task_name(), "validate");
+    EXPECT_EQ(e.node(), "eu-a");
+  }
+}
+
+TEST_F(ClusterTasksTest, a_crashing_task_is_retried_then_reported_with_the_signal) {
+  // In sanitizer builds, let the signal kill the worker as it would normally.
+  for (const char* name : {"ASAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"}) {
+    const char* old = std::getenv(name);
+    std::string value = old != nullptr ? std::string(old) + ":" : std::string();
+    ::setenv(name, (value + "handle_segv=0:handle_abort=0:handle_sigbus=0").c_str(), 1);
+  }
+  start_node("eu-a", "eu-1");
+  auto rt = driver();
+  try {
+    rt.task(job::segfault).options({.max_retries = 1}).remote().get(30s);
+    FAIL() << "expected a TaskError";
+  } catch (const atl::TaskError& e) {
+    EXPECT_NE(std::string(e.what()).find("SIGSEGV"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("eu-a"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(rt.task(job::add).remote(2, 2).get(30s), 4);  // the node carries on
+}
+
+TEST_F(ClusterTasksTest, a_task_on_a_node_that_dies_is_retried_elsewhere) {
+  start_node("first", "eu-1");
+  auto rt = driver();
+  auto slow = rt.task(job::sleep_then).options({.max_retries = 3}).remote(1500, 42);
+  std::this_thread::sleep_for(300ms);  // it is running on "first", the only node
+  start_node("second", "eu-1");
+  stop_node("first");
+  EXPECT_EQ(slow.get(30s), 42);
+}
+
+TEST_F(ClusterTasksTest, a_task_no_node_can_run_is_infeasible) {
+  start_node("eu-a", "eu-1");
+  auto rt = driver();
+  EXPECT_THROW(rt.task(job::add).options({.num_gpus = 1}).remote(1, 1).get(30s),
+               atl::InfeasibleError);
+}
+
+TEST_F(ClusterTasksTest, two_drivers_share_the_cluster) {
+  start_node("eu-a", "eu-1");
+  auto a = driver();
+  auto b = driver();
+  auto ra = a.task(job::add).remote(1, 1);
+  auto rb = b.task(job::add).remote(2, 2);
+  EXPECT_EQ(ra.get(30s), 2);
+  EXPECT_EQ(rb.get(30s), 4);
+  b.shutdown();  // one driver leaving does not disturb the other
+  EXPECT_EQ(a.task(job::add).remote(3, 3).get(30s), 6);
+}
+
+TEST_F(ClusterTasksTest, what_clusters_do_not_run_yet_is_a_clear_error) {
+  start_node("eu-a", "eu-1");
+  auto rt = driver();
+  try {
+    rt.task(job::nested).remote(1);
+    FAIL() << "expected an error";
+  } catch (const atl::Error& e) {
+    EXPECT_EQ(e.category(), atl::ErrorCategory::unimplemented);
+  }
+}
+
+TEST_F(ClusterTasksTest, a_wrong_token_or_missing_module_fails_init) {
+  try {
+    atl::init({.address = "127.0.0.1:" + std::to_string(head_->port()),
+               .token = atl::transport::generate_token(),
+               .modules = {test_job},
+               .job_module = {.library = ATOLL_TEST_JOB, .name = "test_job"}});
+    FAIL() << "expected an error";
+  } catch (const atl::Error& e) {
+    EXPECT_EQ(e.category(), atl::ErrorCategory::disconnected);
+    EXPECT_NE(std::string(e.what()).find("authentication failed"), std::string::npos);
+  }
+  try {
+    atl::init({.address = "127.0.0.1:" + std::to_string(head_->port()), .token = token_});
+    FAIL() << "expected an error";
+  } catch (const atl::Error& e) {
+    EXPECT_EQ(e.category(), atl::ErrorCategory::invalid_argument);
+  }
+}
+
+}  // namespace
