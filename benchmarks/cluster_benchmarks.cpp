@@ -5,6 +5,8 @@
 //   raw_tcp_round_trip          32 bytes echoed over a loopback TCP socket (the floor)
 //   worker_task_round_trip      add(1, 2) run in a crash-isolated worker process
 //   raw_socketpair_round_trip   32 bytes echoed over a Unix socketpair (the floor)
+//   single_client_tasks_sync    Ray's metric across processes: driver -> head -> node -> worker
+//   single_client_tasks_async   the same, 1,000 tasks submitted, then all results got
 #include <benchmark/benchmark.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -13,11 +15,14 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
+#include "atoll/atoll.hpp"
 #include "atoll/serialization.hpp"
 #include "runtime/module_store.hpp"
 #include "runtime/worker_process.hpp"
+#include "tests/cluster/job_module.hpp"
 #include "transport/connection.hpp"
 
 namespace {
@@ -123,6 +128,61 @@ void worker_task_round_trip(benchmark::State& state) {
   fs::remove_all(dir);
 }
 
+// A local cluster of real processes (a head and one node agent, started with `atoll up`) and
+// this process as the driver: the numbers include every hop, driver -> head -> node -> worker.
+class LocalCluster {
+ public:
+  LocalCluster() {
+    namespace fs = std::filesystem;
+    dir_ = fs::temp_directory_path() / ("atoll-bench-cluster-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::string up = "ATOLL_STATE_DIR='" + dir_.string() + "' " ATOLL_CLI +
+                     std::string(" up --islands 1 --nodes-per-island 1 --cpus 2 > /dev/null");
+    if (std::system(up.c_str()) != 0) throw std::runtime_error("atoll up failed");
+    std::string address, token;
+    std::ifstream(dir_ / "head.addr") >> address;
+    std::ifstream(dir_ / "token") >> token;
+    runtime_.emplace(atl::init({.address = address,
+                                .token = token,
+                                .modules = {test_job},
+                                .job_module = {.library = ATOLL_TEST_JOB, .name = "test_job"}}));
+    runtime_->task(job::add).remote(0, 0).get(std::chrono::seconds(30));  // warm a worker
+  }
+  ~LocalCluster() {
+    runtime_.reset();
+    std::string down =
+        "ATOLL_STATE_DIR='" + dir_.string() + "' " ATOLL_CLI + std::string(" down > /dev/null");
+    [[maybe_unused]] int rc = std::system(down.c_str());
+    std::filesystem::remove_all(dir_);
+  }
+  atl::Runtime& runtime() { return *runtime_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::optional<atl::Runtime> runtime_;
+};
+
+void cluster_tasks_sync(benchmark::State& state) {
+  LocalCluster cluster;
+  auto& rt = cluster.runtime();
+  for (auto _ : state) benchmark::DoNotOptimize(rt.task(job::add).remote(1, 2).get());
+  state.SetItemsProcessed(state.iterations());
+}
+
+void cluster_tasks_async(benchmark::State& state) {
+  LocalCluster cluster;
+  auto& rt = cluster.runtime();
+  constexpr int kBatch = 1000;
+  std::vector<atl::ObjectRef<int>> refs;
+  for (auto _ : state) {
+    refs.clear();
+    for (int i = 0; i < kBatch; ++i) refs.push_back(rt.task(job::add).remote(i, 1));
+    benchmark::DoNotOptimize(rt.get(refs));
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,7 +190,9 @@ int main(int argc, char** argv) {
            {"control_request_round_trip", control_request_round_trip},
            {"raw_tcp_round_trip", raw_tcp_round_trip},
            {"worker_task_round_trip", worker_task_round_trip},
-           {"raw_socketpair_round_trip", raw_socketpair_round_trip}})
+           {"raw_socketpair_round_trip", raw_socketpair_round_trip},
+           {"single_client_tasks_sync", cluster_tasks_sync},
+           {"single_client_tasks_async", cluster_tasks_async}})
     benchmark::RegisterBenchmark(name, fn)->UseRealTime();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

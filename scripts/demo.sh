@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs the demo: examples/hello on the embedded runtime, then a local cluster
-# of two islands (real head and node processes on loopback), its status, and its removal.
+# of two islands (a real head and node agent processes on loopback) running examples/cluster,
+# whose tasks execute in the nodes' worker processes; then the cluster's status, and its removal.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
@@ -10,11 +11,13 @@ echo "== examples/hello (embedded runtime)"
 "$root/build/examples/atoll_hello"
 
 echo
-echo "== a local cluster: 2 islands x 2 nodes"
+echo "== a local cluster: 2 islands x 2 nodes, running examples/cluster"
 export ATOLL_STATE_DIR
 ATOLL_STATE_DIR=$(mktemp -d)
 trap '"$root/build/atoll" down > /dev/null 2>&1 || true; rm -rf "$ATOLL_STATE_DIR"' EXIT
 "$root/build/atoll" up --islands 2 --nodes-per-island 2 --gpus-per-node 1 --gpu-model H100 \
   --cpus 1
+ATOLL_TOKEN=$(cat "$ATOLL_STATE_DIR/token") \
+  "$root/build/examples/atoll_cluster_demo" "$(cat "$ATOLL_STATE_DIR/head.addr")"
 "$root/build/atoll" status
 "$root/build/atoll" down

@@ -13,6 +13,15 @@ run_suite() {
   "$root/scripts/build.sh" "$build_dir" "$@"
   ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" --timeout 300
   "$build_dir/examples/atoll_hello" > /dev/null
+  # The cluster demo against a local cluster of real processes, as the demo command runs it.
+  local state
+  state=$(mktemp -d)
+  ATOLL_STATE_DIR=$state "$build_dir/atoll" up --islands 2 --nodes-per-island 1 --cpus 1 > /dev/null
+  ATOLL_STATE_DIR=$state ATOLL_TOKEN=$(cat "$state/token") \
+    "$build_dir/examples/atoll_cluster_demo" "$(cat "$state/head.addr")" > /dev/null \
+    || { ATOLL_STATE_DIR=$state "$build_dir/atoll" down; exit 1; }
+  ATOLL_STATE_DIR=$state "$build_dir/atoll" down > /dev/null
+  rm -rf "$state"
 }
 
 run_suite "$root/build"
