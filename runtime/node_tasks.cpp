@@ -1,7 +1,9 @@
 #include "runtime/node_tasks.hpp"
 
 #include <capnp/message.h>
+
 #include <asio/post.hpp>
+#include <optional>
 
 #include "atoll/errors.hpp"
 
@@ -32,11 +34,21 @@ void NodeTaskRunner::run(const transport::ConnectionPtr& head, wire::TaskSpec::R
   job.function = spec.getFunction();
   for (auto a : spec.getArgs())
     job.args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
-  bool have = false;
-  try {
-    have = store_.verified_path(job.module_hash).has_value();
-  } catch (const std::exception&) {
-    have = false;  // a corrupt copy was removed: fetch it again
+  bool have;
+  {
+    std::lock_guard lock(mu_);
+    have = verified_.contains(job.module_hash);
+  }
+  if (!have) {
+    try {
+      if (auto path = store_.verified_path(job.module_hash)) {
+        std::lock_guard lock(mu_);
+        verified_[job.module_hash] = *path;
+        have = true;
+      }
+    } catch (const std::exception&) {
+      have = false;  // a corrupt copy was removed: fetch it again
+    }
   }
   if (have) {
     start(head, std::move(job));
@@ -66,14 +78,17 @@ void NodeTaskRunner::module_arrived(const transport::ConnectionPtr& head,
   std::string hash = blob.getHash();
   std::vector<Job> jobs;
   std::string error;
+  std::optional<std::filesystem::path> path;
   try {
     store_.put_expecting(hash,
                          std::as_bytes(std::span(blob.getBytes().begin(), blob.getBytes().size())));
+    path = store_.verified_path(hash);
   } catch (const std::exception& e) {
     error = e.what();
   }
   {
     std::lock_guard lock(mu_);
+    if (path) verified_[hash] = *path;
     jobs = std::move(waiting_for_module_[hash]);
     waiting_for_module_.erase(hash);
   }
@@ -106,6 +121,7 @@ void NodeTaskRunner::start(const transport::ConnectionPtr& head, Job job) {
 
 void NodeTaskRunner::execute(const transport::ConnectionPtr& head, const Job& job) {
   std::unique_ptr<WorkerProcess> worker;
+  std::filesystem::path path;
   {
     std::lock_guard lock(mu_);
     auto& idle = idle_workers_[job.module_hash];
@@ -113,15 +129,14 @@ void NodeTaskRunner::execute(const transport::ConnectionPtr& head, const Job& jo
       worker = std::move(idle.back());
       idle.pop_back();
     }
+    path = verified_[job.module_hash];
   }
   try {
-    if (!worker) {
-      auto path = store_.verified_path(job.module_hash);
-      if (!path) throw Error(ErrorCategory::failed, "the module vanished from the node's store");
+    // A new worker checks the module's hash itself before loading it.
+    if (!worker)
       worker = WorkerProcess::spawn(
-          {worker_executable_, path->string(), job.module_hash, job.module_name},
+          {worker_executable_, path.string(), job.module_hash, job.module_name},
           std::chrono::seconds(30));
-    }
     WorkerOutcome out = worker->execute(job.function, job.args, kTaskTimeout);
     {
       std::lock_guard lock(mu_);

@@ -54,6 +54,8 @@ class NodeTaskRunner {
   std::map<std::uint64_t, std::string> fetches_;  // request id -> module hash
   std::uint64_t next_request_ = 1;
   std::map<std::string, std::vector<std::unique_ptr<WorkerProcess>>> idle_workers_;
+  // Modules verified once here (each worker verifies again before loading): hash -> path.
+  std::map<std::string, std::filesystem::path> verified_;
 };
 
 }  // namespace atl::runtime
