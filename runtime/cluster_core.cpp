@@ -171,7 +171,7 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_task(const detail::Functio
   auto token = std::make_shared<detail::RefToken>(self_, id, task->result);
   counters_.tasks_submitted.fetch_add(1);
   PendingTask* raw = task.get();
-  raw->waiting.store(static_cast<int>(refs) + 1);
+  raw->waiting = static_cast<int>(refs) + 1;  // one extra, held while registering
   raw->waiters = std::make_unique<ArgWaiter[]>(refs);
   {
     std::lock_guard lock(mu_);
@@ -190,14 +190,20 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_task(const detail::Functio
 }
 
 void ClusterCore::argument_ready(std::uint64_t task) noexcept {
-  PendingTask* t;
+  std::unique_ptr<PendingTask> disposed;
+  bool send = false;
   {
     std::lock_guard lock(mu_);
     auto it = pending_.find(task);
-    if (it == pending_.end()) return;
-    t = it->second.get();
+    if (it == pending_.end() || --it->second->waiting > 0) return;
+    if (it->second->finished) {
+      disposed = std::move(it->second);  // finished while its arguments were outstanding
+      pending_.erase(it);
+    } else {
+      send = true;
+    }
   }
-  if (t->waiting.fetch_sub(1) == 1) send_task(task);
+  if (send) send_task(task);
 }
 
 void ClusterCore::send_task(std::uint64_t task) {
@@ -282,19 +288,24 @@ void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) 
 
 void ClusterCore::complete(std::uint64_t task, const detail::Payload* value,
                            const ErrorPtr& error) {
-  std::unique_ptr<PendingTask> t;
+  std::unique_ptr<PendingTask> disposed;
+  ObjectEntry* result;
   {
     std::lock_guard lock(mu_);
     auto it = pending_.find(task);
-    if (it == pending_.end()) return;
-    t = std::move(it->second);
-    pending_.erase(it);
+    if (it == pending_.end() || it->second->finished) return;
+    it->second->finished = true;
+    result = it->second->result;
+    if (it->second->waiting == 0) {
+      disposed = std::move(it->second);
+      pending_.erase(it);
+    }
   }
   if (value != nullptr)
-    store_.seal(t->result, *value);
+    store_.seal(result, *value);
   else
-    store_.fail(t->result, error);
-  store_.release(t->result);
+    store_.fail(result, error);
+  store_.release(result);
   counters_.tasks_finished.fetch_add(1);
 }
 
@@ -385,7 +396,8 @@ void ClusterCore::shutdown() {
     pending.swap(pending_);
     conn_.reset();
   }
-  for (auto& [id, t] : pending) store_.release(t->result);  // failed above; drop their pins
+  for (auto& [id, t] : pending)
+    if (!t->finished) store_.release(t->result);  // failed above; drop their pins
   self_.reset();
 }
 

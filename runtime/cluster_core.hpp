@@ -71,7 +71,10 @@ class ClusterCore final : public detail::Core {
     std::string name;
     std::vector<std::pair<std::string, double>> resources;
     unsigned max_retries = 0;
-    std::atomic<int> waiting{0};
+    // Guarded by mu_. The task is destroyed only when it is finished and no waiter of its can
+    // still fire (waiting == 0), whichever of the two comes last.
+    int waiting = 0;
+    bool finished = false;
     std::unique_ptr<ArgWaiter[]> waiters;
     bool sent = false;
   };

@@ -37,7 +37,11 @@ HeadServer::HeadServer(HeadOptions options)
   };
   listener_ = std::make_unique<transport::Listener>(
       io_, asio::ip::tcp::endpoint(asio::ip::make_address(options_.bind), options_.port),
-      transport::ListenerOptions{.token = options_.token}, handlers);
+      transport::ListenerOptions{.token = options_.token}, handlers,
+      [this](transport::ConnectionPtr c) {
+        std::lock_guard lock(mu_);
+        connections_[c.get()] = c;
+      });
   sweep_soon();
 }
 
@@ -57,7 +61,8 @@ void HeadServer::stop() {
     sweep_timer_.cancel();
     {
       std::lock_guard lock(mu_);
-      for (auto& [raw, entry] : nodes_by_connection_) entry.first->close("head shutting down");
+      // Every peer (nodes and drivers) learns at once that the head is gone.
+      for (auto& [raw, conn] : connections_) conn->close("head shutting down");
     }
     work_.reset();
     // Connections still in their handshake, or idle drivers, must not keep the head alive.
@@ -202,6 +207,7 @@ void HeadServer::on_closed(const transport::ConnectionPtr& conn) {
   std::uint64_t id;
   {
     std::lock_guard lock(mu_);
+    connections_.erase(conn.get());
     auto it = nodes_by_connection_.find(conn.get());
     if (it == nodes_by_connection_.end()) return;
     id = it->second.second;

@@ -54,7 +54,8 @@ class HeadServer {
   asio::steady_timer sweep_timer_;
   asio::steady_timer stop_timer_;
   bool stopping_ = false;  // io thread only
-  std::mutex mu_;          // guards nodes_by_connection_ (handlers run on connection strands)
+  std::mutex mu_;          // guards the maps below (handlers run on connection strands)
+  std::unordered_map<transport::Connection*, transport::ConnectionPtr> connections_;
   std::unordered_map<transport::Connection*, std::pair<transport::ConnectionPtr, std::uint64_t>>
       nodes_by_connection_;
 };

@@ -171,6 +171,17 @@ TEST_F(ClusterTasksTest, two_drivers_share_the_cluster) {
   EXPECT_EQ(a.task(job::add).remote(3, 3).get(30s), 6);
 }
 
+TEST_F(ClusterTasksTest, losing_the_head_fails_pending_tasks_and_their_dependents) {
+  start_node("eu-a", "eu-1");
+  auto rt = driver();
+  auto slow = rt.task(job::sleep_then).remote(800, 1);
+  auto dependent = rt.task(job::add).remote(slow, 1);  // waits for `slow` in the driver
+  head_->stop();
+  EXPECT_THROW(dependent.get(30s), atl::RuntimeShutdownError);
+  EXPECT_THROW(slow.get(30s), atl::RuntimeShutdownError);
+  EXPECT_THROW(rt.task(job::add).remote(1, 1), atl::RuntimeShutdownError);
+}
+
 TEST_F(ClusterTasksTest, what_clusters_do_not_run_yet_is_a_clear_error) {
   start_node("eu-a", "eu-1");
   auto rt = driver();
