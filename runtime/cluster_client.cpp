@@ -22,7 +22,10 @@ NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
   }
 }
 
-NodeAgentProcess::~NodeAgentProcess() = default;
+NodeAgentProcess::~NodeAgentProcess() {
+  // Its running tasks hold connections: finish them before the io_context goes.
+  runner_.reset();
+}
 
 std::string NodeAgentProcess::run(std::function<void(std::uint64_t)> on_registered) {
   on_registered_ = std::move(on_registered);

@@ -46,9 +46,10 @@ class HeadServer {
 
   HeadOptions options_;
   SteadyClock clock_;
+  // Declared first among what holds connections: destroyed last, after every socket and strand.
+  asio::io_context io_;
   Membership membership_;
   ClusterTasks tasks_;
-  asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   std::unique_ptr<transport::Listener> listener_;
   asio::steady_timer sweep_timer_;
