@@ -12,6 +12,9 @@
 #include <string>
 #include <thread>
 
+#include "atoll/atoll.hpp"
+#include "tests/cluster/job_module.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -159,6 +162,23 @@ TEST_F(CliTest, joining_with_a_wrong_token_or_address_fails_clearly) {
   auto good = run("start --address " + address + " --island eu-1 --name eu-a --cpus 2");
   EXPECT_EQ(good.code, 0) << good.output;
   EXPECT_EQ(count_state("alive"), 1u);
+}
+
+TEST_F(CliTest, a_node_killed_mid_task_has_its_task_retried_on_another_node) {
+  ASSERT_EQ(run("up --islands 1 --nodes-per-island 2 --cpus 1").code, 0);
+  std::string address, token;
+  std::ifstream(dir_ / "head.addr") >> address;
+  std::ifstream(dir_ / "token") >> token;
+  auto rt = atl::init({.address = address,
+                       .token = token,
+                       .modules = {test_job},
+                       .job_module = {.library = ATOLL_TEST_JOB, .name = "test_job"}});
+  // One CPU per node: the two tasks run at the same time, one on each node.
+  auto first = rt.task(job::sleep_then).options({.max_retries = 2}).remote(1500, 1);
+  auto second = rt.task(job::sleep_then).options({.max_retries = 2}).remote(1500, 2);
+  std::this_thread::sleep_for(500ms);
+  ::kill(pid_of("node-island-0-node-0.pid"), SIGKILL);
+  EXPECT_EQ(first.get(60s) + second.get(60s), 3);  // the killed node's task ran again elsewhere
 }
 
 TEST_F(CliTest, the_token_file_is_private) {
