@@ -14,6 +14,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "atoll/errors.hpp"
 #include "runtime/membership.hpp"
 #include "runtime/scheduler.hpp"
 #include "transport/connection.hpp"
@@ -57,7 +58,10 @@ class ClusterTasks {
     transport::ConnectionPtr conn;
     NodeState* state = nullptr;
     void run_task(TaskRecord* task) override { owner->send_run(*this, task); }
-    void place_actor(TaskRecord*) override {}  // actors are not placed on cluster nodes yet
+    // The head schedules no actor placements yet (drivers refuse actors in cluster mode).
+    void place_actor(TaskRecord*) override {
+      throw Error(ErrorCategory::unimplemented, "actors are not placed on cluster nodes yet");
+    }
   };
 
   void send_run(RemoteNode& node, TaskRecord* record);
