@@ -40,8 +40,10 @@ Connection::Connection(asio::ip::tcp::socket socket, Side side, std::string toke
 Connection::~Connection() = default;
 
 void Connection::start_server(std::chrono::milliseconds timeout,
-                              std::function<void(ConnectionPtr)> ready) {
+                              std::function<void(ConnectionPtr)> ready,
+                              std::shared_ptr<std::atomic<std::size_t>> pending_handshakes) {
   on_ready_ = std::move(ready);
+  pending_handshakes_ = std::move(pending_handshakes);
   arm_handshake_timer(timeout);
   read_more();
 }
@@ -191,6 +193,7 @@ void Connection::on_handshake(wire::Handshake::Reader m) {
 }
 
 void Connection::become_open() {
+  if (auto pending = std::exchange(pending_handshakes_, nullptr)) pending->fetch_sub(1);
   stage_ = Stage::open;
   decoder_.set_max_frame_bytes(max_frame_bytes_);
   handshake_timer_.cancel();
@@ -291,6 +294,7 @@ void Connection::close(const std::string& reason) {
 
 void Connection::close_now(const std::string& reason) {
   if (closed_.exchange(true)) return;
+  if (auto pending = std::exchange(pending_handshakes_, nullptr)) pending->fetch_sub(1);
   asio::error_code ignored;
   handshake_timer_.cancel();
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
@@ -367,9 +371,15 @@ void Listener::accept_next() {
                                             options_.token, options_.protocol_version,
                                             options_.max_frame_bytes, handlers_));
           conn->session_id_ = next_session_.fetch_add(1);
-          asio::dispatch(conn->socket_.get_executor(), [conn, this] {
-            conn->start_server(options_.handshake_timeout, on_established_);
-          });
+          if (pending_handshakes_->fetch_add(1) >= options_.max_pending_handshakes) {
+            pending_handshakes_->fetch_sub(1);
+            asio::error_code ignored;
+            conn->socket_.close(ignored);  // too many peers mid-handshake: drop this one
+          } else {
+            asio::dispatch(conn->socket_.get_executor(), [conn, this] {
+              conn->start_server(options_.handshake_timeout, on_established_, pending_handshakes_);
+            });
+          }
         }
         accept_next();
       });

@@ -56,6 +56,9 @@ struct ListenerOptions {
   std::string token;
   std::size_t max_frame_bytes = kDefaultMaxFrameBytes;
   std::chrono::milliseconds handshake_timeout{10'000};
+  // Connections still in their handshake beyond this are closed at once, so silent or slow peers
+  // cannot hold the head's descriptors and memory.
+  std::size_t max_pending_handshakes = 256;
   std::uint32_t protocol_version = wire::PROTOCOL_VERSION;
 };
 
@@ -99,7 +102,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(asio::ip::tcp::socket socket, Side side, std::string token,
              std::uint32_t protocol_version, std::size_t max_frame_bytes, Handlers handlers);
 
-  void start_server(std::chrono::milliseconds timeout, std::function<void(ConnectionPtr)> ready);
+  void start_server(std::chrono::milliseconds timeout, std::function<void(ConnectionPtr)> ready,
+                    std::shared_ptr<std::atomic<std::size_t>> pending_handshakes);
   void start_client(wire::Role role, std::string name, std::chrono::milliseconds timeout,
                     std::function<void(ConnectionPtr, std::string)> done);
   void arm_handshake_timer(std::chrono::milliseconds timeout);
@@ -128,9 +132,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Stage stage_;
   Nonce client_nonce_{};
   Nonce server_nonce_{};
-  wire::Role role_ = wire::Role::DRIVER;                        // the client's role
-  std::function<void(ConnectionPtr)> on_ready_;                 // server
-  std::function<void(ConnectionPtr, std::string)> on_dialled_;  // client
+  wire::Role role_ = wire::Role::DRIVER;                          // the client's role
+  std::function<void(ConnectionPtr)> on_ready_;                   // server
+  std::shared_ptr<std::atomic<std::size_t>> pending_handshakes_;  // server: released once
+  std::function<void(ConnectionPtr, std::string)> on_dialled_;    // client
 
   wire::Role peer_role_ = wire::Role::DRIVER;
   std::string peer_name_;
@@ -169,6 +174,8 @@ class Listener {
   Handlers handlers_;
   std::function<void(ConnectionPtr)> on_established_;
   std::atomic<std::uint64_t> next_session_{1};
+  std::shared_ptr<std::atomic<std::size_t>> pending_handshakes_ =
+      std::make_shared<std::atomic<std::size_t>>(0);
 };
 
 // Connects and authenticates; calls `done` exactly once, with the connection or an error message

@@ -245,3 +245,46 @@ TEST(ListenerTest, port_in_use_and_short_token_are_clear_errors) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(ListenerLimitsTest, peers_beyond_the_pending_handshake_cap_are_dropped_at_once) {
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  std::string token = atl::transport::generate_token();
+  // A long handshake timeout, so only the cap can close a silent peer within the test's wait.
+  Listener head(io, {asio::ip::make_address("127.0.0.1"), 0},
+                {.token = token, .handshake_timeout = 30s, .max_pending_handshakes = 2}, {});
+  std::thread io_thread([&] { io.run(); });
+  asio::io_context raw;
+  auto silent = [&] {
+    asio::ip::tcp::socket s(raw);
+    s.connect({asio::ip::make_address("127.0.0.1"), head.port()});
+    timeval tv{5, 0};
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return s;
+  };
+  auto first = silent();
+  auto second = silent();
+  std::this_thread::sleep_for(100ms);  // both accepted and counted
+  auto third = silent();
+  char byte;
+  asio::error_code ec;
+  third.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  first.close();  // frees a slot: a real client gets in
+  std::this_thread::sleep_for(100ms);
+  std::promise<std::string> dialled;
+  atl::transport::dial(io, "127.0.0.1", head.port(), {.token = token, .name = "real"}, {},
+                       [&](ConnectionPtr c, std::string error) {
+                         dialled.set_value(c ? "" : error);
+                         if (c) c->close("done");
+                       });
+  EXPECT_EQ(dialled.get_future().get(), "");
+  asio::post(io, [&] { head.close(); });
+  work.reset();
+  io.stop();
+  io_thread.join();
+}
+
+}  // namespace
