@@ -116,15 +116,11 @@ void ClusterCore::connect() {
 }
 
 const detail::FunctionEntry& ClusterCore::function_by_key(std::uintptr_t key) const {
-  if (const auto* f = registry_.find_function(key)) return *f;
-  throw Error(ErrorCategory::invalid_argument,
-              "this function is not registered: add it to the job's module");
+  return registry_.require_function(key);
 }
 
 const detail::FunctionEntry& ClusterCore::function_by_name(std::string_view name) const {
-  if (const auto* f = registry_.find_function(name)) return *f;
-  throw Error(ErrorCategory::invalid_argument,
-              "no function named '" + std::string(name) + "' is registered");
+  return registry_.require_function(name);
 }
 
 const detail::ActorClassEntry& ClusterCore::actor_class(std::type_index) const {
@@ -368,12 +364,7 @@ MutableBuffer ClusterCore::create_buffer(std::size_t size) {
 }
 
 RuntimeStats ClusterCore::stats() const {
-  RuntimeStats s;
-  s.objects = store_.object_count();
-  s.object_bytes = store_.bytes_used();
-  s.object_store_capacity = store_.capacity();
-  s.tasks_submitted = counters_.tasks_submitted.load();
-  s.tasks_finished = counters_.tasks_finished.load();
+  RuntimeStats s = object_and_task_stats(store_, counters_);
   std::lock_guard lock(mu_);
   for (const auto& [id, t] : pending_) s.tasks_waiting_for_dependencies += t->sent ? 0 : 1;
   return s;

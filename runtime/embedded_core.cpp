@@ -36,11 +36,8 @@ constexpr std::size_t kMaxWorkerThreadsPerNode = 4096;
 }  // namespace
 
 std::shared_ptr<EmbeddedCore> EmbeddedCore::create(InitOptions options) {
-  if (!options.address.empty())
-    throw Error(ErrorCategory::unimplemented,
-                "connecting to a cluster at '" + options.address +
-                    "' is not available in this build; use atl::init() without an address "
-                    "for the embedded runtime");
+  if (!options.address.empty())  // atl::init sends addresses to the cluster driver
+    throw Error(ErrorCategory::invalid_argument, "the embedded runtime takes no address");
   if (options.infeasible_timeout.count() < 0)
     throw Error(ErrorCategory::invalid_argument, "infeasible_timeout must not be negative");
   std::shared_ptr<EmbeddedCore> core(new EmbeddedCore(std::move(options)));
@@ -106,16 +103,11 @@ EmbeddedCore::~EmbeddedCore() {
 }
 
 const detail::FunctionEntry& EmbeddedCore::function_by_key(std::uintptr_t key) const {
-  if (const auto* f = registry_.find_function(key)) return *f;
-  throw Error(ErrorCategory::invalid_argument,
-              "this function is not registered: add it to a module with "
-              "reg.function(\"name\", &fn) and pass the module to atl::init");
+  return registry_.require_function(key);
 }
 
 const detail::FunctionEntry& EmbeddedCore::function_by_name(std::string_view name) const {
-  if (const auto* f = registry_.find_function(name)) return *f;
-  throw Error(ErrorCategory::invalid_argument,
-              "no function named '" + std::string(name) + "' is registered");
+  return registry_.require_function(name);
 }
 
 const detail::ActorClassEntry& EmbeddedCore::actor_class(std::type_index type) const {
@@ -241,12 +233,7 @@ MutableBuffer EmbeddedCore::create_buffer(std::size_t size) {
 }
 
 RuntimeStats EmbeddedCore::stats() const {
-  RuntimeStats s;
-  s.objects = store_.object_count();
-  s.object_bytes = store_.bytes_used();
-  s.object_store_capacity = store_.capacity();
-  s.tasks_submitted = counters_.tasks_submitted.load();
-  s.tasks_finished = counters_.tasks_finished.load();
+  RuntimeStats s = object_and_task_stats(store_, counters_);
   s.tasks_queued = scheduler_.queued();
   s.tasks_waiting_for_dependencies = counters_.tasks_waiting_for_dependencies.load();
   s.actors_alive = counters_.actors_alive.load();

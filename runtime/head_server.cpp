@@ -125,12 +125,7 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
       return;
     }
     case wire::Envelope::Body::HEARTBEAT: {
-      std::uint64_t id = 0;
-      {
-        std::lock_guard lock(mu_);
-        if (auto it = nodes_by_connection_.find(conn.get()); it != nodes_by_connection_.end())
-          id = it->second.second;
-      }
+      std::uint64_t id = node_of(conn);
       if (id == 0 || !membership_.heartbeat(id))
         conn->close("heartbeat from a node that is not registered or was declared dead");
       return;
@@ -185,12 +180,7 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
       tasks_.submit(conn, body.getSubmitTask());
       return;
     case wire::Envelope::Body::TASK_FINISHED: {
-      std::uint64_t id = 0;
-      {
-        std::lock_guard lock(mu_);
-        if (auto it = nodes_by_connection_.find(conn.get()); it != nodes_by_connection_.end())
-          id = it->second.second;
-      }
+      std::uint64_t id = node_of(conn);
       if (id != 0) tasks_.finished(id, body.getTaskFinished());
       return;
     }
@@ -201,6 +191,12 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
   }
   reply_error(conn, env.getRequestId(), wire::ErrorCategory::UNIMPLEMENTED,
               "the head does not handle this message from this peer");
+}
+
+std::uint64_t HeadServer::node_of(const transport::ConnectionPtr& conn) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_by_connection_.find(conn.get());
+  return it == nodes_by_connection_.end() ? 0 : it->second.second;
 }
 
 void HeadServer::on_closed(const transport::ConnectionPtr& conn) {

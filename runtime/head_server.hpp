@@ -42,6 +42,8 @@ class HeadServer {
   void on_message(const transport::ConnectionPtr& conn,
                   const transport::Decoded<wire::Envelope>& message);
   void on_closed(const transport::ConnectionPtr& conn);
+  // The node id registered on this connection, or 0.
+  std::uint64_t node_of(const transport::ConnectionPtr& conn);
   void sweep_soon();
 
   HeadOptions options_;

@@ -57,4 +57,14 @@ bool cancel_object(ObjectStore& store, ObjectEntry* e, const ObjectId& id) {
                                                             id.to_string() + " was cancelled"));
 }
 
+RuntimeStats object_and_task_stats(const ObjectStore& store, const Counters& counters) {
+  RuntimeStats s;
+  s.objects = store.object_count();
+  s.object_bytes = store.bytes_used();
+  s.object_store_capacity = store.capacity();
+  s.tasks_submitted = counters.tasks_submitted.load();
+  s.tasks_finished = counters.tasks_finished.load();
+  return s;
+}
+
 }  // namespace atl::runtime

@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "atoll/detail/core.hpp"
+#include "atoll/runtime.hpp"
 #include "runtime/awaiting.hpp"
+#include "runtime/counters.hpp"
 #include "runtime/object_store.hpp"
 
 namespace atl::runtime {
@@ -29,5 +31,7 @@ void wait_objects(ObjectStore& store, const std::vector<ObjectEntry*>& entries,
                   std::size_t num_ready, detail::Deadline deadline, BlockHooks* hooks,
                   std::vector<bool>& ready);
 bool cancel_object(ObjectStore& store, ObjectEntry* e, const ObjectId& id);
+// The statistics every core reports the same way: its store and its task counters.
+RuntimeStats object_and_task_stats(const ObjectStore& store, const Counters& counters);
 
 }  // namespace atl::runtime

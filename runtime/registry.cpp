@@ -72,6 +72,18 @@ void Registry::add_method(detail::ActorClassEntry& cls, detail::MethodEntry meth
   cls.methods.push_back(std::move(method));
 }
 
+const detail::FunctionEntry& Registry::require_function(std::uintptr_t key) const {
+  if (const auto* f = find_function(key)) return *f;
+  reject(
+      "this function is not registered: add it to a module with reg.function(\"name\", &fn) "
+      "and pass the module to atl::init");
+}
+
+const detail::FunctionEntry& Registry::require_function(std::string_view name) const {
+  if (const auto* f = find_function(name)) return *f;
+  reject("no function named '" + std::string(name) + "' is registered");
+}
+
 const detail::FunctionEntry* Registry::find_function(std::string_view name) const noexcept {
   auto it = tables_->functions_by_name.find(name);
   return it == tables_->functions_by_name.end() ? nullptr : it->second;

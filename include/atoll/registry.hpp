@@ -69,6 +69,9 @@ class Registry {
   template <class T>
   ActorRegistration<T> actor(std::string name);
 
+  // Raise Error(invalid_argument) saying how to register the function when it is missing.
+  const detail::FunctionEntry& require_function(std::uintptr_t key) const;
+  const detail::FunctionEntry& require_function(std::string_view name) const;
   const detail::FunctionEntry* find_function(std::string_view name) const noexcept;
   const detail::FunctionEntry* find_function(std::uintptr_t key) const noexcept;
   const detail::ActorClassEntry* find_actor_class(std::type_index type) const noexcept;
