@@ -16,14 +16,16 @@ NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
     double cpus = 1;
     for (const auto& [name, amount] : options_.info.resources)
       if (name == "CPU") cpus = amount;
-    runner_ = std::make_unique<NodeTaskRunner>(options_.name, options_.module_dir,
-                                               options_.worker_executable,
+    modules_ = std::make_unique<NodeModules>(options_.module_dir);
+    runner_ = std::make_unique<NodeTaskRunner>(options_.name, *modules_, options_.worker_executable,
                                                static_cast<std::size_t>(std::ceil(cpus)));
+    actors_ = std::make_unique<NodeActors>(options_.name, *modules_, options_.worker_executable);
   }
 }
 
 NodeAgentProcess::~NodeAgentProcess() {
-  // Its running tasks hold connections: finish them before the io_context goes.
+  // Its running tasks and actors hold connections: end them before the io_context goes.
+  actors_.reset();
   runner_.reset();
 }
 
@@ -88,18 +90,37 @@ void NodeAgentProcess::on_message(const transport::Decoded<wire::Envelope>& mess
         std::max<std::uint32_t>(10, body.getNodeRegistered().getHeartbeatIntervalMs()));
     if (on_registered_) on_registered_(body.getNodeRegistered().getNodeId());
     beat();
-  } else if (body.which() == wire::Envelope::Body::RUN_TASK && runner_ && conn_) {
-    runner_->run(conn_, body.getRunTask());
-  } else if (body.which() == wire::Envelope::Body::MODULE_BYTES && runner_ && conn_) {
-    runner_->module_arrived(conn_, body.getModuleBytes());
-  } else if (body.which() == wire::Envelope::Body::ERROR && runner_ && conn_ &&
-             runner_->fetch_failed(conn_, message.root().getRequestId(),
-                                   body.getError().getMessage())) {
+  } else if (runner_ && conn_ && dispatch_work(message)) {
     return;
   } else if (body.which() == wire::Envelope::Body::ERROR && !ever_registered_) {
     fatal_ = "the head refused the registration: " + std::string(body.getError().getMessage());
     conn_->close("registration refused");
     work_.reset();
+  }
+}
+
+bool NodeAgentProcess::dispatch_work(const transport::Decoded<wire::Envelope>& message) {
+  auto body = message.root().getBody();
+  switch (body.which()) {
+    case wire::Envelope::Body::RUN_TASK:
+      runner_->run(conn_, body.getRunTask());
+      return true;
+    case wire::Envelope::Body::START_ACTOR:
+      actors_->start(conn_, body.getStartActor());
+      return true;
+    case wire::Envelope::Body::ACTOR_CALL:
+      actors_->call(conn_, body.getActorCall());
+      return true;
+    case wire::Envelope::Body::STOP_ACTOR:
+      actors_->stop(conn_, body.getStopActor());
+      return true;
+    case wire::Envelope::Body::MODULE_BYTES:
+      modules_->arrived(body.getModuleBytes());
+      return true;
+    case wire::Envelope::Body::ERROR:
+      return modules_->fetch_failed(message.root().getRequestId(), body.getError().getMessage());
+    default:
+      return false;
   }
 }
 
@@ -115,6 +136,7 @@ void NodeAgentProcess::beat() {
 }
 
 void NodeAgentProcess::on_lost() {
+  if (actors_) actors_->kill_all("the node lost the head, which counts its actors dead");
   if (stopping_) return;
   heartbeat_timer_.cancel();
   conn_.reset();

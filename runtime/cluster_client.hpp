@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "runtime/membership.hpp"
+#include "runtime/node_actors.hpp"
+#include "runtime/node_modules.hpp"
 #include "runtime/node_tasks.hpp"
 #include "transport/connection.hpp"
 
@@ -46,11 +48,16 @@ class NodeAgentProcess {
   void connect();
   void on_dialled(transport::ConnectionPtr conn, const std::string& error);
   void on_message(const transport::Decoded<wire::Envelope>& message);
+  // Tasks, actors and modules; false when the message is none of these.
+  bool dispatch_work(const transport::Decoded<wire::Envelope>& message);
   void on_lost();
   void beat();
 
   NodeAgentOptions options_;
-  std::unique_ptr<NodeTaskRunner> runner_;  // set when module_dir and worker_executable are
+  // Set when module_dir and worker_executable are (a node that runs work).
+  std::unique_ptr<NodeModules> modules_;
+  std::unique_ptr<NodeTaskRunner> runner_;
+  std::unique_ptr<NodeActors> actors_;
   asio::io_context io_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   asio::steady_timer heartbeat_timer_;

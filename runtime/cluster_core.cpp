@@ -16,11 +16,6 @@ namespace atl::runtime {
 
 namespace {
 
-[[noreturn]] void not_yet(const std::string& what) {
-  throw Error(ErrorCategory::unimplemented,
-              what + " on a cluster is not available yet; use the embedded runtime for it");
-}
-
 std::pair<std::string, std::uint16_t> split_address(const std::string& address) {
   auto colon = address.rfind(':');
   char* end = nullptr;
@@ -38,6 +33,11 @@ std::uint64_t random_owner() {
 }
 
 }  // namespace
+
+void not_on_cluster_yet(const std::string& what) {
+  throw Error(ErrorCategory::unimplemented,
+              what + " on a cluster is not available yet; use the embedded runtime for it");
+}
 
 std::shared_ptr<ClusterCore> ClusterCore::create(InitOptions options) {
   if (options.job_module.library.empty() || options.job_module.name.empty())
@@ -102,17 +102,31 @@ void ClusterCore::connect() {
     conn_ = conn;
   }
   capnp::MallocMessageBuilder msg;
-  auto env = msg.initRoot<wire::Envelope>();
-  env.setRequestId(1);
-  auto blob = env.getBody().initUploadModule();
+  auto blob = msg.initRoot<wire::Envelope>().getBody().initUploadModule();
   blob.setHash(module_hash_);
   blob.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
-  auto stored = uploaded_.get_future();
+  HeadReply stored = request(msg, std::chrono::seconds(60));
+  if (!stored.error.empty())
+    throw Error(ErrorCategory::disconnected, "uploading the job module failed: " + stored.error);
+}
+
+ClusterCore::HeadReply ClusterCore::request(capnp::MallocMessageBuilder& msg,
+                                            std::chrono::seconds timeout) {
+  std::future<HeadReply> answer;
+  transport::ConnectionPtr conn;
+  {
+    std::lock_guard lock(mu_);
+    if (!lost_.empty()) throw RuntimeShutdownError("lost the connection to the head: " + lost_);
+    std::uint64_t id = next_request_++;
+    msg.getRoot<wire::Envelope>().setRequestId(id);
+    answer = requests_[id].get_future();
+    conn = conn_;
+  }
   conn->send(msg);
-  if (stored.wait_for(std::chrono::seconds(60)) != std::future_status::ready)
-    throw Error(ErrorCategory::timed_out, "the head did not store the job module within 60 s");
-  if (std::string failure = stored.get(); !failure.empty())
-    throw Error(ErrorCategory::disconnected, "uploading the job module failed: " + failure);
+  if (answer.wait_for(timeout) != std::future_status::ready)
+    throw Error(ErrorCategory::timed_out,
+                "the head did not answer within " + std::to_string(timeout.count()) + " s");
+  return answer.get();
 }
 
 const detail::FunctionEntry& ClusterCore::function_by_key(std::uintptr_t key) const {
@@ -123,44 +137,51 @@ const detail::FunctionEntry& ClusterCore::function_by_name(std::string_view name
   return registry_.require_function(name);
 }
 
-const detail::ActorClassEntry& ClusterCore::actor_class(std::type_index) const {
-  not_yet("actors");
-}
-
 void ClusterCore::ensure_running() const {
   if (shut_down_.load()) throw RuntimeShutdownError("the atoll runtime has been shut down");
   std::lock_guard lock(mu_);
   if (!lost_.empty()) throw RuntimeShutdownError("lost the connection to the head: " + lost_);
 }
 
+void ClusterCore::check_arguments(const std::vector<detail::ArgSpec>& args,
+                                  const std::string& what) const {
+  for (const auto& a : args) {
+    if (a.kind == detail::ArgSpec::Kind::pass_ref)
+      not_on_cluster_yet("passing an ObjectRef parameter (to " + what + ")");
+    if (a.kind == detail::ArgSpec::Kind::actor)
+      not_on_cluster_yet("passing an ActorHandle (to " + what + ")");
+    if (a.kind == detail::ArgSpec::Kind::value && a.value.out_of_band)
+      not_on_cluster_yet("sending an atl::Buffer to another process");
+    if (a.ref && &a.ref->core() != this)
+      throw Error(ErrorCategory::invalid_argument,
+                  "an argument of " + what + " belongs to another runtime");
+  }
+}
+
 std::shared_ptr<detail::RefToken> ClusterCore::submit_task(const detail::FunctionEntry& fn,
                                                            std::vector<detail::ArgSpec> args,
                                                            const TaskOptions* options) {
   ensure_running();
-  if (fn.takes_runtime) not_yet("a task that submits nested tasks ('" + fn.name + "')");
-  auto task = std::make_unique<PendingTask>();
-  std::size_t refs = 0;
-  for (const auto& a : args) {
-    if (a.kind == detail::ArgSpec::Kind::pass_ref) not_yet("passing an ObjectRef parameter");
-    if (a.kind == detail::ArgSpec::Kind::actor) not_yet("passing an ActorHandle");
-    if (a.kind == detail::ArgSpec::Kind::value && a.value.out_of_band)
-      not_yet("sending an atl::Buffer to another process");
-    if (a.ref && &a.ref->core() != this)
-      throw Error(ErrorCategory::invalid_argument, "an argument belongs to another runtime");
-    if (a.kind == detail::ArgSpec::Kind::resolve_ref) ++refs;
-  }
+  if (fn.takes_runtime) not_on_cluster_yet("a task that submits nested tasks ('" + fn.name + "')");
+  check_arguments(args, "'" + fn.name + "'");
   TaskOptions opts = options != nullptr ? *options : TaskOptions{};
   if (opts.max_retries < 0)
     throw Error(ErrorCategory::invalid_argument, "max_retries must not be negative");
-  if (opts.num_cpus) task->resources.emplace_back("CPU", *opts.num_cpus);
-  if (opts.num_gpus != 0) task->resources.emplace_back("GPU", opts.num_gpus);
-  if (opts.memory != 0) task->resources.emplace_back("memory", static_cast<double>(opts.memory));
-  for (const auto& [name, amount] : opts.resources) task->resources.emplace_back(name, amount);
+  auto task = std::make_unique<PendingTask>();
+  task->resources = resource_request(opts);
+  task->label_selector = std::move(opts.label_selector);
+  task->preferred_labels = std::move(opts.preferred_labels);
   task->function = &fn;
   task->name = opts.name.empty() ? fn.name : opts.name;
   task->max_retries = static_cast<unsigned>(opts.max_retries);
-  task->args = std::move(args);
+  return register_task(std::move(task), std::move(args));
+}
 
+std::shared_ptr<detail::RefToken> ClusterCore::register_task(std::unique_ptr<PendingTask> task,
+                                                             std::vector<detail::ArgSpec> args) {
+  std::size_t refs = 0;
+  for (const auto& a : args) refs += a.kind == detail::ArgSpec::Kind::resolve_ref ? 1 : 0;
+  task->args = std::move(args);
   std::uint64_t seq = next_sequence_.fetch_add(1);
   ObjectId id{owner_, seq};
   task->result = store_.create(id, 2);  // the caller's token and the pending task
@@ -172,6 +193,7 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_task(const detail::Functio
   {
     std::lock_guard lock(mu_);
     pending_[seq] = std::move(task);
+    if (raw->actor != nullptr) raw->actor->outbox.push_back(seq);
   }
   std::size_t k = 0;
   for (const auto& a : raw->args) {
@@ -188,6 +210,7 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_task(const detail::Functio
 void ClusterCore::argument_ready(std::uint64_t task) noexcept {
   std::unique_ptr<PendingTask> disposed;
   bool send = false;
+  ClusterActor* actor = nullptr;
   {
     std::lock_guard lock(mu_);
     auto it = pending_.find(task);
@@ -197,9 +220,13 @@ void ClusterCore::argument_ready(std::uint64_t task) noexcept {
       pending_.erase(it);
     } else {
       send = true;
+      actor = it->second->actor;
     }
   }
-  if (send) send_task(task);
+  if (actor != nullptr)
+    flush_actor(actor);
+  else if (send)
+    send_task(task);
 }
 
 void ClusterCore::send_task(std::uint64_t task) {
@@ -219,27 +246,12 @@ void ClusterCore::send_task(std::uint64_t task) {
     spec.setFunction(t.function->name);
     spec.setName(t.name);
     spec.setMaxRetries(t.max_retries);
-    auto resources = spec.initResources(static_cast<unsigned>(t.resources.size()));
-    for (unsigned i = 0; i < t.resources.size(); ++i) {
-      resources[i].setName(t.resources[i].first);
-      resources[i].setAmount(t.resources[i].second);
-    }
-    auto args = spec.initArgs(static_cast<unsigned>(t.args.size()));
-    for (unsigned i = 0; i < t.args.size() && !failed; ++i) {
-      const detail::ArgSpec& a = t.args[i];
-      const detail::Payload* p = &a.value;
-      if (a.kind == detail::ArgSpec::Kind::resolve_ref) {
-        ObjectEntry* e = entry_of(*a.ref);
-        if (e->state.load() == ObjectState::failed) failed = e->error;  // the input's error
-        p = &e->value;
-      }
-      if (!failed && p->out_of_band)
-        failed = make_error(ErrorKind::unimplemented,
-                            "an atl::Buffer cannot be sent to another process yet");
-      if (!failed)
-        args.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(p->bytes.data()),
-                                        p->bytes.size()));
-    }
+    write_resources(spec.initResources(static_cast<unsigned>(t.resources.size())), t.resources);
+    write_selectors(spec.initLabelSelector(static_cast<unsigned>(t.label_selector.size())),
+                    t.label_selector);
+    write_selectors(spec.initPreferredLabels(static_cast<unsigned>(t.preferred_labels.size())),
+                    t.preferred_labels);
+    failed = write_args(spec.initArgs(static_cast<unsigned>(t.args.size())), t);
     t.sent = failed == nullptr;
     if (!failed && !lost_.empty()) failed = make_error(ErrorKind::shutdown, lost_);
   }
@@ -250,13 +262,43 @@ void ClusterCore::send_task(std::uint64_t task) {
   conn->send(msg);
 }
 
+ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, const PendingTask& t) {
+  for (unsigned i = 0; i < t.args.size(); ++i) {
+    const detail::ArgSpec& a = t.args[i];
+    const detail::Payload* p = &a.value;
+    if (a.kind == detail::ArgSpec::Kind::resolve_ref) {
+      ObjectEntry* e = entry_of(*a.ref);
+      if (e->state.load() == ObjectState::failed) return e->error;  // the input's error
+      p = &e->value;
+    }
+    if (p->out_of_band)
+      return make_error(ErrorKind::unimplemented,
+                        "an atl::Buffer cannot be sent to another process yet");
+    out.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(p->bytes.data()),
+                                   p->bytes.size()));
+  }
+  return nullptr;
+}
+
 void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) {
   auto env = message.root();
   auto body = env.getBody();
-  if (body.which() == wire::Envelope::Body::MODULE_STORED) {
-    uploaded_.set_value("");
-  } else if (body.which() == wire::Envelope::Body::ERROR && env.getRequestId() == 1) {
-    uploaded_.set_value(body.getError().getMessage());
+  if (env.getRequestId() != 0 && (body.which() == wire::Envelope::Body::MODULE_STORED ||
+                                  body.which() == wire::Envelope::Body::ERROR ||
+                                  body.which() == wire::Envelope::Body::ACTOR_FOUND)) {
+    HeadReply reply;
+    if (body.which() == wire::Envelope::Body::ERROR) reply.error = body.getError().getMessage();
+    if (body.which() == wire::Envelope::Body::ACTOR_FOUND) {
+      auto found = body.getActorFound();
+      reply.found = found.getFound();
+      reply.actor = actor_key(found.getActor());
+      reply.class_name = found.getClassName();
+    }
+    std::lock_guard lock(mu_);
+    if (auto it = requests_.find(env.getRequestId()); it != requests_.end()) {
+      it->second.set_value(std::move(reply));
+      requests_.erase(it);
+    }
   } else if (body.which() == wire::Envelope::Body::TASK_FINISHED) {
     auto done = body.getTaskFinished();
     auto outcome = done.getOutcome();
@@ -271,8 +313,9 @@ void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) 
     e->remote_type = outcome.getFailure().getRemoteType();
     e->message = outcome.getFailure().getMessage();
     e->node = done.getNode();
-    e->kind =
-        e->remote_type == "atl::InfeasibleError" ? ErrorKind::infeasible : ErrorKind::task_error;
+    e->kind = e->remote_type == "atl::InfeasibleError"  ? ErrorKind::infeasible
+              : e->remote_type == "atl::ActorDiedError" ? ErrorKind::actor_died
+                                                        : ErrorKind::task_error;
     {
       std::lock_guard lock(mu_);
       if (auto it = pending_.find(done.getTaskId()); it != pending_.end())
@@ -311,11 +354,12 @@ void ClusterCore::on_lost(const std::string& reason) {
     std::lock_guard lock(mu_);
     lost_ = reason.empty() ? "the connection closed" : reason;
     for (const auto& [id, t] : pending_) tasks.push_back(id);
-  }
-  try {
-    uploaded_.set_value("lost the connection to the head: " + reason);
-  } catch (const std::future_error&) {
-    // the upload had already finished
+    for (auto& [id, answer] : requests_) {
+      HeadReply lost;
+      lost.error = "lost the connection to the head: " + lost_;
+      answer.set_value(std::move(lost));
+    }
+    requests_.clear();
   }
   auto error = make_error(ErrorKind::shutdown, "lost the connection to the head: " + reason);
   for (auto id : tasks) complete(id, nullptr, error);
@@ -340,23 +384,6 @@ void ClusterCore::wait(std::span<const detail::RefToken* const> refs, std::size_
 bool ClusterCore::cancel(const detail::RefToken& ref) {
   // The result fails at once; a task already on a node still runs, and its value is discarded.
   return cancel_object(store_, entry_for(*this, ref), ref.id());
-}
-
-std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::ActorClassEntry&,
-                                                              std::vector<detail::ArgSpec>,
-                                                              const ActorOptions&) {
-  not_yet("actors");
-}
-std::shared_ptr<detail::ActorToken> ClusterCore::find_actor(std::string_view, std::type_index) {
-  not_yet("actors");
-}
-std::shared_ptr<detail::RefToken> ClusterCore::submit_actor_call(const detail::ActorToken&,
-                                                                 const detail::MethodEntry&,
-                                                                 std::vector<detail::ArgSpec>) {
-  not_yet("actors");
-}
-void ClusterCore::kill_actor(const detail::ActorToken&) {
-  not_yet("actors");
 }
 
 MutableBuffer ClusterCore::create_buffer(std::size_t size) {
@@ -395,7 +422,5 @@ void ClusterCore::shutdown() {
 void ClusterCore::release_object(void* entry) noexcept {
   store_.release(static_cast<ObjectEntry*>(entry));
 }
-
-void ClusterCore::release_actor(void*) noexcept {}
 
 }  // namespace atl::runtime

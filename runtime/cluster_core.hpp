@@ -1,25 +1,34 @@
 // A driver connected to a cluster: the same Core interface as the embedded runtime, with tasks
-// sent to the head (which places them on node agents) instead of run in this process. Objects the
-// driver creates live in its own store, shared with the embedded runtime's code (object_ops), and
-// ObjectRef arguments are resolved here before a task is sent, so nodes receive values.
+// and actors sent to the head (which places them on node agents) instead of run in this process.
+// Objects the driver creates live in its own store, shared with the embedded runtime's code
+// (object_ops), and ObjectRef arguments are resolved here before a task or call is sent, so nodes
+// receive values. An actor's calls leave in submission order: a call whose arguments are not
+// ready holds back the calls after it (cluster_actors.cpp).
 //
-// Not yet in cluster mode (Error(unimplemented)): actors, ObjectRef parameters passed unresolved,
-// and Buffers crossing processes.
+// Not yet in cluster mode (Error(unimplemented)): ObjectRef parameters passed unresolved,
+// ActorHandles as arguments, nested tasks, and Buffers crossing processes.
 #pragma once
 
 #include <asio.hpp>
+#include <deque>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "atoll/runtime.hpp"
 #include "runtime/buffer_pool.hpp"
+#include "runtime/cluster_messages.hpp"
 #include "runtime/counters.hpp"
 #include "runtime/object_store.hpp"
 #include "transport/connection.hpp"
 
 namespace atl::runtime {
+
+// Raises Error(unimplemented) saying `what` does not work on a cluster yet.
+[[noreturn]] void not_on_cluster_yet(const std::string& what);
 
 class ClusterCore final : public detail::Core {
  public:
@@ -58,18 +67,22 @@ class ClusterCore final : public detail::Core {
   void release_actor(void* record) noexcept override;
 
  private:
-  struct PendingTask;
+  struct ClusterActor;
   struct ArgWaiter final : Waiter {
     ClusterCore* core = nullptr;
     std::uint64_t task = 0;
     void on_ready() noexcept override { core->argument_ready(task); }
   };
+  // A task or an actor call, from submission until its result arrives.
   struct PendingTask {
-    const detail::FunctionEntry* function = nullptr;
-    std::vector<detail::ArgSpec> args;  // keeps ObjectRef arguments alive until sent
-    ObjectEntry* result = nullptr;      // one reference held until the task is done
+    const detail::FunctionEntry* function = nullptr;  // a task, or
+    const detail::MethodEntry* method = nullptr;      // a call of
+    ClusterActor* actor = nullptr;                    // this actor
+    std::vector<detail::ArgSpec> args;                // keeps ObjectRef arguments alive until sent
+    ObjectEntry* result = nullptr;                    // one reference held until the task is done
     std::string name;
-    std::vector<std::pair<std::string, double>> resources;
+    ResourceRequest resources;
+    std::vector<LabelSelector> label_selector, preferred_labels;
     unsigned max_retries = 0;
     // Guarded by mu_. The task is destroyed only when it is finished and no waiter of its can
     // still fire (waiting == 0), whichever of the two comes last.
@@ -78,11 +91,39 @@ class ClusterCore final : public detail::Core {
     std::unique_ptr<ArgWaiter[]> waiters;
     bool sent = false;
   };
+  // This driver's view of an actor: its handles and the calls not yet sent. Guarded by mu_.
+  struct ClusterActor {
+    ActorId id;
+    const detail::ActorClassEntry* cls = nullptr;
+    std::string name;
+    bool owned = false;  // created here: the head ends it when the last handle goes (unnamed)
+    std::int64_t handles = 0;
+    std::deque<std::uint64_t> outbox;  // calls not sent yet, in submission order
+    bool released = false;             // no handles: forgotten once the outbox is empty
+  };
+  // What the head answered to a request.
+  struct HeadReply {
+    std::string error;  // set when the head refused
+    bool found = false;
+    ActorId actor;
+    std::string class_name;
+  };
 
   explicit ClusterCore(InitOptions options);
   void connect();
+  // Sends `msg` with a fresh request id and waits for the answer.
+  HeadReply request(capnp::MallocMessageBuilder& msg, std::chrono::seconds timeout);
+  // Checks the arguments, stores the pending task and registers its argument waiters; returns
+  // the caller's reference. `task->actor` calls join the actor's outbox.
+  std::shared_ptr<detail::RefToken> register_task(std::unique_ptr<PendingTask> task,
+                                                  std::vector<detail::ArgSpec> args);
+  void check_arguments(const std::vector<detail::ArgSpec>& args, const std::string& what) const;
   void argument_ready(std::uint64_t task) noexcept;
   void send_task(std::uint64_t task);
+  // Writes the argument values (with mu_ held); returns the error of a failed ObjectRef argument.
+  ErrorPtr write_args(capnp::List<capnp::Data>::Builder out, const PendingTask& task);
+  // Sends the actor's calls whose arguments are ready, in order, up to the first that is not.
+  void flush_actor(ClusterActor* actor);
   void on_message(const transport::Decoded<wire::Envelope>& message);
   void on_lost(const std::string& reason);
   void complete(std::uint64_t task, const detail::Payload* value, const ErrorPtr& error);
@@ -103,10 +144,12 @@ class ClusterCore final : public detail::Core {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread io_thread_;
   transport::ConnectionPtr conn_;
-  std::promise<std::string> uploaded_;  // "" once the head stored the module, else the error
 
   mutable std::mutex mu_;
   std::map<std::uint64_t, std::unique_ptr<PendingTask>> pending_;
+  std::unordered_map<ActorId, std::unique_ptr<ClusterActor>> actors_;
+  std::map<std::uint64_t, std::promise<HeadReply>> requests_;
+  std::uint64_t next_request_ = 1;
   std::string lost_;  // why the connection to the head is gone, once it is
 };
 

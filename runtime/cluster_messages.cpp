@@ -1,5 +1,7 @@
 #include "runtime/cluster_messages.hpp"
 
+#include <capnp/message.h>
+
 namespace atl::runtime {
 
 namespace {
@@ -98,6 +100,79 @@ std::vector<NodeView> read_status(wire::ClusterStatus::Reader in) {
     out.push_back(std::move(v));
   }
   return out;
+}
+
+static_assert(static_cast<int>(wire::SelectorOp::IN) == static_cast<int>(LabelSelector::Op::in) &&
+                  static_cast<int>(wire::SelectorOp::NOT_IN) ==
+                      static_cast<int>(LabelSelector::Op::not_in) &&
+                  static_cast<int>(wire::SelectorOp::EXISTS) ==
+                      static_cast<int>(LabelSelector::Op::exists) &&
+                  static_cast<int>(wire::SelectorOp::DOES_NOT_EXIST) ==
+                      static_cast<int>(LabelSelector::Op::does_not_exist),
+              "the wire's selector operators mirror LabelSelector::Op");
+
+void write_selectors(capnp::List<wire::Selector>::Builder out,
+                     const std::vector<LabelSelector>& selectors) {
+  for (unsigned i = 0; i < selectors.size(); ++i) {
+    const LabelSelector& sel = selectors[i];
+    out[i].setKey(sel.key);
+    out[i].setOp(static_cast<wire::SelectorOp>(sel.op));
+    auto values = out[i].initValues(static_cast<unsigned>(sel.values.size()));
+    for (unsigned j = 0; j < sel.values.size(); ++j) values.set(j, sel.values[j]);
+  }
+}
+
+std::vector<LabelSelector> read_selectors(capnp::List<wire::Selector>::Reader in) {
+  std::vector<LabelSelector> out;
+  for (auto sel : in) {
+    LabelSelector s;
+    s.key = sel.getKey();
+    s.op = static_cast<LabelSelector::Op>(sel.getOp());  // the codec admitted known values only
+    for (auto v : sel.getValues()) s.values.emplace_back(v);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void write_resources(capnp::List<wire::Resource>::Builder out, const ResourceRequest& request) {
+  for (unsigned i = 0; i < request.size(); ++i) {
+    out[i].setName(request[i].first);
+    out[i].setAmount(request[i].second);
+  }
+}
+
+capnp::Data::Reader data_of(const std::string& s) {
+  return {reinterpret_cast<const kj::byte*>(s.data()), s.size()};
+}
+
+std::string string_of(capnp::Data::Reader d) {
+  return {reinterpret_cast<const char*>(d.begin()), d.size()};
+}
+
+void send_task_outcome(transport::Connection& conn, std::uint64_t task_id, const std::string& node,
+                       const std::string* value, const std::string& remote_type,
+                       const std::string& message) {
+  capnp::MallocMessageBuilder msg;
+  auto done = msg.initRoot<wire::Envelope>().getBody().initTaskFinished();
+  done.setTaskId(task_id);
+  done.setNode(node);
+  if (value != nullptr) {
+    done.getOutcome().setValue(data_of(*value));
+  } else {
+    auto failure = done.getOutcome().initFailure();
+    failure.setRemoteType(remote_type.substr(0, transport::kMaxNameBytes));
+    failure.setMessage(message.substr(0, transport::kMaxMessageTextBytes));
+  }
+  conn.send(msg);
+}
+
+void set_actor_key(wire::ActorKey::Builder out, const ActorId& id) {
+  out.setOwner(id.owner);
+  out.setSequence(id.sequence);
+}
+
+ActorId actor_key(wire::ActorKey::Reader in) {
+  return ActorId{in.getOwner(), in.getSequence()};
 }
 
 }  // namespace atl::runtime

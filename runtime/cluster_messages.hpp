@@ -1,10 +1,13 @@
-// Converting membership records to and from their wire messages.
+// Converting membership records, label selectors and resource requests to and from their wire
+// messages.
 #pragma once
 
 #include <vector>
 
+#include "atoll/ids.hpp"
+#include "atoll/options.hpp"
 #include "runtime/membership.hpp"
-#include "transport/schema/control.capnp.h"
+#include "transport/connection.hpp"
 
 namespace atl::runtime {
 
@@ -12,5 +15,39 @@ void write_node_info(wire::RegisterNode::Builder out, const NodeInfo& info);
 NodeInfo read_node_info(wire::RegisterNode::Reader in);
 void write_status(wire::ClusterStatus::Builder out, const std::vector<NodeView>& nodes);
 std::vector<NodeView> read_status(wire::ClusterStatus::Reader in);
+
+capnp::Data::Reader data_of(const std::string& s);
+std::string string_of(capnp::Data::Reader d);
+
+// Sends a TaskFinished: the value, or a failure of `remote_type` with `message`.
+void send_task_outcome(transport::Connection& conn, std::uint64_t task_id, const std::string& node,
+                       const std::string* value, const std::string& remote_type,
+                       const std::string& message);
+
+void set_actor_key(wire::ActorKey::Builder out, const ActorId& id);
+ActorId actor_key(wire::ActorKey::Reader in);
+
+void write_selectors(capnp::List<wire::Selector>::Builder out,
+                     const std::vector<LabelSelector>& selectors);
+std::vector<LabelSelector> read_selectors(capnp::List<wire::Selector>::Reader in);
+
+// The resources a request names, as the driver sends them ("CPU" only when given, so the head
+// applies the task's or actor's default).
+using ResourceRequest = std::vector<std::pair<std::string, double>>;
+template <class Options>
+ResourceRequest resource_request(const Options& o) {
+  ResourceRequest r;
+  if (o.num_cpus) r.emplace_back("CPU", *o.num_cpus);
+  if (o.num_gpus != 0) r.emplace_back("GPU", o.num_gpus);
+  if (o.memory != 0) r.emplace_back("memory", static_cast<double>(o.memory));
+  for (const auto& [name, amount] : o.resources) r.emplace_back(name, amount);
+  return r;
+}
+void write_resources(capnp::List<wire::Resource>::Builder out, const ResourceRequest& request);
+// Fills the resource fields of TaskOptions or ActorOptions back from the wire.
+template <class Options>
+void read_resources(capnp::List<wire::Resource>::Reader in, Options& o) {
+  for (auto r : in) o.resources[r.getName()] = r.getAmount();
+}
 
 }  // namespace atl::runtime

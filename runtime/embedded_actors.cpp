@@ -6,28 +6,6 @@ namespace atl::runtime {
 
 namespace {
 
-// The creator encodes constructor arguments by their own types; the registered constructor
-// decides whether an ObjectRef argument is resolved or passed as a reference.
-void match_constructor_params(const detail::ActorClassEntry& cls,
-                              const detail::ConstructorEntry& ctor,
-                              std::vector<detail::ArgSpec>& args) {
-  using Kind = detail::ArgSpec::Kind;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    detail::ArgMode mode = ctor.params[i];
-    Kind& kind = args[i].kind;
-    bool is_ref = kind == Kind::resolve_ref || kind == Kind::pass_ref;
-    if (mode == detail::ArgMode::value && kind == Kind::pass_ref)
-      kind = Kind::resolve_ref;
-    else if (mode == detail::ArgMode::object_ref && is_ref)
-      kind = Kind::pass_ref;
-    else if ((mode == detail::ArgMode::actor_handle) != (kind == Kind::actor) ||
-             (mode == detail::ArgMode::object_ref && !is_ref))
-      throw Error(ErrorCategory::invalid_argument,
-                  "constructor argument " + std::to_string(i) + " of actor class '" + cls.name +
-                      "' does not match the registered constructor's parameter");
-  }
-}
-
 ActorRecord* record_of(const detail::ActorToken& token) {
   return static_cast<ActorRecord*>(token.record());
 }
@@ -73,6 +51,7 @@ std::shared_ptr<detail::ActorToken> EmbeddedCore::create_actor(const detail::Act
   auto placement = new TaskRecord;
   placement->id = TaskId{id.owner, id.sequence};
   placement->actor = record;
+  placement->places_actor = true;
   placement->cls = sched;
   schedule(placement);
   return token;

@@ -111,10 +111,7 @@ const detail::FunctionEntry& EmbeddedCore::function_by_name(std::string_view nam
 }
 
 const detail::ActorClassEntry& EmbeddedCore::actor_class(std::type_index type) const {
-  if (const auto* c = registry_.find_actor_class(type)) return *c;
-  throw Error(ErrorCategory::invalid_argument,
-              "actor class " + detail::demangle(type.name()) +
-                  " is not registered: add it to a module with reg.actor<T>(\"Name\")");
+  return registry_.require_actor_class(type);
 }
 
 void EmbeddedCore::ensure_running() const {

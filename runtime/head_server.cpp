@@ -184,6 +184,51 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
       if (id != 0) tasks_.finished(id, body.getTaskFinished());
       return;
     }
+    case wire::Envelope::Body::CREATE_ACTOR: {
+      if (conn->peer_role() != wire::Role::DRIVER) break;
+      auto spec = body.getCreateActor();
+      std::string error = tasks_.create_actor(conn, spec);
+      if (!error.empty()) {
+        reply_error(conn, env.getRequestId(), wire::ErrorCategory::INVALID_ARGUMENT, error);
+        return;
+      }
+      capnp::MallocMessageBuilder msg;
+      auto reply = msg.initRoot<wire::Envelope>();
+      reply.setRequestId(env.getRequestId());
+      auto found = reply.getBody().initActorFound();
+      found.setFound(true);
+      found.setActor(spec.getActor());
+      found.setClassName(spec.getClassName());
+      conn->send(msg);
+      return;
+    }
+    case wire::Envelope::Body::ACTOR_CALL:
+      if (conn->peer_role() != wire::Role::DRIVER) break;
+      tasks_.actor_call(conn, body.getActorCall());
+      return;
+    case wire::Envelope::Body::STOP_ACTOR:
+      if (conn->peer_role() != wire::Role::DRIVER) break;
+      tasks_.stop_actor(conn, body.getStopActor());
+      return;
+    case wire::Envelope::Body::ACTOR_EXITED: {
+      std::uint64_t id = node_of(conn);
+      if (id != 0) tasks_.actor_exited(id, body.getActorExited());
+      return;
+    }
+    case wire::Envelope::Body::LOOKUP_ACTOR: {
+      auto found = tasks_.lookup_actor(body.getLookupActor().getName());
+      capnp::MallocMessageBuilder msg;
+      auto reply = msg.initRoot<wire::Envelope>();
+      reply.setRequestId(env.getRequestId());
+      auto out = reply.getBody().initActorFound();
+      out.setFound(found.has_value());
+      if (found) {
+        set_actor_key(out.initActor(), found->id);
+        out.setClassName(found->class_name);
+      }
+      conn->send(msg);
+      return;
+    }
     case wire::Envelope::Body::PONG:
       return;
     default:
@@ -200,17 +245,20 @@ std::uint64_t HeadServer::node_of(const transport::ConnectionPtr& conn) {
 }
 
 void HeadServer::on_closed(const transport::ConnectionPtr& conn) {
-  std::uint64_t id;
+  std::uint64_t node = 0;
   {
     std::lock_guard lock(mu_);
     connections_.erase(conn.get());
-    auto it = nodes_by_connection_.find(conn.get());
-    if (it == nodes_by_connection_.end()) return;
-    id = it->second.second;
-    membership_.disconnected(id);
-    nodes_by_connection_.erase(it);
+    if (auto it = nodes_by_connection_.find(conn.get()); it != nodes_by_connection_.end()) {
+      node = it->second.second;
+      membership_.disconnected(node);
+      nodes_by_connection_.erase(it);
+    }
   }
-  tasks_.node_left(id);
+  if (node != 0)
+    tasks_.node_left(node);
+  else if (conn->peer_role() == wire::Role::DRIVER)
+    tasks_.driver_left(conn);  // its actors end, its queued tasks are dropped
 }
 
 }  // namespace atl::runtime

@@ -1,12 +1,21 @@
-// The head's side of cluster tasks: job modules by hash, and tasks from drivers placed onto node
+// The head's side of cluster work: job modules by hash, tasks from drivers placed onto node
 // agents by the same Scheduler the embedded runtime uses (one RemoteNode endpoint per registered
-// node). A task whose worker or node dies is placed again up to its max_retries; the result goes
+// node), and actors placed the same way and then called through the head.
+//
+// Tasks: a task whose worker or node dies is placed again up to its max_retries; the result goes
 // back to the driver that submitted it.
 //
+// Actors (head_actors.cpp): a driver's createActor registers the actor at once (its name
+// reserved), then the scheduler places it; calls sent before that wait here and follow the
+// StartActor to its node in order. An actor ends when killed (by any driver), when its owner
+// releases its last handle, when its owner disconnects, when its node dies, or when its worker or
+// constructor fails; its unanswered calls then fail with ActorDiedError saying why.
+//
 // Thread-safety: all methods are thread-safe. The scheduler is never called with mu_ held, since
-// it calls back into RemoteNode::run_task.
+// it calls back into RemoteNode; messages that must keep their order are sent with mu_ held.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,8 +35,10 @@ class ClusterTasks {
   ClusterTasks(const Clock& clock, std::chrono::milliseconds infeasible_timeout);
 
   void node_joined(std::uint64_t node_id, const NodeInfo& info, transport::ConnectionPtr conn);
-  // The node died or left: its running tasks are retried elsewhere or fail.
+  // The node died or left: its running tasks are retried elsewhere or fail; its actors die.
   void node_left(std::uint64_t node_id);
+  // The driver left: its actors end and its queued tasks are dropped.
+  void driver_left(const transport::ConnectionPtr& driver);
 
   void store_module(const std::string& hash, std::string bytes);
   std::optional<std::string> module(const std::string& hash) const;
@@ -35,20 +46,53 @@ class ClusterTasks {
   // A driver's task; invalid ones are answered at once with a failure.
   void submit(const transport::ConnectionPtr& driver, wire::TaskSpec::Reader spec);
   void finished(std::uint64_t node_id, wire::TaskFinished::Reader done);
-  // Fails tasks that waited longer than the infeasible timeout.
+  // Fails tasks and actor placements that waited longer than the infeasible timeout.
   void expire();
+
+  // Returns why the actor cannot be created, or "" once it is registered.
+  std::string create_actor(const transport::ConnectionPtr& driver, wire::ActorSpec::Reader spec);
+  void actor_call(const transport::ConnectionPtr& driver, wire::ActorCall::Reader call);
+  void stop_actor(const transport::ConnectionPtr& driver, wire::StopActor::Reader stop);
+  void actor_exited(std::uint64_t node_id, wire::ActorExited::Reader exited);
+  struct FoundActor {
+    ActorId id;
+    std::string class_name;
+  };
+  std::optional<FoundActor> lookup_actor(const std::string& name) const;
+  std::size_t live_actors() const;
 
  private:
   struct RemoteTask {
-    TaskRecord record;  // what the scheduler sees
+    TaskRecord record;  // what the scheduler sees (tasks only)
     transport::ConnectionPtr driver;
     std::uint64_t driver_task_id = 0;
-    std::string module_hash, module_name, function;
+    std::string module_hash, module_name, function;  // function: the method, for actor calls
     std::vector<std::string> args;
+    ActorId actor;  // set for an actor call
     unsigned max_retries = 0;
     unsigned attempts = 0;
     std::uint64_t node_id = 0;  // where it runs now (0: queued)
     std::string last_node;
+    bool abandoned = false;  // its driver left while it was queued: dropped when placed
+  };
+
+  struct RemoteActor {
+    enum class State { pending, placed, dead };
+    ActorId id;
+    TaskRecord placement;  // what the scheduler sees
+    transport::ConnectionPtr owner;
+    std::string name, class_name, module_hash, module_name, display;
+    std::vector<std::string> args;
+    std::vector<std::pair<std::string, double>> resources;
+    std::uint32_t max_concurrency = 1;
+    State state = State::pending;
+    bool queued = true;            // the scheduler holds `placement`
+    bool holds_resources = false;  // placed, and its node has not reported it exited
+    std::uint64_t node_id = 0;
+    NodeState* node = nullptr;
+    std::vector<std::uint64_t> buffered;  // calls (head ids) waiting for the placement
+    bool release_when_placed = false;
+    std::string death;
   };
 
   struct RemoteNode final : NodeEndpoint {
@@ -58,10 +102,7 @@ class ClusterTasks {
     transport::ConnectionPtr conn;
     NodeState* state = nullptr;
     void run_task(TaskRecord* task) override { owner->send_run(*this, task); }
-    // The head schedules no actor placements yet (drivers refuse actors in cluster mode).
-    void place_actor(TaskRecord*) override {
-      throw Error(ErrorCategory::unimplemented, "actors are not placed on cluster nodes yet");
-    }
+    void place_actor(TaskRecord* placement) override { owner->send_start(*this, placement); }
   };
 
   void send_run(RemoteNode& node, TaskRecord* record);
@@ -69,11 +110,26 @@ class ClusterTasks {
   // Sends the outcome to the driver and forgets the task.
   void reply(std::uint64_t task_id, const std::string* value, const std::string& remote_type,
              const std::string& message);
+  void placement_failed(TaskRecord* record, const std::string& message);
+
+  // Actors; the *_locked ones with mu_ held.
+  void send_start(RemoteNode& node, TaskRecord* placement);
+  void forward_call_locked(const RemoteActor& actor, RemoteTask& call, std::uint64_t call_id);
+  void send_stop_locked(const RemoteActor& actor, bool kill);
+  // Marks the actor dead (with mu_ held) and collects its calls still waiting for a placement,
+  // which the caller fails after unlocking (fail_calls).
+  void end_actor(RemoteActor& actor, const std::string& why, bool kill_on_node,
+                 std::vector<std::pair<std::uint64_t, std::string>>& failed);
+  void fail_calls(const std::vector<std::pair<std::uint64_t, std::string>>& failed);
+  void forget_dead_locked();
 
   Scheduler scheduler_;
   mutable std::mutex mu_;
   std::unordered_map<std::uint64_t, std::unique_ptr<RemoteTask>> tasks_;
   std::unordered_map<std::uint64_t, std::unique_ptr<RemoteNode>> nodes_;
+  std::unordered_map<ActorId, std::unique_ptr<RemoteActor>> actors_;
+  std::unordered_map<std::string, ActorId> named_actors_;  // live actors only
+  std::deque<ActorId> dead_actors_;  // oldest first; kept to answer late calls, then forgotten
   std::map<std::string, std::string> modules_;
   std::uint64_t next_task_ = 1;
 };

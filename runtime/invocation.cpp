@@ -25,4 +25,26 @@ ObjectEntry* first_pending_argument(const std::vector<detail::ArgSpec>& args) {
   return nullptr;
 }
 
+// The creator encodes constructor arguments by their own types; the registered constructor
+// decides whether an ObjectRef argument is resolved or passed as a reference.
+void match_constructor_params(const detail::ActorClassEntry& cls,
+                              const detail::ConstructorEntry& ctor,
+                              std::vector<detail::ArgSpec>& args) {
+  using Kind = detail::ArgSpec::Kind;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    detail::ArgMode mode = ctor.params[i];
+    Kind& kind = args[i].kind;
+    bool is_ref = kind == Kind::resolve_ref || kind == Kind::pass_ref;
+    if (mode == detail::ArgMode::value && kind == Kind::pass_ref)
+      kind = Kind::resolve_ref;
+    else if (mode == detail::ArgMode::object_ref && is_ref)
+      kind = Kind::pass_ref;
+    else if ((mode == detail::ArgMode::actor_handle) != (kind == Kind::actor) ||
+             (mode == detail::ArgMode::object_ref && !is_ref))
+      throw Error(ErrorCategory::invalid_argument,
+                  "constructor argument " + std::to_string(i) + " of actor class '" + cls.name +
+                      "' does not match the registered constructor's parameter");
+  }
+}
+
 }  // namespace atl::runtime

@@ -33,6 +33,13 @@ class ArgValues {
 // Every resolve_ref argument must already be resolved.
 ErrorPtr collect_arguments(const std::vector<detail::ArgSpec>& args, ArgValues& out);
 
+// The creator encodes constructor arguments by their own types; the registered constructor
+// decides whether an ObjectRef argument is resolved or passed as a reference. Raises
+// Error(invalid_argument) for an argument the constructor cannot take.
+void match_constructor_params(const detail::ActorClassEntry& cls,
+                              const detail::ConstructorEntry& ctor,
+                              std::vector<detail::ArgSpec>& args);
+
 // The first resolve_ref argument still pending, or nullptr.
 ObjectEntry* first_pending_argument(const std::vector<detail::ArgSpec>& args);
 

@@ -84,6 +84,12 @@ const detail::FunctionEntry& Registry::require_function(std::string_view name) c
   reject("no function named '" + std::string(name) + "' is registered");
 }
 
+const detail::ActorClassEntry& Registry::require_actor_class(std::type_index type) const {
+  if (const auto* c = find_actor_class(type)) return *c;
+  reject("actor class " + detail::demangle(type.name()) +
+         " is not registered: add it to a module with reg.actor<T>(\"Name\")");
+}
+
 const detail::FunctionEntry* Registry::find_function(std::string_view name) const noexcept {
   auto it = tables_->functions_by_name.find(name);
   return it == tables_->functions_by_name.end() ? nullptr : it->second;

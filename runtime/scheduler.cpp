@@ -159,7 +159,7 @@ NodeState* Scheduler::pick_locked(const SchedulingClass& c) const {
 }
 
 void Scheduler::send(TaskRecord* task) {
-  if (task->actor != nullptr)
+  if (task->places_actor)
     task->node->endpoint->place_actor(task);
   else
     task->node->endpoint->run_task(task);
@@ -262,7 +262,7 @@ void Scheduler::expire(Clock::time_point now) {
   }
   auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(infeasible_timeout_).count();
   for (TaskRecord* t : expired) {
-    std::string what = t->actor != nullptr ? "actor '" : "task '";
+    std::string what = t->places_actor ? "actor '" : "task '";
     fail_(t, make_error(ErrorKind::infeasible,
                         what + std::string(t->name()) + "' needs " + t->cls->description +
                             ", which no node offers (waited " + std::to_string(waited) +

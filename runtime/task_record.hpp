@@ -37,6 +37,7 @@ struct TaskRecord {
   TaskId id;
   const detail::FunctionEntry* function = nullptr;  // a function call, or
   ActorRecord* actor = nullptr;                     // the placement of this actor
+  bool places_actor = false;  // a placement (the embedded `actor`, or a cluster's remote actor)
   std::vector<detail::ArgSpec> args;
   std::string custom_name;
   SchedulingClass* cls = nullptr;

@@ -1,10 +1,16 @@
-// The worker process: load the job's module (after checking its hash), then run tasks until the
-// node agent closes the socket.
+// The worker process: load the job's module (after checking its hash), then run what the node
+// agent sends until it closes the socket. A task worker runs functions one at a time. An actor
+// worker first receives ConstructActor, then runs the actor's methods: in arrival order with
+// max_concurrency 1, on that many threads otherwise.
 #include <capnp/message.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #include "atoll/errors.hpp"
 #include "atoll/registry.hpp"
@@ -17,58 +23,199 @@ namespace atl::runtime {
 
 namespace {
 
-bool send_frame(int fd, capnp::MessageBuilder& msg) {
-  return transport::send_all(fd, transport::encode(msg));
+struct Call {
+  std::uint64_t id = 0;
+  std::string name;  // a function, or a method of the hosted actor
+  std::vector<detail::ArgSpec> args;
+};
+
+template <class List>
+std::vector<detail::ArgSpec> copy_args(List list) {
+  std::vector<detail::ArgSpec> args(list.size());
+  for (unsigned i = 0; i < args.size(); ++i)
+    args[i].value.bytes.assign(reinterpret_cast<const char*>(list[i].begin()), list[i].size());
+  return args;
 }
 
-bool send_failure(int fd, std::uint64_t task, const std::string& type, const std::string& text) {
-  capnp::MallocMessageBuilder msg;
-  auto o = msg.initRoot<wire::WorkerMessage>().initOutcome();
-  o.setTaskId(task);
-  auto f = o.initFailure();
-  f.setRemoteType(type.substr(0, transport::kMaxNameBytes));
-  f.setMessage(text.substr(0, transport::kMaxMessageTextBytes));
-  return send_frame(fd, msg);
-}
+class WorkerLoop {
+ public:
+  WorkerLoop(int fd, const Registry& registry) : fd_(fd), registry_(registry) {}
+  ~WorkerLoop() { stop_threads(); }
 
-// Runs one task; the reply is a value or the exception it threw.
-bool run_task(int fd, const Registry& registry, wire::ExecuteTask::Reader task) {
-  std::string name = task.getFunction();
-  const detail::FunctionEntry* fn = registry.find_function(name);
-  if (fn == nullptr)
-    return send_failure(fd, task.getTaskId(), "atl::Error",
-                        "no function named '" + name + "' is registered in the job's module");
-  if (fn->takes_runtime)
-    return send_failure(fd, task.getTaskId(), "atl::Error",
-                        "'" + name +
-                            "' submits nested tasks, which worker processes do not run "
-                            "yet");
-  std::vector<detail::ArgSpec> args(task.getArgs().size());
-  for (unsigned i = 0; i < args.size(); ++i) {
-    auto data = task.getArgs()[i];
-    args[i].value.bytes.assign(reinterpret_cast<const char*>(data.begin()), data.size());
+  // Returns the process's exit status once the node agent closes the socket or misbehaves.
+  int run() {
+    transport::FrameDecoder decoder;
+    std::byte buf[64 * 1024];
+    for (;;) {
+      while (auto frame = decoder.next()) {
+        auto decoded = transport::decode_worker_message(std::move(*frame));
+        if (!decoded.message) return 2;  // the node agent sent garbage: a bug or an attack
+        auto m = decoded.message->root();
+        if (m.which() == wire::WorkerMessage::CONSTRUCT && cls_ == nullptr && !ran_tasks_) {
+          if (!construct(m.getConstruct())) return 0;
+        } else if (m.which() == wire::WorkerMessage::EXECUTE) {
+          auto e = m.getExecute();
+          Call call{e.getTaskId(), e.getFunction(), copy_args(e.getArgs())};
+          if (!dispatch(std::move(call))) return 0;
+        } else {
+          return 2;
+        }
+      }
+      if (decoder.failed()) return 2;
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return 0;  // the node agent is done with this worker: finish queued calls
+      decoder.feed({buf, static_cast<std::size_t>(n)});
+    }
   }
-  ArgValues values(args.size());
-  collect_arguments(args, values);
-  static const std::shared_ptr<detail::Core> no_core;
-  detail::CallFrame frame{args, values.span(), no_core};
-  try {
-    detail::Payload out = fn->invoke(frame);
-    if (out.out_of_band)
-      return send_failure(fd, task.getTaskId(), "atl::Error",
-                          "Buffer results do not cross processes yet");
+
+ private:
+  bool send(capnp::MessageBuilder& msg) {
+    auto frame = transport::encode(msg);
+    std::lock_guard lock(write_mu_);
+    return transport::send_all(fd_, frame);
+  }
+
+  bool send_failure(std::uint64_t id, const std::string& type, const std::string& text) {
     capnp::MallocMessageBuilder msg;
     auto o = msg.initRoot<wire::WorkerMessage>().initOutcome();
-    o.setTaskId(task.getTaskId());
+    o.setTaskId(id);
+    auto f = o.initFailure();
+    f.setRemoteType(type.substr(0, transport::kMaxNameBytes));
+    f.setMessage(text.substr(0, transport::kMaxMessageTextBytes));
+    return send(msg);
+  }
+
+  bool send_value(std::uint64_t id, const detail::Payload& out) {
+    if (out.out_of_band)
+      return send_failure(id, "atl::Error", "Buffer results do not cross processes yet");
+    capnp::MallocMessageBuilder msg;
+    auto o = msg.initRoot<wire::WorkerMessage>().initOutcome();
+    o.setTaskId(id);
     o.setValue(
         capnp::Data::Reader(reinterpret_cast<const kj::byte*>(out.bytes.data()), out.bytes.size()));
-    return send_frame(fd, msg);
-  } catch (const std::exception& e) {
-    return send_failure(fd, task.getTaskId(), detail::demangle(typeid(e).name()), e.what());
-  } catch (...) {
-    return send_failure(fd, task.getTaskId(), "unknown exception", "");
+    return send(msg);
   }
-}
+
+  // Answers with taskId 0: an empty value once constructed, or why it could not be.
+  bool construct(wire::ConstructActor::Reader spec) {
+    std::string name = spec.getClassName();
+    const detail::ActorClassEntry* cls = registry_.find_actor_class(name);
+    if (cls == nullptr)
+      return send_failure(0, "atl::Error",
+                          "no actor class named '" + name + "' is registered in the job's module");
+    auto args = copy_args(spec.getArgs());
+    const detail::ConstructorEntry* ctor = cls->find_constructor(args.size());
+    if (ctor == nullptr)
+      return send_failure(0, "atl::Error",
+                          "actor class '" + name + "' has no constructor taking " +
+                              std::to_string(args.size()) + " arguments");
+    ArgValues values(args.size());
+    collect_arguments(args, values);
+    static const std::shared_ptr<detail::Core> no_core;
+    detail::CallFrame frame{args, values.span(), no_core};
+    try {
+      instance_ = ctor->construct(frame);
+    } catch (const std::exception& e) {
+      return send_failure(0, detail::demangle(typeid(e).name()), e.what());
+    } catch (...) {
+      return send_failure(0, "unknown exception", "");
+    }
+    cls_ = cls;
+    // With max_concurrency 1 calls run on the reading thread, strictly in arrival order.
+    if (spec.getMaxConcurrency() > 1)
+      for (std::uint32_t i = 0; i < spec.getMaxConcurrency(); ++i)
+        threads_.emplace_back([this] { thread_main(); });
+    return send_value(0, detail::Payload{});
+  }
+
+  bool dispatch(Call call) {
+    if (threads_.empty()) return execute(call);
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(call));
+    }
+    cv_.notify_one();
+    return !write_failed_.load();
+  }
+
+  void thread_main() {
+    for (;;) {
+      Call call;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // closing, and nothing left to run
+        call = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      if (!execute(call)) write_failed_.store(true);
+    }
+  }
+
+  void stop_threads() {
+    {
+      std::lock_guard lock(mu_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+  bool execute(const Call& call) {
+    const detail::FunctionEntry* fn = nullptr;
+    const detail::MethodEntry* method = nullptr;
+    if (cls_ != nullptr) {
+      method = cls_->find_method(call.name);
+      if (method == nullptr)
+        return send_failure(call.id, "atl::Error",
+                            "actor class '" + cls_->name + "' has no method named '" + call.name +
+                                "' in the job's module");
+      if (method->takes_runtime)
+        return send_failure(
+            call.id, "atl::Error",
+            "'" + call.name + "' submits nested tasks, which worker processes do not run yet");
+    } else {
+      ran_tasks_ = true;
+      fn = registry_.find_function(call.name);
+      if (fn == nullptr)
+        return send_failure(
+            call.id, "atl::Error",
+            "no function named '" + call.name + "' is registered in the job's module");
+      if (fn->takes_runtime)
+        return send_failure(
+            call.id, "atl::Error",
+            "'" + call.name + "' submits nested tasks, which worker processes do not run yet");
+    }
+    ArgValues values(call.args.size());
+    collect_arguments(call.args, values);
+    static const std::shared_ptr<detail::Core> no_core;
+    detail::CallFrame frame{call.args, values.span(), no_core};
+    try {
+      detail::Payload out =
+          method != nullptr ? method->invoke(instance_.get(), frame) : fn->invoke(frame);
+      return send_value(call.id, out);
+    } catch (const std::exception& e) {
+      return send_failure(call.id, detail::demangle(typeid(e).name()), e.what());
+    } catch (...) {
+      return send_failure(call.id, "unknown exception", "");
+    }
+  }
+
+  const int fd_;
+  const Registry& registry_;
+  std::mutex write_mu_;
+  const detail::ActorClassEntry* cls_ = nullptr;
+  std::shared_ptr<void> instance_;
+  bool ran_tasks_ = false;  // a task worker never becomes an actor's host
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Call> queue_;
+  bool closing_ = false;
+  std::atomic<bool> write_failed_{false};
+  std::vector<std::thread> threads_;
+};
 
 }  // namespace
 
@@ -78,7 +225,11 @@ int worker_main(int fd, const std::string& module_path, const std::string& modul
   try {
     load_verified_module(module_path, module_hash, module_name, registry);
   } catch (const std::exception& e) {
-    send_failure(fd, 0, "atl::Error", e.what());
+    capnp::MallocMessageBuilder msg;
+    auto f = msg.initRoot<wire::WorkerMessage>().initOutcome().initFailure();
+    f.setRemoteType("atl::Error");
+    f.setMessage(std::string(e.what()).substr(0, transport::kMaxMessageTextBytes));
+    transport::send_all(fd, transport::encode(msg));
     return 1;
   }
   {
@@ -86,23 +237,10 @@ int worker_main(int fd, const std::string& module_path, const std::string& modul
     auto ready = msg.initRoot<wire::WorkerMessage>().initReady();
     ready.setPid(static_cast<std::uint32_t>(::getpid()));
     ready.setFunctions(static_cast<std::uint32_t>(registry.function_count()));
-    if (!send_frame(fd, msg)) return 1;
+    if (!transport::send_all(fd, transport::encode(msg))) return 1;
   }
-  transport::FrameDecoder decoder;
-  std::byte buf[64 * 1024];
-  for (;;) {
-    while (auto frame = decoder.next()) {
-      auto decoded = transport::decode_worker_message(std::move(*frame));
-      if (!decoded.message || decoded.message->root().which() != wire::WorkerMessage::EXECUTE)
-        return 2;  // the node agent sent something else: a bug or an attack, stop
-      if (!run_task(fd, registry, decoded.message->root().getExecute())) return 0;
-    }
-    if (decoder.failed()) return 2;
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return 0;  // the node agent is done with this worker
-    decoder.feed({buf, static_cast<std::size_t>(n)});
-  }
+  WorkerLoop loop(fd, registry);
+  return loop.run();
 }
 
 }  // namespace atl::runtime

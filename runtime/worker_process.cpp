@@ -20,8 +20,6 @@ extern char** environ;
 
 namespace atl::runtime {
 
-namespace {}  // namespace
-
 std::string describe_exit(int status) {
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
@@ -84,25 +82,46 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
 }
 
 WorkerProcess::~WorkerProcess() {
-  if (fd_ >= 0) ::close(fd_);  // the worker exits at end of input
-  if (pid_ > 0) {
-    for (int i = 0; i < 100; ++i) {
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      ::usleep(1000);
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
+  ::close(fd_);  // the worker exits at end of input
+  std::lock_guard lock(reap_mu_);
+  if (reaped_) return;
+  for (int i = 0; i < 100; ++i) {
+    if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+    ::usleep(1000);
   }
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
 }
 
 void WorkerProcess::died() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
-  int status = 0;
-  std::string how = ::waitpid(pid_, &status, 0) == pid_ ? describe_exit(status) : "vanished";
-  pid_t pid = pid_;
-  pid_ = -1;
-  throw Error(ErrorCategory::disconnected, "worker process " + std::to_string(pid) + " " + how);
+  dead_.store(true);
+  std::string how = "vanished";
+  {
+    std::lock_guard lock(reap_mu_);
+    int status = 0;
+    if (!reaped_ && ::waitpid(pid_, &status, 0) == pid_) how = describe_exit(status);
+    reaped_ = true;
+  }
+  throw Error(ErrorCategory::disconnected, "worker process " + std::to_string(pid_) + " " + how);
+}
+
+void WorkerProcess::kill_and_reap() noexcept {
+  dead_.store(true);
+  std::lock_guard lock(reap_mu_);
+  if (reaped_) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  reaped_ = true;
+}
+
+void WorkerProcess::kill() noexcept {
+  dead_.store(true);
+  std::lock_guard lock(reap_mu_);
+  if (!reaped_) ::kill(pid_, SIGKILL);  // the reader reaps it when it sees the socket close
+}
+
+void WorkerProcess::close_input() noexcept {
+  ::shutdown(fd_, SHUT_WR);
 }
 
 transport::Frame WorkerProcess::read_frame(std::chrono::milliseconds timeout) {
@@ -110,17 +129,13 @@ transport::Frame WorkerProcess::read_frame(std::chrono::milliseconds timeout) {
   for (;;) {
     if (auto frame = decoder_.next()) return std::move(*frame);
     if (decoder_.failed()) {
-      ::kill(pid_, SIGKILL);
+      kill();
       died();
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      ::kill(pid_, SIGKILL);
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = -1;
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
+      kill_and_reap();
       throw Error(ErrorCategory::timed_out, "the worker did not answer within " +
                                                 std::to_string(timeout.count()) +
                                                 " ms and was killed");
@@ -137,33 +152,7 @@ transport::Frame WorkerProcess::read_frame(std::chrono::milliseconds timeout) {
   }
 }
 
-WorkerOutcome WorkerProcess::execute(const std::string& function,
-                                     const std::vector<std::string>& args,
-                                     std::chrono::milliseconds timeout) {
-  if (fd_ < 0) throw Error(ErrorCategory::disconnected, "the worker process is gone");
-  std::uint64_t id = next_task_++;
-  {
-    capnp::MallocMessageBuilder msg;
-    auto e = msg.initRoot<wire::WorkerMessage>().initExecute();
-    e.setTaskId(id);
-    e.setFunction(function);
-    auto list = e.initArgs(static_cast<unsigned>(args.size()));
-    for (unsigned i = 0; i < args.size(); ++i)
-      list.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(args[i].data()),
-                                      args[i].size()));
-    if (!transport::send_all(fd_, transport::encode(msg))) died();
-  }
-  auto decoded = transport::decode_worker_message(read_frame(timeout));
-  if (!decoded.message) {
-    ::kill(pid_, SIGKILL);
-    died();
-  }
-  auto m = decoded.message->root();
-  if (m.which() != wire::WorkerMessage::OUTCOME || m.getOutcome().getTaskId() != id) {
-    ::kill(pid_, SIGKILL);
-    died();
-  }
-  auto o = m.getOutcome();
+WorkerOutcome WorkerProcess::outcome_of(wire::TaskOutcome::Reader o) {
   WorkerOutcome out;
   if (o.isValue()) {
     out.ok = true;
@@ -174,6 +163,83 @@ WorkerOutcome WorkerProcess::execute(const std::string& function,
     out.message = o.getFailure().getMessage();
   }
   return out;
+}
+
+bool WorkerProcess::send_execute(std::uint64_t id, const std::string& function,
+                                 const std::vector<std::string>& args) {
+  if (dead_.load()) return false;
+  capnp::MallocMessageBuilder msg;
+  auto e = msg.initRoot<wire::WorkerMessage>().initExecute();
+  e.setTaskId(id);
+  e.setFunction(function);
+  auto list = e.initArgs(static_cast<unsigned>(args.size()));
+  for (unsigned i = 0; i < args.size(); ++i)
+    list.set(
+        i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(args[i].data()), args[i].size()));
+  return transport::send_all(fd_, transport::encode(msg));
+}
+
+std::pair<std::uint64_t, WorkerOutcome> WorkerProcess::next_outcome() {
+  if (dead_.load()) {
+    std::lock_guard lock(reap_mu_);
+    if (reaped_) throw Error(ErrorCategory::disconnected, "the worker process is gone");
+  }
+  // An actor's call may run for as long as it likes: no deadline beyond the worker's life.
+  auto decoded = transport::decode_worker_message(read_frame(std::chrono::hours(24 * 365)));
+  if (!decoded.message || decoded.message->root().which() != wire::WorkerMessage::OUTCOME) {
+    kill();
+    died();
+  }
+  auto o = decoded.message->root().getOutcome();
+  return {o.getTaskId(), outcome_of(o)};
+}
+
+WorkerOutcome WorkerProcess::construct(const std::string& class_name,
+                                       const std::vector<std::string>& args,
+                                       std::uint32_t max_concurrency,
+                                       std::chrono::milliseconds timeout) {
+  if (dead_.load()) throw Error(ErrorCategory::disconnected, "the worker process is gone");
+  {
+    capnp::MallocMessageBuilder msg;
+    auto c = msg.initRoot<wire::WorkerMessage>().initConstruct();
+    c.setClassName(class_name);
+    c.setMaxConcurrency(max_concurrency);
+    auto list = c.initArgs(static_cast<unsigned>(args.size()));
+    for (unsigned i = 0; i < args.size(); ++i)
+      list.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(args[i].data()),
+                                      args[i].size()));
+    if (!transport::send_all(fd_, transport::encode(msg))) died();
+  }
+  auto decoded = transport::decode_worker_message(read_frame(timeout));
+  if (!decoded.message) {
+    kill();
+    died();
+  }
+  auto m = decoded.message->root();
+  if (m.which() != wire::WorkerMessage::OUTCOME || m.getOutcome().getTaskId() != 0) {
+    kill();
+    died();
+  }
+  return outcome_of(m.getOutcome());
+}
+
+WorkerOutcome WorkerProcess::execute(const std::string& function,
+                                     const std::vector<std::string>& args,
+                                     std::chrono::milliseconds timeout) {
+  if (dead_.load()) throw Error(ErrorCategory::disconnected, "the worker process is gone");
+  std::uint64_t id = next_task_++;
+  if (!send_execute(id, function, args)) died();
+  auto decoded = transport::decode_worker_message(read_frame(timeout));
+  if (!decoded.message) {
+    kill();
+    died();
+  }
+  auto m = decoded.message->root();
+  if (m.which() != wire::WorkerMessage::OUTCOME || m.getOutcome().getTaskId() != id) {
+    kill();
+    died();
+  }
+  return outcome_of(m.getOutcome());
 }
 
 }  // namespace atl::runtime

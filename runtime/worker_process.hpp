@@ -3,20 +3,28 @@
 //
 // `WorkerProcess::spawn` starts `atoll __worker` on one end of a socketpair; the worker verifies
 // and loads the job's module, reports Ready, then runs ExecuteTask messages one at a time and
-// answers each with a TaskOutcome (same framing and codec as the control plane). The node side
-// is synchronous: one call at a time per worker; a node runs one worker per busy slot.
+// answers each with a TaskOutcome (same framing and codec as the control plane). For tasks the
+// node side is synchronous (`execute`): one call at a time per worker, one worker per busy slot.
+// An actor's host first calls `construct`, then pipelines: one thread sends calls
+// (`send_execute`) while another reads their outcomes (`next_outcome`), so the worker never waits
+// for a round trip between calls.
 //
-// Thread-safety: a WorkerProcess is used by one thread at a time.
+// Thread-safety: `execute` and `construct` by one thread at a time. After `construct`,
+// `send_execute` and `close_input` may run on one thread while `next_outcome` runs on another;
+// `kill` from any thread.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "transport/frame.hpp"
+#include "transport/schema/control.capnp.h"
 
 namespace atl::runtime {
 
@@ -50,17 +58,38 @@ class WorkerProcess {
   WorkerOutcome execute(const std::string& function, const std::vector<std::string>& args,
                         std::chrono::milliseconds timeout);
 
+  // Makes this worker host an actor of `class_name`. Returns how construction went (not ok: the
+  // class is unknown or its constructor threw). Raises like `execute` when the worker dies.
+  WorkerOutcome construct(const std::string& class_name, const std::vector<std::string>& args,
+                          std::uint32_t max_concurrency, std::chrono::milliseconds timeout);
+  // Sends one call; false when the worker is gone (the reader learns why).
+  bool send_execute(std::uint64_t id, const std::string& function,
+                    const std::vector<std::string>& args);
+  // The next outcome, in completion order, with its call's id. Raises Error(disconnected) naming
+  // the signal or exit status once the worker has exited (after a clean exit too).
+  std::pair<std::uint64_t, WorkerOutcome> next_outcome();
+  // No more calls: the worker finishes those it has and exits.
+  void close_input() noexcept;
+  // Ends the worker now (SIGKILL).
+  void kill() noexcept;
+
   pid_t pid() const noexcept { return pid_; }
-  bool alive() const noexcept { return fd_ >= 0; }
+  bool alive() const noexcept { return !dead_.load(); }
   std::uint32_t functions() const noexcept { return functions_; }
 
  private:
   WorkerProcess(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
   transport::Frame read_frame(std::chrono::milliseconds timeout);
+  static WorkerOutcome outcome_of(wire::TaskOutcome::Reader o);
+  // Marks the worker dead, reaps it and raises Error(disconnected) saying how it ended.
   [[noreturn]] void died();
+  void kill_and_reap() noexcept;
 
-  pid_t pid_;
-  int fd_;
+  const pid_t pid_;
+  const int fd_;  // closed by the destructor only, so a sending thread never sees it reused
+  std::atomic<bool> dead_{false};
+  std::mutex reap_mu_;  // guards reaped_: a reaped pid may be reused, so never signal it
+  bool reaped_ = false;
   std::uint32_t functions_ = 0;
   std::uint64_t next_task_ = 1;
   transport::FrameDecoder decoder_{transport::kDefaultMaxFrameBytes};

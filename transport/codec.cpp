@@ -106,16 +106,53 @@ bool is_sha256_hex(capnp::Text::Reader t) {
   return true;
 }
 
+std::string check_selectors(capnp::List<wire::Selector>::Reader list) {
+  if (list.size() > kMaxListItems) return "too many label selectors";
+  for (auto sel : list) {
+    if (sel.getKey().size() == 0 || sel.getKey().size() > 64) return "bad selector key";
+    if (static_cast<unsigned>(sel.getOp()) >
+        static_cast<unsigned>(wire::SelectorOp::DOES_NOT_EXIST))
+      return "unknown selector operator";
+    if (sel.getValues().size() > kMaxListItems) return "too many selector values";
+    for (auto v : sel.getValues())
+      if (v.size() > kMaxNameBytes) return "selector value too long";
+  }
+  return {};
+}
+
+std::string check_name(capnp::Text::Reader t, const char* what) {
+  if (t.size() == 0 || t.size() > kMaxNameBytes) return std::string("bad ") + what;
+  return {};
+}
+
 std::string validate(wire::TaskSpec::Reader t) {
   if (!is_sha256_hex(t.getModuleHash())) return "bad module hash";
-  if (t.getModuleName().size() == 0 || t.getModuleName().size() > kMaxNameBytes)
-    return "bad module name";
-  if (t.getFunction().size() == 0 || t.getFunction().size() > kMaxNameBytes)
-    return "bad function name";
+  if (auto e = check_name(t.getModuleName(), "module name"); !e.empty()) return e;
+  if (auto e = check_name(t.getFunction(), "function name"); !e.empty()) return e;
   if (t.getArgs().size() > kMaxTaskArgs) return "too many arguments";
   if (t.getMaxRetries() > 1000) return "too many retries";
   if (auto e = check_text(t.getName(), kMaxNameBytes, "task name"); !e.empty()) return e;
+  if (auto e = check_selectors(t.getLabelSelector()); !e.empty()) return e;
+  if (auto e = check_selectors(t.getPreferredLabels()); !e.empty()) return e;
   return check_resources(t.getResources());
+}
+
+std::string validate(wire::ActorSpec::Reader a) {
+  if (!is_sha256_hex(a.getModuleHash())) return "bad module hash";
+  if (auto e = check_name(a.getModuleName(), "module name"); !e.empty()) return e;
+  if (auto e = check_name(a.getClassName(), "actor class name"); !e.empty()) return e;
+  if (a.getArgs().size() > kMaxTaskArgs) return "too many arguments";
+  if (auto e = check_text(a.getName(), kMaxNameBytes, "actor name"); !e.empty()) return e;
+  if (a.getMaxConcurrency() < 1 || a.getMaxConcurrency() > kMaxActorConcurrency)
+    return "bad max concurrency";
+  if (auto e = check_selectors(a.getLabelSelector()); !e.empty()) return e;
+  if (auto e = check_selectors(a.getPreferredLabels()); !e.empty()) return e;
+  return check_resources(a.getResources());
+}
+
+std::string validate(wire::ActorCall::Reader c) {
+  if (auto e = check_name(c.getMethod(), "method name"); !e.empty()) return e;
+  return c.getArgs().size() <= kMaxTaskArgs ? std::string() : "too many arguments";
 }
 
 std::string validate(wire::TaskFinished::Reader t) {
@@ -123,8 +160,7 @@ std::string validate(wire::TaskFinished::Reader t) {
   auto o = t.getOutcome();
   if (o.which() == wire::TaskFinished::Outcome::VALUE) return {};
   if (o.which() != wire::TaskFinished::Outcome::FAILURE) return "unknown outcome";
-  if (auto e = check_text(o.getFailure().getRemoteType(), kMaxNameBytes, "remote type");
-      !e.empty())
+  if (auto e = check_text(o.getFailure().getRemoteType(), kMaxNameBytes, "remote type"); !e.empty())
     return e;
   return check_text(o.getFailure().getMessage(), kMaxMessageTextBytes, "failure message");
 }
@@ -169,6 +205,23 @@ std::string validate(wire::Envelope::Reader e) {
       return validate(body.getRunTask());
     case wire::Envelope::Body::TASK_FINISHED:
       return validate(body.getTaskFinished());
+    case wire::Envelope::Body::CREATE_ACTOR:
+      return validate(body.getCreateActor());
+    case wire::Envelope::Body::START_ACTOR:
+      return validate(body.getStartActor());
+    case wire::Envelope::Body::ACTOR_CALL:
+      return validate(body.getActorCall());
+    case wire::Envelope::Body::STOP_ACTOR:
+      return {};
+    case wire::Envelope::Body::ACTOR_EXITED:
+      return check_text(body.getActorExited().getReason(), kMaxMessageTextBytes, "exit reason");
+    case wire::Envelope::Body::LOOKUP_ACTOR:
+      return check_name(body.getLookupActor().getName(), "actor name");
+    case wire::Envelope::Body::ACTOR_FOUND: {
+      auto f = body.getActorFound();
+      if (!f.getFound()) return {};
+      return check_name(f.getClassName(), "actor class name");
+    }
   }
   return "unknown message type";
 }
@@ -191,6 +244,13 @@ std::string validate(wire::WorkerMessage::Reader m) {
           !e.empty())
         return e;
       return check_text(o.getFailure().getMessage(), kMaxMessageTextBytes, "failure message");
+    }
+    case wire::WorkerMessage::CONSTRUCT: {
+      auto c = m.getConstruct();
+      if (auto e = check_name(c.getClassName(), "actor class name"); !e.empty()) return e;
+      if (c.getMaxConcurrency() < 1 || c.getMaxConcurrency() > kMaxActorConcurrency)
+        return "bad max concurrency";
+      return c.getArgs().size() <= kMaxTaskArgs ? std::string() : "too many arguments";
     }
   }
   return "unknown worker message";

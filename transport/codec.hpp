@@ -26,6 +26,7 @@ inline constexpr unsigned kNestingLimit = 16;
 inline constexpr std::size_t kMaxNameBytes = 256;
 inline constexpr std::size_t kMaxMessageTextBytes = 64u << 10;
 inline constexpr std::size_t kMaxTaskArgs = 1024;
+inline constexpr std::uint32_t kMaxActorConcurrency = 1024;
 
 template <class Root>
 class Decoded {

@@ -72,6 +72,7 @@ class Registry {
   // Raise Error(invalid_argument) saying how to register the function when it is missing.
   const detail::FunctionEntry& require_function(std::uintptr_t key) const;
   const detail::FunctionEntry& require_function(std::string_view name) const;
+  const detail::ActorClassEntry& require_actor_class(std::type_index type) const;
   const detail::FunctionEntry* find_function(std::string_view name) const noexcept;
   const detail::FunctionEntry* find_function(std::uintptr_t key) const noexcept;
   const detail::ActorClassEntry* find_actor_class(std::type_index type) const noexcept;
@@ -116,6 +117,7 @@ class ActorRegistration {
     m.name = std::move(name);
     m.key = detail::MethodKey::of(method);
     m.params = detail::arg_modes(typename P::passed{});
+    m.takes_runtime = P::split::injected;
     m.invoke = detail::bind_method<T>(method, typename P::all{});
     Registry::add_method(*cls_, std::move(m));
     return *this;

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <unistd.h>
+
 namespace job {
 
 int add(int a, int b) {
@@ -37,6 +39,34 @@ int sleep_then(int ms, int value) {
   return value;
 }
 
+int Counter::fail(int x) {
+  throw std::domain_error("counter cannot take " + std::to_string(x));
+}
+int Counter::crash() {
+  std::raise(SIGSEGV);
+  return n_;
+}
+int Counter::slow_incr(int ms, int by) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return n_ += by;
+}
+int Counter::pid() const {
+  return static_cast<int>(::getpid());
+}
+
+Faulty::Faulty(int x) {
+  throw std::invalid_argument("cannot build from " + std::to_string(x));
+}
+
+int Rendezvous::meet(int parties) {
+  int seen = ++inside_;
+  for (int i = 0; i < 1000 && seen < parties; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    seen = inside_.load();
+  }
+  return seen;
+}
+
 }  // namespace job
 
 ATOLL_MODULE(test_job, reg) {
@@ -48,4 +78,14 @@ ATOLL_MODULE(test_job, reg) {
       .function("exits", &job::exits)
       .function("nested", &job::nested)
       .function("sleep_then", &job::sleep_then);
+  reg.actor<job::Counter>("Counter")
+      .constructor<int>()
+      .method("incr", &job::Counter::incr)
+      .method("value", &job::Counter::value)
+      .method("fail", &job::Counter::fail)
+      .method("crash", &job::Counter::crash)
+      .method("slow_incr", &job::Counter::slow_incr)
+      .method("pid", &job::Counter::pid);
+  reg.actor<job::Faulty>("Faulty").constructor<int>().method("value", &job::Faulty::value);
+  reg.actor<job::Rendezvous>("Rendezvous").method("meet", &job::Rendezvous::meet);
 }

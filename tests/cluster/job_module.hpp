@@ -4,6 +4,7 @@
 
 #include <atoll/atoll.hpp>
 
+#include <atomic>
 #include <string>
 
 namespace job {
@@ -16,6 +17,39 @@ int aborts();
 int exits(int code);
 int nested(atl::RuntimeRef rt, int x);
 int sleep_then(int ms, int value);
+
+// State kept in its worker process between calls.
+class Counter {
+ public:
+  Counter() = default;
+  explicit Counter(int start) : n_(start) {}
+  int incr(int by) { return n_ += by; }
+  int value() const { return n_; }
+  int fail(int x);  // throws std::domain_error; the actor lives on
+  int crash();      // SIGSEGV: the actor dies
+  int slow_incr(int ms, int by);
+  int pid() const;
+
+ private:
+  int n_ = 0;
+};
+
+// Its constructor throws.
+class Faulty {
+ public:
+  explicit Faulty(int x);
+  int value() const { return 0; }
+};
+
+// Calls that return only once `parties` calls are inside at once (max_concurrency > 1), or
+// after 10 s; each returns how many it saw.
+class Rendezvous {
+ public:
+  int meet(int parties);
+
+ private:
+  std::atomic<int> inside_{0};
+};
 
 }  // namespace job
 

@@ -153,6 +153,20 @@ struct ModuleRef {
   hash @0 :Text;
 }
 
+enum SelectorOp {
+  in @0;
+  notIn @1;
+  exists @2;
+  doesNotExist @3;
+}
+
+# Picks nodes by their labels (atl::LabelSelector).
+struct Selector {
+  key @0 :Text;
+  op @1 :SelectorOp;
+  values @2 :List(Text);
+}
+
 # One task: driver -> head (submitTask, taskId is the driver's), head -> node (runTask, taskId is
 # the head's). Arguments are already values: the driver resolves ObjectRef arguments first.
 struct TaskSpec {
@@ -164,6 +178,63 @@ struct TaskSpec {
   resources @5 :List(Resource);
   maxRetries @6 :UInt32;
   name @7 :Text;
+  labelSelector @8 :List(Selector);    # hard: every one must match
+  preferredLabels @9 :List(Selector);  # soft
+}
+
+# An actor's identity: the creating driver's random owner id and its sequence number, unique
+# across the cluster without a round trip.
+struct ActorKey {
+  owner @0 :UInt64;
+  sequence @1 :UInt64;
+}
+
+# Creating an actor: driver -> head (createActor, answered by actorCreated or an error), head ->
+# node (startActor, once the head's scheduler placed it there).
+struct ActorSpec {
+  actor @0 :ActorKey;
+  moduleHash @1 :Text;
+  moduleName @2 :Text;
+  className @3 :Text;
+  args @4 :List(Data);     # constructor arguments, already values
+  resources @5 :List(Resource);
+  labelSelector @6 :List(Selector);
+  preferredLabels @7 :List(Selector);
+  name @8 :Text;           # empty: unnamed (ends with its owner's last handle)
+  maxConcurrency @9 :UInt32;
+}
+
+# One method call: driver -> head (taskId is the driver's), head -> node (the head's). Calls of
+# one caller reach the actor in the order they were sent.
+struct ActorCall {
+  actor @0 :ActorKey;
+  taskId @1 :UInt64;
+  method @2 :Text;
+  args @3 :List(Data);
+}
+
+# driver -> head -> node: `kill` ends the actor at once; otherwise it ends after the calls
+# already sent to it (its owner dropped the last handle).
+struct StopActor {
+  actor @0 :ActorKey;
+  kill @1 :Bool;
+}
+
+# node -> head: the actor is gone (resources free); head -> driver when it is asked to look one up.
+struct ActorExited {
+  actor @0 :ActorKey;
+  reason @1 :Text;
+}
+
+struct LookupActor {
+  name @0 :Text;
+}
+
+# head -> driver: the answer to createActor (name registered) or lookupActor.
+struct ActorFound {
+  found @0 :Bool;          # false: no live actor has that name (the other fields are unset)
+  actor @1 :ActorKey;
+  className @2 :Text;
 }
 
 # node -> head, and head -> driver (with the driver's task id).
@@ -197,6 +268,13 @@ struct Envelope {
     submitTask @14 :TaskSpec;
     runTask @15 :TaskSpec;
     taskFinished @16 :TaskFinished;
+    createActor @17 :ActorSpec;
+    startActor @18 :ActorSpec;
+    actorCall @19 :ActorCall;
+    stopActor @20 :StopActor;
+    actorExited @21 :ActorExited;
+    lookupActor @22 :LookupActor;
+    actorFound @23 :ActorFound;
   }
 }
 
@@ -225,10 +303,18 @@ struct WorkerReady {
   functions @1 :UInt32;    # how many functions the loaded module registered
 }
 
+# Makes this worker host one actor: every later ExecuteTask calls a method on it.
+struct ConstructActor {
+  className @0 :Text;
+  args @1 :List(Data);
+  maxConcurrency @2 :UInt32;
+}
+
 struct WorkerMessage {
   union {
     ready @0 :WorkerReady;
     execute @1 :ExecuteTask;
     outcome @2 :TaskOutcome;
+    construct @3 :ConstructActor;   # answered by an outcome with taskId 0
   }
 }

@@ -139,6 +139,7 @@ struct MethodEntry {
   std::string name;
   MethodKey key;
   std::vector<ArgMode> params;
+  bool takes_runtime = false;  // its first parameter is an injected RuntimeRef
   std::function<Payload(void* self, CallFrame&)> invoke;
 };
 
@@ -161,6 +162,11 @@ struct ActorClassEntry {
   const MethodEntry* find_method(const MethodKey& key) const noexcept {
     for (const auto& m : methods)
       if (m.key == key) return &m;
+    return nullptr;
+  }
+  const MethodEntry* find_method(std::string_view name) const noexcept {
+    for (const auto& m : methods)
+      if (m.name == name) return &m;
     return nullptr;
   }
 };

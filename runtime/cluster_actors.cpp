@@ -1,0 +1,191 @@
+// The driver's side of cluster actors: creation (a round trip, so a bad class or a taken name is
+// an error at the call site), lookup by name, calls in submission order, kill and release.
+#include <capnp/message.h>
+
+#include "runtime/cluster_core.hpp"
+#include "runtime/invocation.hpp"
+#include "runtime/object_ops.hpp"
+
+namespace atl::runtime {
+
+namespace {
+constexpr std::chrono::seconds kHeadAnswerTimeout{60};
+}  // namespace
+
+const detail::ActorClassEntry& ClusterCore::actor_class(std::type_index type) const {
+  return registry_.require_actor_class(type);
+}
+
+std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::ActorClassEntry& cls,
+                                                              std::vector<detail::ArgSpec> args,
+                                                              const ActorOptions& options) {
+  ensure_running();
+  if (options.max_concurrency < 1 ||
+      static_cast<std::uint32_t>(options.max_concurrency) > transport::kMaxActorConcurrency)
+    throw Error(
+        ErrorCategory::invalid_argument,
+        "max_concurrency must be between 1 and " + std::to_string(transport::kMaxActorConcurrency));
+  const detail::ConstructorEntry* ctor = cls.find_constructor(args.size());
+  if (ctor == nullptr)
+    throw Error(ErrorCategory::invalid_argument,
+                "actor class '" + cls.name + "' has no constructor taking " +
+                    std::to_string(args.size()) +
+                    " arguments; register one with .constructor<Args...>()");
+  match_constructor_params(cls, *ctor, args);
+  check_arguments(args, "the constructor of '" + cls.name + "'");
+
+  ActorId id{owner_, next_sequence_.fetch_add(1)};
+  capnp::MallocMessageBuilder msg;
+  auto spec = msg.initRoot<wire::Envelope>().getBody().initCreateActor();
+  set_actor_key(spec.initActor(), id);
+  spec.setModuleHash(module_hash_);
+  spec.setModuleName(options_.job_module.name);
+  spec.setClassName(cls.name);
+  spec.setName(options.name);
+  spec.setMaxConcurrency(static_cast<std::uint32_t>(options.max_concurrency));
+  ResourceRequest resources = resource_request(options);
+  write_resources(spec.initResources(static_cast<unsigned>(resources.size())), resources);
+  write_selectors(spec.initLabelSelector(static_cast<unsigned>(options.label_selector.size())),
+                  options.label_selector);
+  write_selectors(spec.initPreferredLabels(static_cast<unsigned>(options.preferred_labels.size())),
+                  options.preferred_labels);
+  // Constructor arguments given as ObjectRefs are resolved here first: creation returns once the
+  // head has registered the actor, so errors surface at the call site.
+  auto values = spec.initArgs(static_cast<unsigned>(args.size()));
+  for (unsigned i = 0; i < args.size(); ++i) {
+    const detail::Payload* p = &args[i].value;
+    if (args[i].kind == detail::ArgSpec::Kind::resolve_ref)
+      p = &get(*args[i].ref, detail::no_deadline);
+    if (p->out_of_band) not_on_cluster_yet("sending an atl::Buffer to another process");
+    values.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(p->bytes.data()),
+                                      p->bytes.size()));
+  }
+  HeadReply reply = request(msg, kHeadAnswerTimeout);
+  if (!reply.error.empty())
+    throw Error(ErrorCategory::invalid_argument,
+                "the head refused to create actor '" + cls.name + "': " + reply.error);
+  auto actor = std::make_unique<ClusterActor>();
+  actor->id = id;
+  actor->cls = &cls;
+  actor->name = options.name;
+  actor->owned = true;
+  actor->handles = 1;
+  ClusterActor* raw = actor.get();
+  {
+    std::lock_guard lock(mu_);
+    actors_[id] = std::move(actor);
+  }
+  return std::make_shared<detail::ActorToken>(self_, id, raw, &cls);
+}
+
+std::shared_ptr<detail::ActorToken> ClusterCore::find_actor(std::string_view name,
+                                                            std::type_index type) {
+  ensure_running();
+  const detail::ActorClassEntry& cls = registry_.require_actor_class(type);
+  capnp::MallocMessageBuilder msg;
+  msg.initRoot<wire::Envelope>().getBody().initLookupActor().setName(std::string(name));
+  HeadReply reply = request(msg, kHeadAnswerTimeout);
+  if (!reply.error.empty())
+    throw Error(ErrorCategory::failed,
+                "looking up actor '" + std::string(name) + "' failed: " + reply.error);
+  if (!reply.found) return nullptr;
+  if (reply.class_name != cls.name)
+    throw Error(ErrorCategory::invalid_argument, "actor '" + std::string(name) + "' is a '" +
+                                                     reply.class_name + "', not a '" + cls.name +
+                                                     "'");
+  ClusterActor* raw;
+  {
+    std::lock_guard lock(mu_);
+    auto& actor = actors_[reply.actor];
+    if (!actor) {
+      actor = std::make_unique<ClusterActor>();
+      actor->id = reply.actor;
+      actor->cls = &cls;
+      actor->name = std::string(name);
+    }
+    ++actor->handles;
+    actor->released = false;
+    raw = actor.get();
+  }
+  return std::make_shared<detail::ActorToken>(self_, reply.actor, raw, &cls);
+}
+
+std::shared_ptr<detail::RefToken> ClusterCore::submit_actor_call(
+    const detail::ActorToken& actor, const detail::MethodEntry& method,
+    std::vector<detail::ArgSpec> args) {
+  ensure_running();
+  if (&actor.core() != this)
+    throw Error(ErrorCategory::invalid_argument, "the ActorHandle belongs to another runtime");
+  if (method.takes_runtime)
+    not_on_cluster_yet("a method that submits nested tasks ('" + method.name + "')");
+  check_arguments(args, "'" + method.name + "'");
+  auto task = std::make_unique<PendingTask>();
+  task->method = &method;
+  task->actor = static_cast<ClusterActor*>(actor.record());
+  task->name = actor.actor_class().name + "." + method.name;
+  return register_task(std::move(task), std::move(args));
+}
+
+void ClusterCore::flush_actor(ClusterActor* actor) {
+  std::vector<std::pair<std::uint64_t, ErrorPtr>> failed;
+  {
+    std::lock_guard lock(mu_);
+    while (!actor->outbox.empty()) {
+      std::uint64_t seq = actor->outbox.front();
+      auto it = pending_.find(seq);
+      if (it != pending_.end() && !it->second->finished) {
+        PendingTask& t = *it->second;
+        if (t.waiting > 0) break;  // its arguments are not ready: later calls wait behind it
+        capnp::MallocMessageBuilder msg;
+        auto call = msg.initRoot<wire::Envelope>().getBody().initActorCall();
+        set_actor_key(call.initActor(), actor->id);
+        call.setTaskId(seq);
+        call.setMethod(t.method->name);
+        ErrorPtr error = write_args(call.initArgs(static_cast<unsigned>(t.args.size())), t);
+        if (!error && (!conn_ || !lost_.empty()))
+          error = make_error(ErrorKind::shutdown, lost_.empty() ? "the runtime shut down" : lost_);
+        if (error) {
+          failed.emplace_back(seq, std::move(error));
+        } else {
+          t.sent = true;
+          conn_->send(msg);  // with mu_ held: calls leave in the order they were submitted
+        }
+      }
+      actor->outbox.pop_front();
+    }
+    if (actor->outbox.empty() && actor->released) {
+      if (actor->owned && actor->name.empty() && conn_ && lost_.empty()) {
+        capnp::MallocMessageBuilder msg;
+        set_actor_key(msg.initRoot<wire::Envelope>().getBody().initStopActor().initActor(),
+                      actor->id);
+        conn_->send(msg);  // after its last call: the actor ends once that one ran
+      }
+      actors_.erase(actor->id);
+    }
+  }
+  for (auto& [seq, error] : failed) complete(seq, nullptr, error);
+}
+
+void ClusterCore::kill_actor(const detail::ActorToken& actor) {
+  if (&actor.core() != this)
+    throw Error(ErrorCategory::invalid_argument, "the ActorHandle belongs to another runtime");
+  ensure_running();
+  capnp::MallocMessageBuilder msg;
+  auto stop = msg.initRoot<wire::Envelope>().getBody().initStopActor();
+  set_actor_key(stop.initActor(), actor.id());
+  stop.setKill(true);
+  std::lock_guard lock(mu_);
+  if (conn_) conn_->send(msg);
+}
+
+void ClusterCore::release_actor(void* record) noexcept {
+  auto* actor = static_cast<ClusterActor*>(record);
+  {
+    std::lock_guard lock(mu_);
+    if (--actor->handles > 0) return;
+    actor->released = true;
+  }
+  flush_actor(actor);
+}
+
+}  // namespace atl::runtime

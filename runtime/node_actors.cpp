@@ -1,0 +1,285 @@
+#include "runtime/node_actors.hpp"
+
+#include <capnp/message.h>
+
+#include "atoll/errors.hpp"
+#include "runtime/node_tasks.hpp"
+
+namespace atl::runtime {
+
+namespace {
+
+constexpr std::chrono::seconds kSpawnTimeout{30};
+// A constructor may load a model for a long time; the head kills an actor that should go.
+constexpr std::chrono::hours kConstructTimeout{24};
+
+ActorId key_of(wire::ActorKey::Reader k) {
+  return ActorId{k.getOwner(), k.getSequence()};
+}
+
+WorkerOutcome died_outcome(const std::string& reason) {
+  WorkerOutcome out;
+  out.remote_type = "atl::ActorDiedError";
+  out.message = reason;
+  return out;
+}
+
+}  // namespace
+
+NodeActors::NodeActors(std::string node_name, NodeModules& modules, std::string worker_executable)
+    : node_name_(std::move(node_name)),
+      modules_(modules),
+      worker_executable_(std::move(worker_executable)) {}
+
+NodeActors::~NodeActors() {
+  kill_all("the node agent is stopping");
+  std::map<ActorId, std::unique_ptr<Hosted>> all;
+  {
+    std::lock_guard lock(mu_);
+    all.swap(actors_);
+  }
+  for (auto& [id, actor] : all) {
+    // The sender may still be starting the worker; it sees the kill once it has one.
+    if (actor->sender.joinable()) actor->sender.join();
+    std::thread reader;
+    {
+      std::lock_guard lock(actor->mu);
+      reader = std::move(actor->reader);
+    }
+    if (reader.joinable()) reader.join();
+  }
+}
+
+std::size_t NodeActors::hosted() const {
+  std::lock_guard lock(mu_);
+  return actors_.size();
+}
+
+void NodeActors::start(const transport::ConnectionPtr& head, wire::ActorSpec::Reader spec) {
+  reap_finished();
+  auto actor = std::make_unique<Hosted>();
+  actor->id = key_of(spec.getActor());
+  actor->class_name = spec.getClassName();
+  actor->display = spec.getName().size() > 0 ? "actor '" + std::string(spec.getName()) + "'"
+                                             : "actor " + actor->class_name;
+  actor->head = head;
+  actor->module_hash = spec.getModuleHash();
+  actor->module_name = spec.getModuleName();
+  for (auto a : spec.getArgs())
+    actor->ctor_args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
+  actor->max_concurrency = spec.getMaxConcurrency();
+  Hosted* raw = actor.get();
+  {
+    std::lock_guard lock(mu_);
+    if (!actors_.emplace(raw->id, std::move(actor)).second) return;  // a repeated start
+  }
+  modules_.with_module(head, raw->module_hash,
+                       [this, raw](const std::filesystem::path* path, const std::string& error) {
+                         if (path == nullptr) {
+                           end(*raw, "could not load the module of " + raw->display + ": " + error);
+                           return;
+                         }
+                         raw->sender = std::thread([this, raw, p = *path] { run_sender(*raw, p); });
+                       });
+}
+
+void NodeActors::call(const transport::ConnectionPtr& head, wire::ActorCall::Reader call) {
+  ActorId id = key_of(call.getActor());
+  Hosted* actor = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = actors_.find(id); it != actors_.end()) actor = it->second.get();
+  }
+  if (actor != nullptr) {
+    std::unique_lock lock(actor->mu);
+    if (!actor->finished) {
+      Call c;
+      c.id = call.getTaskId();
+      c.method = call.getMethod();
+      for (auto a : call.getArgs())
+        c.args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
+      actor->mailbox.push_back(std::move(c));
+      lock.unlock();
+      actor->cv.notify_one();
+      return;
+    }
+  }
+  send_task_finished(head, node_name_, call.getTaskId(),
+                     died_outcome("the actor is no longer on node '" + node_name_ + "'"), false);
+}
+
+void NodeActors::stop(const transport::ConnectionPtr&, wire::StopActor::Reader stop) {
+  ActorId id = key_of(stop.getActor());
+  Hosted* actor = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = actors_.find(id); it != actors_.end()) actor = it->second.get();
+  }
+  if (actor == nullptr) return;  // already gone: the head has been told
+  WorkerProcess* worker = nullptr;
+  {
+    std::lock_guard lock(actor->mu);
+    if (stop.getKill()) {
+      if (actor->kill_reason.empty()) actor->kill_reason = actor->display + " was killed";
+      worker = actor->worker.get();
+    } else {
+      actor->draining = true;
+    }
+  }
+  if (worker != nullptr) worker->kill();  // the reader sees it go and ends the actor
+  actor->cv.notify_all();
+  reap_finished();
+}
+
+void NodeActors::kill_all(const std::string& reason) {
+  std::vector<Hosted*> all;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, a] : actors_) all.push_back(a.get());
+  }
+  for (Hosted* actor : all) {
+    WorkerProcess* worker = nullptr;
+    {
+      std::lock_guard lock(actor->mu);
+      if (actor->kill_reason.empty()) actor->kill_reason = actor->display + " ended: " + reason;
+      worker = actor->worker.get();
+    }
+    if (worker != nullptr) worker->kill();
+    actor->cv.notify_all();
+  }
+}
+
+void NodeActors::run_sender(Hosted& actor, std::filesystem::path module_path) {
+  std::string failure;
+  try {
+    auto worker = WorkerProcess::spawn(
+        {worker_executable_, module_path.string(), actor.module_hash, actor.module_name},
+        kSpawnTimeout);
+    WorkerProcess* w = worker.get();
+    bool killed;
+    {
+      std::lock_guard lock(actor.mu);
+      actor.worker = std::move(worker);  // from now on a kill reaches the process
+      killed = !actor.kill_reason.empty();
+    }
+    if (killed) w->kill();
+    WorkerOutcome built =
+        w->construct(actor.class_name, actor.ctor_args, actor.max_concurrency, kConstructTimeout);
+    if (!built.ok)
+      failure = "the constructor of " + actor.display + " failed on node '" + node_name_ +
+                "': " + built.remote_type + ": " + built.message;
+  } catch (const std::exception& e) {
+    failure = "could not start " + actor.display + " on node '" + node_name_ + "': " + e.what();
+  }
+  if (!failure.empty()) {
+    {
+      std::lock_guard lock(actor.mu);
+      if (!actor.kill_reason.empty()) failure = actor.kill_reason;
+    }
+    end(actor, failure);
+    return;
+  }
+  {
+    // Under the lock, so the reader's `end` (which takes it) sees the thread handle assigned.
+    std::lock_guard lock(actor.mu);
+    actor.reader = std::thread([this, &actor] { run_reader(actor); });
+  }
+  WorkerProcess& worker = *actor.worker;
+  for (;;) {
+    Call call;
+    {
+      std::unique_lock lock(actor.mu);
+      actor.cv.wait(lock, [&] {
+        return !actor.mailbox.empty() || actor.draining || !actor.kill_reason.empty() ||
+               actor.finished;
+      });
+      if (!actor.kill_reason.empty() || actor.finished) return;
+      if (actor.mailbox.empty()) {
+        worker.close_input();  // released: the worker exits after the calls it has
+        return;
+      }
+      call = std::move(actor.mailbox.front());
+      actor.mailbox.pop_front();
+      actor.in_flight[call.id] = true;
+    }
+    if (!worker.send_execute(call.id, call.method, call.args)) return;  // the reader reports it
+  }
+}
+
+void NodeActors::run_reader(Hosted& actor) {
+  WorkerProcess& worker = *actor.worker;
+  for (;;) {
+    std::pair<std::uint64_t, WorkerOutcome> result;
+    try {
+      result = worker.next_outcome();
+    } catch (const std::exception& e) {
+      std::string reason;
+      {
+        std::lock_guard lock(actor.mu);
+        if (!actor.kill_reason.empty())
+          reason = actor.kill_reason;
+        else if (actor.draining && actor.mailbox.empty() && actor.in_flight.empty())
+          reason = actor.display + " ended: its owner released its last handle";
+        else
+          reason = actor.display + " died on node '" + node_name_ + "': " + e.what();
+      }
+      end(actor, reason);
+      return;
+    }
+    {
+      std::lock_guard lock(actor.mu);
+      actor.in_flight.erase(result.first);
+    }
+    send_task_finished(actor.head, node_name_, result.first, result.second, false);
+  }
+}
+
+void NodeActors::end(Hosted& actor, const std::string& reason) {
+  std::deque<Call> queued;
+  std::vector<std::uint64_t> unanswered;
+  {
+    std::lock_guard lock(actor.mu);
+    if (actor.finished) return;
+    actor.finished = true;
+    queued.swap(actor.mailbox);
+    for (const auto& [id, flag] : actor.in_flight) unanswered.push_back(id);
+    actor.in_flight.clear();
+  }
+  actor.cv.notify_all();
+  for (auto id : unanswered)
+    send_task_finished(actor.head, node_name_, id, died_outcome(reason), false);
+  for (const auto& c : queued)
+    send_task_finished(actor.head, node_name_, c.id, died_outcome(reason), false);
+  capnp::MallocMessageBuilder msg;
+  auto exited = msg.initRoot<wire::Envelope>().getBody().initActorExited();
+  exited.initActor().setOwner(actor.id.owner);
+  exited.getActor().setSequence(actor.id.sequence);
+  exited.setReason(reason.substr(0, transport::kMaxMessageTextBytes));
+  actor.head->send(msg);
+}
+
+void NodeActors::reap_finished() {
+  std::vector<std::unique_ptr<Hosted>> done;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = actors_.begin(); it != actors_.end();) {
+      bool finished;
+      {
+        std::lock_guard actor_lock(it->second->mu);
+        finished = it->second->finished;
+      }
+      if (finished) {
+        done.push_back(std::move(it->second));
+        it = actors_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& actor : done) {
+    if (actor->sender.joinable()) actor->sender.join();
+    if (actor->reader.joinable()) actor->reader.join();
+  }
+}
+
+}  // namespace atl::runtime
