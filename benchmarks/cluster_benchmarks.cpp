@@ -7,6 +7,9 @@
 //   raw_socketpair_round_trip   32 bytes echoed over a Unix socketpair (the floor)
 //   single_client_tasks_sync    Ray's metric across processes: driver -> head -> node -> worker
 //   single_client_tasks_async   the same, 1,000 tasks submitted, then all results got
+//   1_1_actor_calls_sync        one actor's method, called and awaited one at a time
+//   1_1_actor_calls_async       1,000 calls to one actor submitted, then all results got
+//   n_n_actor_calls_async       n drivers (connections) each calling n named actors round-robin
 #include <benchmark/benchmark.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -140,13 +143,9 @@ class LocalCluster {
     std::string up = "ATOLL_STATE_DIR='" + dir_.string() + "' " ATOLL_CLI +
                      std::string(" up --islands 1 --nodes-per-island 1 --cpus 2 > /dev/null");
     if (std::system(up.c_str()) != 0) throw std::runtime_error("atoll up failed");
-    std::string address, token;
-    std::ifstream(dir_ / "head.addr") >> address;
-    std::ifstream(dir_ / "token") >> token;
-    runtime_.emplace(atl::init({.address = address,
-                                .token = token,
-                                .modules = {test_job},
-                                .job_module = {.library = ATOLL_TEST_JOB, .name = "test_job"}}));
+    std::ifstream(dir_ / "head.addr") >> address_;
+    std::ifstream(dir_ / "token") >> token_;
+    runtime_.emplace(connect());
     runtime_->task(job::add).remote(0, 0).get(std::chrono::seconds(30));  // warm a worker
   }
   ~LocalCluster() {
@@ -157,9 +156,17 @@ class LocalCluster {
     std::filesystem::remove_all(dir_);
   }
   atl::Runtime& runtime() { return *runtime_; }
+  // Another driver of the same cluster.
+  atl::Runtime connect() {
+    return atl::init({.address = address_,
+                      .token = token_,
+                      .modules = {test_job},
+                      .job_module = {.library = ATOLL_TEST_JOB, .name = "test_job"}});
+  }
 
  private:
   std::filesystem::path dir_;
+  std::string address_, token_;
   std::optional<atl::Runtime> runtime_;
 };
 
@@ -183,6 +190,67 @@ void cluster_tasks_async(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 
+void actor_calls_sync(benchmark::State& state) {
+  LocalCluster cluster;
+  auto& rt = cluster.runtime();
+  auto counter = rt.actor<job::Counter>().remote();
+  counter.call(&job::Counter::incr, 1).get(std::chrono::seconds(30));  // placed and constructed
+  for (auto _ : state) benchmark::DoNotOptimize(counter.call(&job::Counter::incr, 1).get());
+  state.SetItemsProcessed(state.iterations());
+}
+
+void actor_calls_async(benchmark::State& state) {
+  LocalCluster cluster;
+  auto& rt = cluster.runtime();
+  auto counter = rt.actor<job::Counter>().remote();
+  counter.call(&job::Counter::incr, 1).get(std::chrono::seconds(30));
+  constexpr int kBatch = 1000;
+  std::vector<atl::ObjectRef<int>> refs;
+  for (auto _ : state) {
+    refs.clear();
+    for (int i = 0; i < kBatch; ++i) refs.push_back(counter.call(&job::Counter::incr, 1));
+    benchmark::DoNotOptimize(rt.get(refs));
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// Ray's n_n_actor_calls_async with n = 2 (this machine's cores): n callers, each its own driver
+// connection, calling n actors round-robin.
+void n_n_actor_calls_async(benchmark::State& state) {
+  constexpr int kN = 2;
+  constexpr int kBatch = 1000;  // calls per caller per iteration
+  LocalCluster cluster;
+  auto& owner = cluster.runtime();
+  std::vector<atl::ActorHandle<job::Counter>> actors;
+  for (int i = 0; i < kN; ++i) {
+    actors.push_back(
+        owner.actor<job::Counter>().options({.name = "bench-" + std::to_string(i)}).remote());
+    actors.back().call(&job::Counter::incr, 1).get(std::chrono::seconds(30));
+  }
+  std::vector<atl::Runtime> callers;
+  std::vector<std::vector<atl::ActorHandle<job::Counter>>> handles(kN);
+  for (int c = 0; c < kN; ++c) {
+    callers.push_back(cluster.connect());
+    for (int i = 0; i < kN; ++i)
+      handles[c].push_back(*callers[c].get_actor<job::Counter>("bench-" + std::to_string(i)));
+  }
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (int c = 0; c < kN; ++c)
+      threads.emplace_back([&, c] {
+        std::vector<atl::ObjectRef<int>> refs;
+        refs.reserve(kBatch);
+        for (int i = 0; i < kBatch; ++i)
+          refs.push_back(handles[c][i % kN].call(&job::Counter::incr, 1));
+        benchmark::DoNotOptimize(callers[c].get(refs));
+      });
+    for (auto& t : threads) t.join();
+  }
+  state.SetItemsProcessed(state.iterations() * kN * kBatch);
+  handles.clear();
+  for (auto& a : actors) owner.kill(a);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -192,7 +260,10 @@ int main(int argc, char** argv) {
            {"worker_task_round_trip", worker_task_round_trip},
            {"raw_socketpair_round_trip", raw_socketpair_round_trip},
            {"single_client_tasks_sync", cluster_tasks_sync},
-           {"single_client_tasks_async", cluster_tasks_async}})
+           {"single_client_tasks_async", cluster_tasks_async},
+           {"1_1_actor_calls_sync", actor_calls_sync},
+           {"1_1_actor_calls_async", actor_calls_async},
+           {"n_n_actor_calls_async", n_n_actor_calls_async}})
     benchmark::RegisterBenchmark(name, fn)->UseRealTime();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -126,10 +126,13 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_actor_call(
   return register_task(std::move(task), std::move(args));
 }
 
-void ClusterCore::flush_actor(ClusterActor* actor) {
+void ClusterCore::flush_actor(const ActorId& id) {
   std::vector<std::pair<std::uint64_t, ErrorPtr>> failed;
   {
     std::lock_guard lock(mu_);
+    auto found = actors_.find(id);
+    if (found == actors_.end()) return;
+    ClusterActor* actor = found->second.get();
     while (!actor->outbox.empty()) {
       std::uint64_t seq = actor->outbox.front();
       auto it = pending_.find(seq);
@@ -179,13 +182,15 @@ void ClusterCore::kill_actor(const detail::ActorToken& actor) {
 }
 
 void ClusterCore::release_actor(void* record) noexcept {
-  auto* actor = static_cast<ClusterActor*>(record);
+  auto* actor = static_cast<ClusterActor*>(record);  // alive: this handle still counts
+  ActorId id;
   {
     std::lock_guard lock(mu_);
     if (--actor->handles > 0) return;
     actor->released = true;
+    id = actor->id;
   }
-  flush_actor(actor);
+  flush_actor(id);
 }
 
 }  // namespace atl::runtime

@@ -137,6 +137,7 @@ void NodeAgentProcess::beat() {
 
 void NodeAgentProcess::on_lost() {
   if (actors_) actors_->kill_all("the node lost the head, which counts its actors dead");
+  if (modules_) modules_->head_lost("the node lost its connection to the head");
   if (stopping_) return;
   heartbeat_timer_.cancel();
   conn_.reset();

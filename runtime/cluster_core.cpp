@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <random>
 
 #include "runtime/invocation.hpp"
@@ -114,19 +115,25 @@ ClusterCore::HeadReply ClusterCore::request(capnp::MallocMessageBuilder& msg,
                                             std::chrono::seconds timeout) {
   std::future<HeadReply> answer;
   transport::ConnectionPtr conn;
+  std::uint64_t id;
   {
     std::lock_guard lock(mu_);
     if (!lost_.empty()) throw RuntimeShutdownError("lost the connection to the head: " + lost_);
-    std::uint64_t id = next_request_++;
+    id = next_request_++;
     msg.getRoot<wire::Envelope>().setRequestId(id);
     answer = requests_[id].get_future();
     conn = conn_;
   }
   conn->send(msg);
-  if (answer.wait_for(timeout) != std::future_status::ready)
+  if (answer.wait_for(timeout) != std::future_status::ready) {
+    std::lock_guard lock(mu_);
+    requests_.erase(id);
     throw Error(ErrorCategory::timed_out,
                 "the head did not answer within " + std::to_string(timeout.count()) + " s");
-  return answer.get();
+  }
+  HeadReply reply = answer.get();
+  if (reply.lost) throw RuntimeShutdownError(reply.error);
+  return reply;
 }
 
 const detail::FunctionEntry& ClusterCore::function_by_key(std::uintptr_t key) const {
@@ -210,7 +217,7 @@ std::shared_ptr<detail::RefToken> ClusterCore::register_task(std::unique_ptr<Pen
 void ClusterCore::argument_ready(std::uint64_t task) noexcept {
   std::unique_ptr<PendingTask> disposed;
   bool send = false;
-  ClusterActor* actor = nullptr;
+  std::optional<ActorId> actor;
   {
     std::lock_guard lock(mu_);
     auto it = pending_.find(task);
@@ -220,11 +227,11 @@ void ClusterCore::argument_ready(std::uint64_t task) noexcept {
       pending_.erase(it);
     } else {
       send = true;
-      actor = it->second->actor;
+      if (it->second->actor != nullptr) actor = it->second->actor->id;
     }
   }
-  if (actor != nullptr)
-    flush_actor(actor);
+  if (actor)
+    flush_actor(*actor);
   else if (send)
     send_task(task);
 }
@@ -356,6 +363,7 @@ void ClusterCore::on_lost(const std::string& reason) {
     for (const auto& [id, t] : pending_) tasks.push_back(id);
     for (auto& [id, answer] : requests_) {
       HeadReply lost;
+      lost.lost = true;
       lost.error = "lost the connection to the head: " + lost_;
       answer.set_value(std::move(lost));
     }

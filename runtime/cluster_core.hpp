@@ -104,6 +104,7 @@ class ClusterCore final : public detail::Core {
   // What the head answered to a request.
   struct HeadReply {
     std::string error;  // set when the head refused
+    bool lost = false;  // the connection to the head is gone
     bool found = false;
     ActorId actor;
     std::string class_name;
@@ -123,7 +124,8 @@ class ClusterCore final : public detail::Core {
   // Writes the argument values (with mu_ held); returns the error of a failed ObjectRef argument.
   ErrorPtr write_args(capnp::List<capnp::Data>::Builder out, const PendingTask& task);
   // Sends the actor's calls whose arguments are ready, in order, up to the first that is not.
-  void flush_actor(ClusterActor* actor);
+  // By id: another thread may have flushed and forgotten the actor meanwhile.
+  void flush_actor(const ActorId& id);
   void on_message(const transport::Decoded<wire::Envelope>& message);
   void on_lost(const std::string& reason);
   void complete(std::uint64_t task, const detail::Payload* value, const ErrorPtr& error);

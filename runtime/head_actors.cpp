@@ -41,7 +41,14 @@ std::string ClusterTasks::create_actor(const transport::ConnectionPtr& driver,
   {
     std::lock_guard lock(mu_);
     if (!modules_.contains(actor->module_hash)) return "the job's module was not uploaded";
-    if (actors_.contains(actor->id)) return "";  // a repeated request: created already
+    // An owner id belongs to the first driver that used it: no other can create actors in its
+    // name (and so take over the ids the owner will use next).
+    auto [owner, fresh] = owners_.try_emplace(actor->id.owner, driver.get());
+    if (!fresh && owner->second != driver.get()) return "actor id owned by another driver";
+    if (auto it = actors_.find(actor->id); it != actors_.end()) {
+      if (it->second->class_name != actor->class_name) return "actor id already in use";
+      return "";  // the same request again: created already
+    }
     if (!actor->name.empty() && named_actors_.contains(actor->name))
       return "an actor named '" + actor->name + "' already exists";
     if (!actor->name.empty()) named_actors_[actor->name] = actor->id;
@@ -156,6 +163,7 @@ void ClusterTasks::stop_actor(const transport::ConnectionPtr& driver,
     RemoteActor& a = *it->second;
     if (stop.getKill()) {
       end_actor(a, a.display + " was killed", true, failed);
+      forget_dead_locked();
     } else if (a.owner == driver && a.name.empty()) {
       // Its owner dropped the last handle: it ends after the calls already sent.
       if (a.state == RemoteActor::State::pending)
@@ -220,12 +228,16 @@ void ClusterTasks::fail_calls(const std::vector<std::pair<std::uint64_t, std::st
 }
 
 void ClusterTasks::forget_dead_locked() {
-  while (dead_actors_.size() > kMaxDeadActors) {
-    auto it = actors_.find(dead_actors_.front());
-    // One the scheduler or a node still holds stays; it is looked at again next time.
-    if (it != actors_.end() && (it->second->queued || it->second->holds_resources)) break;
-    if (it != actors_.end()) actors_.erase(it);
+  // One the scheduler or a node still holds goes to the back, to be looked at again later.
+  for (std::size_t looked = 0, n = dead_actors_.size();
+       dead_actors_.size() > kMaxDeadActors && looked < n; ++looked) {
+    ActorId id = dead_actors_.front();
     dead_actors_.pop_front();
+    auto it = actors_.find(id);
+    if (it != actors_.end() && (it->second->queued || it->second->holds_resources))
+      dead_actors_.push_back(id);
+    else if (it != actors_.end())
+      actors_.erase(it);
   }
 }
 

@@ -23,6 +23,7 @@ void ClusterTasks::placement_failed(TaskRecord* record, const std::string& messa
     if (it == actors_.end()) return;
     it->second->queued = false;
     end_actor(*it->second, it->second->display + " could not be placed: " + message, false, failed);
+    forget_dead_locked();
   }
   fail_calls(failed);
 }
@@ -57,17 +58,20 @@ void ClusterTasks::node_left(std::uint64_t node_id) {
     for (auto& [id, actor] : actors_) {
       if (actor->node_id != node_id) continue;
       actor->holds_resources = false;  // the node's resources are gone with it
-      end_actor(*actor, actor->display + " died: its node '" + name + "' died", false, failed);
+      end_actor(*actor, actor->display + " ended: its node '" + name + "' left the cluster", false,
+                failed);
     }
+    std::erase_if(leases_, [&](const auto& l) { return l.second.node_id == node_id; });
     for (auto& [id, task] : tasks_) {
       if (task->node_id != node_id) continue;
       if (task->actor.is_nil()) {
         running.push_back(id);
       } else {
         auto a = actors_.find(task->actor);
-        failed.emplace_back(id, a != actors_.end() ? a->second->death : "its node died");
+        failed.emplace_back(id, a != actors_.end() ? a->second->death : "its node left");
       }
     }
+    forget_dead_locked();
   }
   if (state != nullptr) scheduler_.remove_node(*state);
   fail_calls(failed);
@@ -81,6 +85,8 @@ void ClusterTasks::driver_left(const transport::ConnectionPtr& driver) {
     for (auto& [id, actor] : actors_)
       if (actor->owner == driver)
         end_actor(*actor, actor->display + " ended: its driver disconnected", true, failed);
+    std::erase_if(owners_, [&](const auto& o) { return o.second == driver.get(); });
+    forget_dead_locked();
     for (auto& [id, task] : tasks_)
       if (task->driver == driver && task->actor.is_nil())
         task->abandoned = true;  // not retried; dropped when placed if it is still queued
@@ -140,34 +146,47 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   if (!scheduler_.submit(&raw->record)) reply(id, nullptr, "atl::Error", "the head is stopping");
 }
 
+std::size_t ClusterTasks::pipeline_depth_locked(SchedulingClass* cls) const {
+  // A task shorter than a few round trips to the head leaves its worker idle for longer than it
+  // runs unless the next one is already there. Long tasks go one at a time, so a queue is never
+  // pinned behind one node while another frees up.
+  auto it = run_micros_.find(cls);
+  if (it == run_micros_.end()) return 1;
+  if (it->second < 1000) return 16;
+  if (it->second < 10000) return 2;
+  return 1;
+}
+
 void ClusterTasks::send_run(RemoteNode& node, TaskRecord* record) {
+  // `record` holds its class's resources on the node: they become a lease for it and, for short
+  // tasks, for queued tasks of its class sent behind it.
   while (record != nullptr) {
-    capnp::MallocMessageBuilder msg;
+    std::size_t depth;
+    {
+      std::lock_guard lock(mu_);
+      depth = pipeline_depth_locked(record->cls);
+    }
+    std::vector<TaskRecord*> more;
+    if (depth > 1) more = scheduler_.take_queued(*record->cls, *record->node, depth - 1);
     std::unique_ptr<RemoteTask> dropped;
+    std::uint64_t lease = 0;
     {
       std::lock_guard lock(mu_);
       auto it = tasks_.find(record->id.sequence);
-      if (it == tasks_.end()) return;
-      RemoteTask& t = *it->second;
-      if (t.abandoned) {
+      RemoteTask* task = it == tasks_.end() ? nullptr : it->second.get();
+      if (task != nullptr && task->abandoned) {
         dropped = std::move(it->second);
         tasks_.erase(it);
-      } else {
-        t.node_id = node.id;
-        t.last_node = node.name;
-        ++t.attempts;
-        auto spec = msg.initRoot<wire::Envelope>().getBody().initRunTask();
-        spec.setTaskId(record->id.sequence);
-        spec.setModuleHash(t.module_hash);
-        spec.setModuleName(t.module_name);
-        spec.setFunction(t.function);
-        spec.setName(t.record.custom_name);
-        auto args = spec.initArgs(static_cast<unsigned>(t.args.size()));
-        for (unsigned i = 0; i < t.args.size(); ++i) args.set(i, data_of(t.args[i]));
+        task = nullptr;
+      }
+      if (task != nullptr || !more.empty()) {
+        lease = next_lease_++;
+        leases_[lease] = Lease{node.id, record->cls, record->node, 0};
+        if (task != nullptr) send_on_lease_locked(node, *task, lease);
       }
     }
-    if (!dropped) {
-      node.conn->send(msg);
+    if (lease != 0) {
+      send_on_lease(node, lease, more);  // gives the resources back if nothing is left on it
       return;
     }
     // Its driver is gone: give the slot to the next task instead.
@@ -175,29 +194,87 @@ void ClusterTasks::send_run(RemoteNode& node, TaskRecord* record) {
   }
 }
 
+void ClusterTasks::send_on_lease(RemoteNode& node, std::uint64_t lease,
+                                 const std::vector<TaskRecord*>& more) {
+  Lease drained;
+  {
+    std::lock_guard lock(mu_);
+    for (TaskRecord* record : more) {
+      auto it = tasks_.find(record->id.sequence);
+      if (it == tasks_.end()) continue;
+      if (it->second->abandoned) {
+        tasks_.erase(it);  // taken from the queue uncharged: nothing to give back
+        continue;
+      }
+      send_on_lease_locked(node, *it->second, lease);
+    }
+    auto l = leases_.find(lease);
+    if (l == leases_.end() || l->second.in_flight > 0) return;
+    drained = l->second;  // every task on it was dropped
+    leases_.erase(l);
+  }
+  if (TaskRecord* next = scheduler_.release(*drained.node, drained.cls->demand, drained.cls))
+    send_run(node, next);
+}
+
+void ClusterTasks::send_on_lease_locked(RemoteNode& node, RemoteTask& t, std::uint64_t lease) {
+  t.node_id = node.id;
+  t.last_node = node.name;
+  t.lease = lease;
+  ++t.attempts;
+  ++leases_[lease].in_flight;
+  capnp::MallocMessageBuilder msg;
+  auto spec = msg.initRoot<wire::Envelope>().getBody().initRunTask();
+  spec.setTaskId(t.record.id.sequence);
+  spec.setLease(lease);
+  spec.setModuleHash(t.module_hash);
+  spec.setModuleName(t.module_name);
+  spec.setFunction(t.function);
+  spec.setName(t.record.custom_name);
+  auto args = spec.initArgs(static_cast<unsigned>(t.args.size()));
+  for (unsigned i = 0; i < t.args.size(); ++i) args.set(i, data_of(t.args[i]));
+  node.conn->send(msg);
+}
+
 void ClusterTasks::finished(std::uint64_t node_id, wire::TaskFinished::Reader done) {
   std::uint64_t id = done.getTaskId();
-  NodeState* state = nullptr;
-  SchedulingClass* cls = nullptr;
   bool actor_call = false;
+  std::uint64_t lease_id = 0;
+  Lease lease;
+  std::size_t want = 0;
+  RemoteNode* node = nullptr;
   {
     std::lock_guard lock(mu_);
     auto it = tasks_.find(id);
     if (it == tasks_.end() || it->second->node_id != node_id) return;  // stale or not its task
-    it->second->node_id = 0;
-    actor_call = !it->second->actor.is_nil();
-    cls = it->second->record.cls;
-    if (auto n = nodes_.find(node_id); n != nodes_.end()) state = n->second->state;
+    RemoteTask& task = *it->second;
+    task.node_id = 0;
+    actor_call = !task.actor.is_nil();
+    if (auto l = leases_.find(task.lease); !actor_call && l != leases_.end()) {
+      lease_id = task.lease;
+      --l->second.in_flight;
+      lease = l->second;
+      auto [avg, fresh] = run_micros_.try_emplace(lease.cls, double(done.getRunMicros()));
+      if (!fresh) avg->second = 0.8 * avg->second + 0.2 * double(done.getRunMicros());
+      std::size_t depth = pipeline_depth_locked(lease.cls);
+      want = depth > lease.in_flight ? depth - lease.in_flight : 0;
+      if (auto n = nodes_.find(node_id); n != nodes_.end()) node = n->second.get();
+    }
   }
-  if (state != nullptr && !actor_call) {
-    // Hand the freed slot on; a task of the same class comes back already charged.
-    if (TaskRecord* next = scheduler_.release(*state, cls->demand, cls)) {
-      RemoteNode* node;
+  if (lease_id != 0 && node != nullptr) {
+    // Keep the lease's pipeline full from the class's queue; once it runs dry, give the
+    // resources back (the scheduler may hand them straight to another task of the class).
+    std::vector<TaskRecord*> more;
+    if (want > 0) more = scheduler_.take_queued(*lease.cls, *lease.node, want);
+    if (!more.empty()) {
+      send_on_lease(*node, lease_id, more);
+    } else if (lease.in_flight == 0) {
       {
         std::lock_guard lock(mu_);
-        node = nodes_.at(node_id).get();  // nodes are never erased, only removed from scheduling
+        leases_.erase(lease_id);
       }
-      send_run(*node, next);
+      if (TaskRecord* next = scheduler_.release(*lease.node, lease.cls->demand, lease.cls))
+        send_run(*node, next);
     }
   }
   auto outcome = done.getOutcome();

@@ -11,8 +11,11 @@
 // releases its last handle, when its owner disconnects, when its node dies, or when its worker or
 // constructor fails; its unanswered calls then fail with ActorDiedError saying why.
 //
-// Thread-safety: all methods are thread-safe. The scheduler is never called with mu_ held, since
-// it calls back into RemoteNode; messages that must keep their order are sent with mu_ held.
+// Thread-safety: the methods may be called from any thread, but the head calls them from its one
+// io thread, and some keep a record's address across an unlock (a task or lease being sent):
+// running them on several threads at once needs those turned into lookups by id first. The
+// scheduler is never called with mu_ held, since it calls back into RemoteNode; messages that
+// must keep their order are sent with mu_ held.
 #pragma once
 
 #include <deque>
@@ -72,8 +75,19 @@ class ClusterTasks {
     unsigned max_retries = 0;
     unsigned attempts = 0;
     std::uint64_t node_id = 0;  // where it runs now (0: queued)
+    std::uint64_t lease = 0;    // the lease it runs on (tasks)
     std::string last_node;
     bool abandoned = false;  // its driver left while it was queued: dropped when placed
+  };
+
+  // One charge of a class's resources on a node, on which that class's tasks run one after
+  // another. Short tasks are pipelined: a few are sent ahead, so the node's worker never waits
+  // for a round trip to the head between them. The resources go back when the last one is done.
+  struct Lease {
+    std::uint64_t node_id = 0;
+    SchedulingClass* cls = nullptr;
+    NodeState* node = nullptr;
+    std::size_t in_flight = 0;
   };
 
   struct RemoteActor {
@@ -106,6 +120,11 @@ class ClusterTasks {
   };
 
   void send_run(RemoteNode& node, TaskRecord* record);
+  // Sends queued tasks of the lease's class on it (those taken from the scheduler's queue).
+  void send_on_lease(RemoteNode& node, std::uint64_t lease, const std::vector<TaskRecord*>& more);
+  void send_on_lease_locked(RemoteNode& node, RemoteTask& task, std::uint64_t lease);
+  // How many tasks of `cls` a lease carries at once: more for classes whose tasks are short.
+  std::size_t pipeline_depth_locked(SchedulingClass* cls) const;
   void retry_or_fail(std::uint64_t task_id, const std::string& why);
   // Sends the outcome to the driver and forgets the task.
   void reply(std::uint64_t task_id, const std::string* value, const std::string& remote_type,
@@ -127,8 +146,13 @@ class ClusterTasks {
   mutable std::mutex mu_;
   std::unordered_map<std::uint64_t, std::unique_ptr<RemoteTask>> tasks_;
   std::unordered_map<std::uint64_t, std::unique_ptr<RemoteNode>> nodes_;
+  std::unordered_map<std::uint64_t, Lease> leases_;
+  std::uint64_t next_lease_ = 1;
+  std::unordered_map<SchedulingClass*, double> run_micros_;  // moving average per class
   std::unordered_map<ActorId, std::unique_ptr<RemoteActor>> actors_;
   std::unordered_map<std::string, ActorId> named_actors_;  // live actors only
+  // Which driver connection each actor owner id belongs to (compared, never dereferenced).
+  std::unordered_map<std::uint64_t, const transport::Connection*> owners_;
   std::deque<ActorId> dead_actors_;  // oldest first; kept to answer late calls, then forgotten
   std::map<std::string, std::string> modules_;
   std::uint64_t next_task_ = 1;

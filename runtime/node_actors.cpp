@@ -3,6 +3,7 @@
 #include <capnp/message.h>
 
 #include "atoll/errors.hpp"
+#include "runtime/cluster_messages.hpp"
 #include "runtime/node_tasks.hpp"
 
 namespace atl::runtime {
@@ -12,10 +13,7 @@ namespace {
 constexpr std::chrono::seconds kSpawnTimeout{30};
 // A constructor may load a model for a long time; the head kills an actor that should go.
 constexpr std::chrono::hours kConstructTimeout{24};
-
-ActorId key_of(wire::ActorKey::Reader k) {
-  return ActorId{k.getOwner(), k.getSequence()};
-}
+constexpr std::size_t kRememberEnded = 1000;
 
 WorkerOutcome died_outcome(const std::string& reason) {
   WorkerOutcome out;
@@ -58,7 +56,7 @@ std::size_t NodeActors::hosted() const {
 void NodeActors::start(const transport::ConnectionPtr& head, wire::ActorSpec::Reader spec) {
   reap_finished();
   auto actor = std::make_unique<Hosted>();
-  actor->id = key_of(spec.getActor());
+  actor->id = actor_key(spec.getActor());
   actor->class_name = spec.getClassName();
   actor->display = spec.getName().size() > 0 ? "actor '" + std::string(spec.getName()) + "'"
                                              : "actor " + actor->class_name;
@@ -79,16 +77,24 @@ void NodeActors::start(const transport::ConnectionPtr& head, wire::ActorSpec::Re
                            end(*raw, "could not load the module of " + raw->display + ": " + error);
                            return;
                          }
+                         std::lock_guard lock(raw->mu);
+                         if (raw->finished) return;  // killed while the module was on its way
+                         raw->started = true;
                          raw->sender = std::thread([this, raw, p = *path] { run_sender(*raw, p); });
                        });
 }
 
 void NodeActors::call(const transport::ConnectionPtr& head, wire::ActorCall::Reader call) {
-  ActorId id = key_of(call.getActor());
+  if (finished_.load() > 0) reap_finished();
+  ActorId id = actor_key(call.getActor());
   Hosted* actor = nullptr;
+  std::string why;
   {
     std::lock_guard lock(mu_);
-    if (auto it = actors_.find(id); it != actors_.end()) actor = it->second.get();
+    if (auto it = actors_.find(id); it != actors_.end())
+      actor = it->second.get();
+    else if (auto e = ended_.find(id); e != ended_.end())
+      why = e->second;
   }
   if (actor != nullptr) {
     std::unique_lock lock(actor->mu);
@@ -96,39 +102,51 @@ void NodeActors::call(const transport::ConnectionPtr& head, wire::ActorCall::Rea
       Call c;
       c.id = call.getTaskId();
       c.method = call.getMethod();
-      for (auto a : call.getArgs())
-        c.args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
+      for (auto a : call.getArgs()) c.args.push_back(string_of(a));
       actor->mailbox.push_back(std::move(c));
       lock.unlock();
       actor->cv.notify_one();
       return;
     }
   }
-  send_task_finished(head, node_name_, call.getTaskId(),
-                     died_outcome("the actor is no longer on node '" + node_name_ + "'"), false);
+  if (why.empty()) why = "actor " + id.to_string() + " is not on node '" + node_name_ + "'";
+  send_task_finished(head, node_name_, call.getTaskId(), died_outcome(why), false);
 }
 
 void NodeActors::stop(const transport::ConnectionPtr&, wire::StopActor::Reader stop) {
-  ActorId id = key_of(stop.getActor());
+  ActorId id = actor_key(stop.getActor());
   Hosted* actor = nullptr;
   {
     std::lock_guard lock(mu_);
     if (auto it = actors_.find(id); it != actors_.end()) actor = it->second.get();
   }
   if (actor == nullptr) return;  // already gone: the head has been told
-  WorkerProcess* worker = nullptr;
-  {
-    std::lock_guard lock(actor->mu);
-    if (stop.getKill()) {
-      if (actor->kill_reason.empty()) actor->kill_reason = actor->display + " was killed";
-      worker = actor->worker.get();
-    } else {
+  if (stop.getKill()) {
+    kill(*actor, actor->display + " was killed");
+  } else {
+    {
+      std::lock_guard lock(actor->mu);
       actor->draining = true;
     }
+    actor->cv.notify_all();
+  }
+  reap_finished();
+}
+
+void NodeActors::kill(Hosted& actor, const std::string& reason) {
+  WorkerProcess* worker;
+  bool never_started;
+  std::string why;
+  {
+    std::lock_guard lock(actor.mu);
+    if (actor.kill_reason.empty()) actor.kill_reason = reason;
+    why = actor.kill_reason;
+    worker = actor.worker.get();
+    never_started = !actor.started;  // still waiting for its module
   }
   if (worker != nullptr) worker->kill();  // the reader sees it go and ends the actor
-  actor->cv.notify_all();
-  reap_finished();
+  if (never_started) end(actor, why);
+  actor.cv.notify_all();
 }
 
 void NodeActors::kill_all(const std::string& reason) {
@@ -137,16 +155,7 @@ void NodeActors::kill_all(const std::string& reason) {
     std::lock_guard lock(mu_);
     for (auto& [id, a] : actors_) all.push_back(a.get());
   }
-  for (Hosted* actor : all) {
-    WorkerProcess* worker = nullptr;
-    {
-      std::lock_guard lock(actor->mu);
-      if (actor->kill_reason.empty()) actor->kill_reason = actor->display + " ended: " + reason;
-      worker = actor->worker.get();
-    }
-    if (worker != nullptr) worker->kill();
-    actor->cv.notify_all();
-  }
+  for (Hosted* actor : all) kill(*actor, actor->display + " ended: " + reason);
 }
 
 void NodeActors::run_sender(Hosted& actor, std::filesystem::path module_path) {
@@ -226,9 +235,21 @@ void NodeActors::run_reader(Hosted& actor) {
       end(actor, reason);
       return;
     }
+    bool asked;
     {
       std::lock_guard lock(actor.mu);
-      actor.in_flight.erase(result.first);
+      asked = actor.in_flight.erase(result.first) > 0;
+    }
+    if (!asked) {
+      // The worker runs the job's code: it answers only calls it was given, or it goes.
+      {
+        std::lock_guard lock(actor.mu);
+        if (actor.kill_reason.empty())
+          actor.kill_reason = actor.display + " was stopped on node '" + node_name_ +
+                              "': its worker answered a call it was not given";
+      }
+      worker.kill();
+      continue;  // the next read sees it gone
     }
     send_task_finished(actor.head, node_name_, result.first, result.second, false);
   }
@@ -237,6 +258,7 @@ void NodeActors::run_reader(Hosted& actor) {
 void NodeActors::end(Hosted& actor, const std::string& reason) {
   std::deque<Call> queued;
   std::vector<std::uint64_t> unanswered;
+  WorkerProcess* worker;
   {
     std::lock_guard lock(actor.mu);
     if (actor.finished) return;
@@ -244,8 +266,19 @@ void NodeActors::end(Hosted& actor, const std::string& reason) {
     queued.swap(actor.mailbox);
     for (const auto& [id, flag] : actor.in_flight) unanswered.push_back(id);
     actor.in_flight.clear();
+    worker = actor.worker.get();
+    ++finished_;  // with the flag, so a reaper never counts it down first
   }
   actor.cv.notify_all();
+  if (worker != nullptr) worker->kill();  // a failed constructor's process goes at once
+  {
+    std::lock_guard lock(mu_);
+    if (ended_.emplace(actor.id, reason).second) ended_order_.push_back(actor.id);
+    while (ended_order_.size() > kRememberEnded) {
+      ended_.erase(ended_order_.front());
+      ended_order_.pop_front();
+    }
+  }
   for (auto id : unanswered)
     send_task_finished(actor.head, node_name_, id, died_outcome(reason), false);
   for (const auto& c : queued)
@@ -271,6 +304,7 @@ void NodeActors::reap_finished() {
       if (finished) {
         done.push_back(std::move(it->second));
         it = actors_.erase(it);
+        --finished_;
       } else {
         ++it;
       }

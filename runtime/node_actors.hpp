@@ -11,6 +11,7 @@
 // Thread-safety: `start`, `call`, `stop` and `kill_all` are called from the agent's io thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -59,11 +60,13 @@ class NodeActors {
     std::map<std::uint64_t, bool> in_flight;  // sent to the worker, not answered yet
     bool draining = false;                    // stop after the calls already received
     std::string kill_reason;                  // set: end at once
-    std::unique_ptr<WorkerProcess> worker;    // set by the sender once constructed
+    std::unique_ptr<WorkerProcess> worker;    // set by the sender once spawned
+    bool started = false;                     // the sender runs (the module was at hand)
     bool finished = false;                    // both threads are done (or about to return)
     std::thread sender, reader;
   };
 
+  void kill(Hosted& actor, const std::string& reason);
   void run_sender(Hosted& actor, std::filesystem::path module_path);
   void run_reader(Hosted& actor);
   // Fails every unanswered call, tells the head, and lets the actor be reaped.
@@ -75,6 +78,10 @@ class NodeActors {
   const std::string worker_executable_;
   mutable std::mutex mu_;
   std::map<ActorId, std::unique_ptr<Hosted>> actors_;
+  // Why recently ended actors ended, for calls that arrive after them (oldest dropped first).
+  std::map<ActorId, std::string> ended_;
+  std::deque<ActorId> ended_order_;
+  std::atomic<std::size_t> finished_{0};  // ended, not yet reaped
 };
 
 }  // namespace atl::runtime

@@ -213,8 +213,10 @@ TaskRecord* Scheduler::release(NodeState& node, const ResourceDemand& demand,
     std::lock_guard lock(mu_);
     node.available.add(demand);
     if (stopped_) return nullptr;
-    if (prefer != nullptr && !prefer->queue.empty() && !prefer->feasible.empty() &&
-        node.available.covers(prefer->demand) &&
+    // An actor's placement in the same class is not handed back as a task to run: it is
+    // dispatched below, to its node's place_actor.
+    if (prefer != nullptr && !prefer->queue.empty() && !prefer->queue.front()->places_actor &&
+        !prefer->feasible.empty() && node.available.covers(prefer->demand) &&
         std::any_of(prefer->feasible.begin(), prefer->feasible.end(),
                     [&](const auto& f) { return f.first == &node; })) {
       next = prefer->queue.front();
@@ -227,6 +229,26 @@ TaskRecord* Scheduler::release(NodeState& node, const ResourceDemand& demand,
   }
   for (TaskRecord* t : out) send(t);
   return next;
+}
+
+std::vector<TaskRecord*> Scheduler::take_queued(SchedulingClass& cls, NodeState& node,
+                                                std::size_t n) {
+  std::vector<TaskRecord*> out;
+  std::lock_guard lock(mu_);
+  if (stopped_ || !node.alive ||
+      std::none_of(cls.feasible.begin(), cls.feasible.end(),
+                   [&](const auto& f) { return f.first == &node; }))
+    return out;
+  // An actor's placement (which shares a class with tasks of the same demand) is not a task to
+  // run on a lease: it waits for resources of its own.
+  while (out.size() < n && !cls.queue.empty() && !cls.queue.front()->places_actor) {
+    TaskRecord* t = cls.queue.front();
+    cls.queue.pop_front();
+    --queued_;
+    t->node = &node;
+    out.push_back(t);
+  }
+  return out;
 }
 
 void Scheduler::lend(NodeState& node, const ResourceDemand& demand) {

@@ -89,8 +89,13 @@ class Scheduler {
   // keeps the task.
   bool submit(TaskRecord* task);
   // Returns `demand` to the node and dispatches what now fits. Returns the next task of `prefer`
-  // placed on the same node, already charged, for the caller to run itself (or nullptr).
+  // placed on the same node, already charged, for the caller to run itself (or nullptr); never
+  // an actor's placement, even one queued in the same class.
   TaskRecord* release(NodeState& node, const ResourceDemand& demand, SchedulingClass* prefer);
+  // Takes up to `n` queued tasks of `cls` to run on `node` after a task of `cls` that holds its
+  // resources there (pipelining on one lease): nothing more is charged. Empty when none wait or
+  // the node cannot serve the class.
+  std::vector<TaskRecord*> take_queued(SchedulingClass& cls, NodeState& node, std::size_t n);
   // A worker blocked in `get` lends its resources; it takes them back (even into the negative)
   // when it resumes.
   void lend(NodeState& node, const ResourceDemand& demand);

@@ -3,6 +3,7 @@
 // worker first receives ConstructActor, then runs the actor's methods: in arrival order with
 // max_concurrency 1, on that many threads otherwise.
 #include <capnp/message.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -221,6 +222,9 @@ class WorkerLoop {
 
 int worker_main(int fd, const std::string& module_path, const std::string& module_hash,
                 const std::string& module_name) {
+  // Processes the job's code starts must not inherit the node's socket: they would keep it open
+  // after this worker dies (hiding its death) and could write to it.
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   Registry registry;
   try {
     load_verified_module(module_path, module_hash, module_name, registry);

@@ -137,7 +137,13 @@ std::string validate(wire::TaskSpec::Reader t) {
   return check_resources(t.getResources());
 }
 
+// Actor keys name an owner (a driver's random id, never 0): a nil key would read as "no actor".
+std::string check_actor_key(wire::ActorKey::Reader k) {
+  return k.getOwner() != 0 ? std::string() : "nil actor key";
+}
+
 std::string validate(wire::ActorSpec::Reader a) {
+  if (auto e = check_actor_key(a.getActor()); !e.empty()) return e;
   if (!is_sha256_hex(a.getModuleHash())) return "bad module hash";
   if (auto e = check_name(a.getModuleName(), "module name"); !e.empty()) return e;
   if (auto e = check_name(a.getClassName(), "actor class name"); !e.empty()) return e;
@@ -151,6 +157,7 @@ std::string validate(wire::ActorSpec::Reader a) {
 }
 
 std::string validate(wire::ActorCall::Reader c) {
+  if (auto e = check_actor_key(c.getActor()); !e.empty()) return e;
   if (auto e = check_name(c.getMethod(), "method name"); !e.empty()) return e;
   return c.getArgs().size() <= kMaxTaskArgs ? std::string() : "too many arguments";
 }
@@ -212,14 +219,16 @@ std::string validate(wire::Envelope::Reader e) {
     case wire::Envelope::Body::ACTOR_CALL:
       return validate(body.getActorCall());
     case wire::Envelope::Body::STOP_ACTOR:
-      return {};
+      return check_actor_key(body.getStopActor().getActor());
     case wire::Envelope::Body::ACTOR_EXITED:
+      if (auto e = check_actor_key(body.getActorExited().getActor()); !e.empty()) return e;
       return check_text(body.getActorExited().getReason(), kMaxMessageTextBytes, "exit reason");
     case wire::Envelope::Body::LOOKUP_ACTOR:
       return check_name(body.getLookupActor().getName(), "actor name");
     case wire::Envelope::Body::ACTOR_FOUND: {
       auto f = body.getActorFound();
       if (!f.getFound()) return {};
+      if (auto e = check_actor_key(f.getActor()); !e.empty()) return e;
       return check_name(f.getClassName(), "actor class name");
     }
   }

@@ -146,6 +146,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string close_reason_;
 
   std::deque<std::vector<std::byte>> write_queue_;  // io thread only
+  std::vector<asio::const_buffer> gather_;          // the frames being written now
+  static constexpr std::size_t kMaxGatherFrames = 64;
+  static constexpr std::size_t kMaxGatherBytes = 1u << 20;
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
 

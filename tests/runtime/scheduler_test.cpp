@@ -51,6 +51,46 @@ TEST_F(SchedulerTest, queues_when_full_and_release_hands_next_task_to_finishing_
   EXPECT_EQ(scheduler_.queued(), 0u);
 }
 
+TEST_F(SchedulerTest, an_actor_placement_in_a_task_class_goes_to_place_actor_not_back) {
+  FakeNode endpoint;
+  NodeState& node = add_node("n0", &endpoint, 1);
+  SchedulingClass* cls = cpu_class(1);
+  TaskRecord* running = submit(cls);
+  TaskRecord* placement = make_task(cls, "actor");
+  placement->places_actor = true;
+  ASSERT_TRUE(scheduler_.submit(placement));
+  TaskRecord* task = submit(cls);
+  EXPECT_TRUE(scheduler_.take_queued(*cls, node, 4).empty());  // not a task for a lease
+  EXPECT_EQ(scheduler_.release(node, cls->demand, cls), nullptr);
+  EXPECT_EQ(endpoint.placed, std::vector<TaskRecord*>{placement});
+  EXPECT_EQ(endpoint.ran, std::vector<TaskRecord*>{running});
+  EXPECT_EQ(scheduler_.queued(), 1u);  // `task` waits for the actor's CPU
+  EXPECT_EQ(scheduler_.release(node, cls->demand, cls), task);
+}
+
+TEST_F(SchedulerTest, take_queued_pipelines_a_class_on_a_node_without_charging) {
+  FakeNode endpoint, other;
+  NodeState& node = add_node("n0", &endpoint, 1);
+  add_node("n1", &other, 1, {{"gpu_only", 1}});
+  SchedulingClass* cls = cpu_class(1);
+  submit(cls);
+  submit(cls);  // both nodes busy from here on
+  TaskRecord* a = submit(cls);
+  TaskRecord* b = submit(cls);
+  TaskRecord* c = submit(cls);
+  EXPECT_EQ(scheduler_.take_queued(*cls, node, 2), (std::vector<TaskRecord*>{a, b}));
+  EXPECT_EQ(a->node, &node);
+  EXPECT_EQ(cpus_available(node), 0);  // nothing more charged
+  EXPECT_EQ(scheduler_.queued(), 1u);
+  EXPECT_EQ(scheduler_.take_queued(*cls, node, 5), std::vector<TaskRecord*>{c});
+  EXPECT_TRUE(scheduler_.take_queued(*cls, node, 5).empty());
+  // A class the node cannot serve gets nothing from it.
+  SchedulingClass* custom = scheduler_.class_for(TaskOptions{.resources = {{"gpu_only", 1}}});
+  submit(custom);
+  submit(custom);
+  EXPECT_TRUE(scheduler_.take_queued(*custom, node, 1).empty());
+}
+
 TEST_F(SchedulerTest, release_dispatches_other_classes_through_the_endpoint) {
   FakeNode endpoint;
   NodeState& node = add_node("n0", &endpoint, 2);

@@ -180,6 +180,7 @@ struct TaskSpec {
   name @7 :Text;
   labelSelector @8 :List(Selector);    # hard: every one must match
   preferredLabels @9 :List(Selector);  # soft
+  lease @10 :UInt64;       # runTask: tasks of one lease run one after another on one worker
 }
 
 # An actor's identity: the creating driver's random owner id and its sequence number, unique
@@ -246,6 +247,7 @@ struct TaskFinished {
     failure @3 :TaskFailure;
   }
   systemFailure @4 :Bool;  # the worker or node died: the head may retry
+  runMicros @5 :UInt64;    # how long the task ran on its worker (node -> head)
 }
 
 # Every message after the handshake.
