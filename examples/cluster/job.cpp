@@ -29,6 +29,16 @@ double checked_ratio(double a, double b) {
   return a / b;
 }
 
+double Averager::add(double value) {
+  sum_ += value;
+  ++count_;
+  return sum_ / static_cast<double>(count_);
+}
+
+std::string Averager::where() const {
+  return demo::where();
+}
+
 }  // namespace demo
 
 ATOLL_MODULE(cluster_demo, reg) {
@@ -37,4 +47,8 @@ ATOLL_MODULE(cluster_demo, reg) {
       .function("total", &demo::total)
       .function("count_words", &demo::count_words)
       .function("checked_ratio", &demo::checked_ratio);
+  reg.actor<demo::Averager>("Averager")
+      .method("add", &demo::Averager::add)
+      .method("count", &demo::Averager::count)
+      .method("where", &demo::Averager::where);
 }

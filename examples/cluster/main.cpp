@@ -1,4 +1,4 @@
-// cluster: a driver that runs its tasks on a cluster's nodes, in worker processes.
+// cluster: a driver that runs its tasks and an actor on a cluster's nodes, in worker processes.
 //   atoll up --islands 2 --nodes-per-island 2
 //   ATOLL_TOKEN=$(cat ~/.atoll/token) build/examples/atoll_cluster_demo $(cat ~/.atoll/head.addr)
 #include <unistd.h>
@@ -36,6 +36,19 @@ int main(int argc, char** argv) {
   std::cout << "word counts:";
   for (const auto& [word, n] : counts) std::cout << " " << word << "=" << n;
   std::cout << "\n";
+
+  // An actor: calls keep their order and its state stays in its own worker process.
+  auto averager = rt.actor<demo::Averager>().options({.name = "averager"}).remote();
+  std::vector<atl::ObjectRef<double>> averages;
+  for (double v : {1.0, 2.0, 3.0, 4.0}) averages.push_back(averager.call(&demo::Averager::add, v));
+  std::cout << "running averages from an actor in " << averager.call(&demo::Averager::where).get()
+            << ":";
+  for (double a : rt.get(averages)) std::cout << " " << a;
+  std::cout << "\n";
+  auto same = rt.get_actor<demo::Averager>("averager");  // any driver could look it up by name
+  std::cout << "found by name, it has seen " << same->call(&demo::Averager::count).get()
+            << " values\n";
+  rt.kill(averager);
 
   try {
     rt.task(demo::checked_ratio).remote(1.0, 0.0).get();
