@@ -92,6 +92,40 @@ std::vector<std::byte> error_reply() {
   return encode(m);
 }
 
+std::vector<std::byte> create_actor() {
+  capnp::MallocMessageBuilder m;
+  auto e = m.initRoot<wire::Envelope>();
+  e.setRequestId(3);
+  auto a = e.getBody().initCreateActor();
+  a.initActor().setOwner(0x1234);
+  a.getActor().setSequence(9);
+  a.setModuleHash("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  a.setModuleName("job");
+  a.setClassName("Counter");
+  a.setName("counter");
+  a.setMaxConcurrency(2);
+  auto sel = a.initLabelSelector(1);
+  sel[0].setKey("island");
+  sel[0].setOp(wire::SelectorOp::IN);
+  sel[0].initValues(2).set(0, "eu-1");
+  auto r = a.initResources(1);
+  r[0].setName("CPU");
+  r[0].setAmount(1);
+  return encode(m);
+}
+
+std::vector<std::byte> actor_call() {
+  capnp::MallocMessageBuilder m;
+  auto c = m.initRoot<wire::Envelope>().getBody().initActorCall();
+  c.initActor().setOwner(0x1234);
+  c.setTaskId(17);
+  c.setMethod("incr");
+  auto args = c.initArgs(1);
+  const kj::byte one[] = {0x01};
+  args.set(0, capnp::Data::Reader(one, 1));
+  return encode(m);
+}
+
 std::vector<std::byte> multi_segment_hello() {
   capnp::MallocMessageBuilder m(1, capnp::AllocationStrategy::FIXED_SIZE);
   auto h = m.initRoot<wire::Handshake>().initHello();
@@ -119,6 +153,8 @@ int main(int argc, char** argv) {
       {"ping", ping()},
       {"pong", pong()},
       {"error", error_reply()},
+      {"create-actor", create_actor()},
+      {"actor-call", actor_call()},
       {"hello-multi-segment", multi_segment_hello()},
   };
   std::vector<std::byte> stream;  // a whole handshake and some traffic on one connection
