@@ -168,11 +168,13 @@ void ChannelImpl::offer_queued() {
 void ChannelImpl::pump(Stream& s) {
   if (closed() || s.writing) return;
   s.wbuf.clear();
-  s.wbuf.swap(s.control);
+  // Credit first: a COMPLETE behind it then finds every byte of its transfer acknowledged.
   if (s.credit_to_return > 0) {
     wire::append_credit(s.wbuf, s.credit_to_return);
     s.credit_to_return = 0;
   }
+  s.wbuf.insert(s.wbuf.end(), s.control.begin(), s.control.end());
+  s.control.clear();
   std::span<const std::byte> payload;
   OutgoingPtr chunk_of;
   std::uint64_t offset = 0;
@@ -480,6 +482,8 @@ void ChannelImpl::payload_done(Stream& s, const IncomingPtr& t, std::uint32_t le
   } else {
     bytes_received_.fetch_add(length, std::memory_order_relaxed);
     t->received += length;
+    if (handlers_->on_progress) handlers_->on_progress(t->info, t->received);
+    if (closed()) return;
     if (t->received == t->info.size) return deliver(s, t);
   }
   pump(s);

@@ -100,6 +100,8 @@ struct Allocation {
 struct ReceiveHandlers {
   // Called when an object is offered. Without it every object is refused.
   std::function<Allocation(const IncomingObject&)> allocate;
+  // Called after each chunk lands, with the bytes received so far (progress bars; optional).
+  std::function<void(const IncomingObject&, std::uint64_t received)> on_progress;
   // Called once every byte has landed in the allocated buffer.
   std::function<void(const IncomingObject&, MutableBuffer)> on_received;
   // Called when an accepted object will not complete (its channel closed).

@@ -357,8 +357,9 @@ void UcxStream::read(std::span<std::byte> into, bool all, ReadHandler done) {
 void UcxStream::on_recv(void* request, ucs_status_t status, std::size_t length, void* user) {
   std::unique_ptr<Op> op(static_cast<Op*>(user));
   ucp_request_free(request);
-  op->stream->worker_.op_finished(false);
-  asio::post(op->stream->worker_.io(), [op = std::move(op), status, length] {
+  UcxWorker& worker = op->stream->worker_;
+  worker.op_finished(false);
+  asio::post(worker.io(), [op = std::move(op), status, length] {
     if (status != UCS_OK) return op->read(op->stream->error_for(status, op->what), 0);
     op->read(std::nullopt, length);
   });
@@ -404,8 +405,9 @@ void UcxStream::write(std::span<const std::byte> first, std::span<const std::byt
 void UcxStream::on_send(void* request, ucs_status_t status, void* user) {
   std::unique_ptr<Op> op(static_cast<Op*>(user));
   ucp_request_free(request);
-  op->stream->worker_.op_finished(true);
-  asio::post(op->stream->worker_.io(), [op = std::move(op), status] {
+  UcxWorker& worker = op->stream->worker_;
+  worker.op_finished(true);
+  asio::post(worker.io(), [op = std::move(op), status] {
     if (status != UCS_OK) return op->write(op->stream->error_for(status, op->what));
     op->write(std::nullopt);
   });
