@@ -123,7 +123,8 @@ std::string validate(wire::TaskFinished::Reader t) {
   auto o = t.getOutcome();
   if (o.which() == wire::TaskFinished::Outcome::VALUE) return {};
   if (o.which() != wire::TaskFinished::Outcome::FAILURE) return "unknown outcome";
-  if (auto e = check_text(o.getFailure().getRemoteType(), kMaxNameBytes, "remote type"); !e.empty())
+  if (auto e = check_text(o.getFailure().getRemoteType(), kMaxNameBytes, "remote type");
+      !e.empty())
     return e;
   return check_text(o.getFailure().getMessage(), kMaxMessageTextBytes, "failure message");
 }
