@@ -60,7 +60,10 @@ struct ChannelImpl::Stream {
   // Reading.
   std::vector<std::byte> staging = std::vector<std::byte>(kStagingBytes);
   std::size_t begin = 0, end = 0;
-  std::uint64_t unacked = 0;  // received and not yet credited back
+  // Flow control as the receiver sees it: the peer may have sent at most the window plus every
+  // credit this side has written so far; chunk bytes beyond that break the protocol.
+  std::uint64_t granted = 0;
+  std::uint64_t received = 0;
 };
 
 ChannelImpl::ChannelImpl(std::shared_ptr<PlaneGate> gate, std::vector<ByteStreamPtr> streams,
@@ -76,6 +79,7 @@ ChannelImpl::ChannelImpl(std::shared_ptr<PlaneGate> gate, std::vector<ByteStream
     auto s = std::make_unique<Stream>();
     s->io = std::move(io_stream);
     s->credit = config_.send_window_bytes;
+    s->granted = config_.recv_window_bytes;
     streams_.push_back(std::move(s));
   }
 }
@@ -171,6 +175,7 @@ void ChannelImpl::pump(Stream& s) {
   // Credit first: a COMPLETE behind it then finds every byte of its transfer acknowledged.
   if (s.credit_to_return > 0) {
     wire::append_credit(s.wbuf, s.credit_to_return);
+    s.granted += s.credit_to_return;
     s.credit_to_return = 0;
   }
   s.wbuf.insert(s.wbuf.end(), s.control.begin(), s.control.end());
@@ -414,7 +419,7 @@ bool ChannelImpl::on_chunk(Stream& s, const wire::Header& h) {
   const std::uint32_t length = h.body_length;
   const std::uint64_t offset = h.value;
   const std::uint64_t size = t->info.size;
-  if (length > config_.recv_window_bytes - s.unacked)
+  if (length > s.granted - s.received)
     return violation("CHUNK of " + std::to_string(length) + " bytes beyond the stream's credit");
   if (t->refused) {
     if (offset != 0 || length != size) return violation("eager CHUNK does not hold the object");
@@ -431,7 +436,7 @@ bool ChannelImpl::on_chunk(Stream& s, const wire::Header& h) {
     if (word & bit) return violation("CHUNK at offset " + std::to_string(offset) + " sent twice");
     word |= bit;
   }
-  s.unacked += length;
+  s.received += length;
   s.begin += wire::kHeaderBytes;
   const std::size_t take = std::min<std::size_t>(s.end - s.begin, length);
   if (t->refused) {
@@ -475,7 +480,6 @@ void ChannelImpl::discard(Stream& s, IncomingPtr t, std::uint64_t remaining, std
 }
 
 void ChannelImpl::payload_done(Stream& s, const IncomingPtr& t, std::uint32_t length) {
-  s.unacked -= length;
   s.credit_to_return += length;
   if (t->refused) {
     incoming_.erase(t->transfer_id);
