@@ -4,9 +4,11 @@
 //   raw TCP       one plain TCP stream between two processes, memory to memory (a small sender and
 //                 receiver of our own: send() from a 1 GiB buffer, recv() into one)
 //   ucx_perftest  UCX's own tag bandwidth test over its tcp transport (ucx-utils), same size
-// Each figure is the median of --repeat transfers after one warm-up. The receiver allocates
-// through the data plane's allocate callback from a BufferPool, as a node's object store does, so
-// after the warm-up its block is reused rather than faulted in again.
+// Each round moves the object once on every path in turn (so the machine's drift hits them all
+// alike); a figure is the median of --repeat rounds after a warm-up round. ucx_perftest runs on
+// its own afterwards. The receiver allocates through the data plane's allocate callback from a
+// BufferPool, as a node's object store does, so after the warm-up its block is reused rather than
+// faulted in again; the raw receiver reuses one buffer likewise.
 //
 //   atoll_object_transfer [--size BYTES] [--repeat N] [--streams N] [--backends tcp,ucx]
 //                         [--ucx-tls tcp] [--no-perftest]
@@ -160,28 +162,35 @@ int raw_receiver(std::size_t size, int transfers) {
   return 0;
 }
 
-std::vector<double> raw_tcp(const std::string& self, std::span<const std::byte> object,
-                            int repeat) {
-  Child child({self, "--role", "raw-receiver", "--size", std::to_string(object.size()),
-               "--transfers", std::to_string(repeat + 1)});
-  auto port = child.line();
-  if (!port || !port->starts_with("port ")) throw std::runtime_error("raw receiver did not start");
-  asio::io_context io;
-  asio::ip::tcp::socket socket(io);
-  socket.connect({asio::ip::make_address("127.0.0.1"),
-                  static_cast<std::uint16_t>(std::stoi(port->substr(5)))});
-  socket.set_option(asio::ip::tcp::no_delay(true));
-  std::vector<double> rates;
-  for (int t = 0; t <= repeat; ++t) {
-    auto t0 = Clock::now();
-    if (!send_all(socket.native_handle(), object)) throw std::runtime_error("raw send failed");
-    std::byte ack;
-    if (::recv(socket.native_handle(), &ack, 1, MSG_WAITALL) != 1)
-      throw std::runtime_error("raw receiver failed");
-    if (t > 0) rates.push_back(object.size() / seconds_since(t0) / 1e9);
+// One plain TCP connection to a raw receiver process.
+class RawLink {
+ public:
+  RawLink(const std::string& self, std::size_t size, int transfers)
+      : child_({self, "--role", "raw-receiver", "--size", std::to_string(size), "--transfers",
+                std::to_string(transfers)}),
+        socket_(io_) {
+    auto port = child_.line();
+    if (!port || !port->starts_with("port "))
+      throw std::runtime_error("raw receiver did not start");
+    socket_.connect({asio::ip::make_address("127.0.0.1"),
+                     static_cast<std::uint16_t>(std::stoi(port->substr(5)))});
+    socket_.set_option(asio::ip::tcp::no_delay(true));
   }
-  return rates;
-}
+  // Seconds to send `object` and have the receiver acknowledge every byte.
+  double transfer(std::span<const std::byte> object) {
+    auto t0 = Clock::now();
+    if (!send_all(socket_.native_handle(), object)) throw std::runtime_error("raw send failed");
+    std::byte ack;
+    if (::recv(socket_.native_handle(), &ack, 1, MSG_WAITALL) != 1)
+      throw std::runtime_error("raw receiver failed");
+    return seconds_since(t0);
+  }
+
+ private:
+  Child child_;
+  asio::io_context io_;
+  asio::ip::tcp::socket socket_;
+};
 
 // ---- the data plane ---------------------------------------------------------------------------
 
@@ -211,24 +220,33 @@ int plane_receiver(const Args& a) {
   return 0;
 }
 
-std::vector<double> data_plane(const std::string& self, const Args& a, const Buffer& object,
-                               int repeat, std::size_t streams) {
-  const std::string backend = arg(a, "--backend", "tcp");
-  Child child(
-      {self, "--role", "receiver", "--backend", backend, "--ucx-tls", arg(a, "--ucx-tls", "tcp")});
-  auto line = child.line();
-  if (!line || !line->starts_with("address "))
-    throw std::runtime_error("the receiver did not start: " + line.value_or("(nothing)"));
-  DataPlane plane(plane_options(a, "bench-sender"), {});
-  auto channel = plane.connect(DataAddress::parse(line->substr(8)), {.streams = streams},
-                               std::chrono::seconds(30));
-  std::vector<double> rates;
-  for (int t = 0; t <= repeat; ++t) {
-    auto t0 = Clock::now();
-    channel->send({1, static_cast<std::uint64_t>(t)}, object).get();
-    if (t > 0) rates.push_back(object.size() / seconds_since(t0) / 1e9);
+// A receiver process on one backend, and this process's plane and channels to it.
+class PlaneLink {
+ public:
+  PlaneLink(const std::string& self, const Args& a)
+      : child_({self, "--role", "receiver", "--backend", arg(a, "--backend", "tcp"), "--ucx-tls",
+                arg(a, "--ucx-tls", "tcp")}) {
+    auto line = child_.line();
+    if (!line || !line->starts_with("address "))
+      throw std::runtime_error("the receiver did not start: " + line.value_or("(nothing)"));
+    address_ = DataAddress::parse(line->substr(8));
+    plane_.emplace(plane_options(a, "bench-sender"), ReceiveHandlers{});
   }
-  return rates;
+  DataChannelPtr channel(std::size_t streams) {
+    return plane_->connect(address_, {.streams = streams}, std::chrono::seconds(30));
+  }
+
+ private:
+  Child child_;
+  DataAddress address_;
+  std::optional<DataPlane> plane_;
+};
+
+// Seconds to send `object` on `channel` until the receiver holds every byte.
+double transfer(DataChannel& channel, const Buffer& object, std::uint64_t n) {
+  auto t0 = Clock::now();
+  channel.send({1, n}, object).get();
+  return seconds_since(t0);
 }
 
 // ---- ucx_perftest -----------------------------------------------------------------------------
@@ -263,11 +281,6 @@ std::optional<double> perftest(std::size_t size, int repeat, const std::string& 
   }
 }
 
-void row(const std::string& what, double gbps, double baseline, const std::string& note = "") {
-  std::printf("  %-52s %7.2f GB/s  %5.2f x raw TCP%s\n", what.c_str(), gbps, gbps / baseline,
-              note.c_str());
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -281,7 +294,7 @@ int main(int argc, char** argv) {
   if (role == "raw-receiver") return raw_receiver(size, std::stoi(arg(a, "--transfers", "1")));
   if (role == "receiver") return plane_receiver(a);
 
-  const int repeat = std::stoi(arg(a, "--repeat", "5"));
+  const int repeat = std::stoi(arg(a, "--repeat", "7"));
   const std::size_t streams = std::stoul(arg(a, "--streams", "4"));
   const std::string self = "/proc/self/exe";
   if (!std::getenv("ATOLL_BENCH_TOKEN")) ::setenv("ATOLL_BENCH_TOKEN", generate_token().c_str(), 1);
@@ -301,39 +314,71 @@ int main(int argc, char** argv) {
 
   std::printf(
       "object_transfer_gigabytes: a %.2f GiB object between two processes over loopback\n"
-      "(median of %d transfers after one warm-up; GB = 10^9 bytes)\n",
+      "(median of %d rounds after a warm-up round; each round runs every path once, interleaved;\n"
+      " min-max in brackets; GB = 10^9 bytes)\n",
       size / double(1ull << 30), repeat);
-  const double raw = median(raw_tcp(self, object.bytes(), repeat));
-  row("raw TCP, one stream (baseline)", raw, raw);
-  std::optional<double> ucx_raw;
-#ifdef ATOLL_WITH_UCX
-  if (!a.contains("--no-perftest")) {
-    ucx_raw = perftest(size, repeat, arg(a, "--ucx-tls", "tcp"));
-    if (ucx_raw)
-      row("ucx_perftest tag_bw, UCX_TLS=" + arg(a, "--ucx-tls", "tcp") + " (baseline)", *ucx_raw,
-          raw);
-    else
-      std::printf("  ucx_perftest: not run (install ucx-utils)\n");
-  }
-#endif
+
+  struct Path {
+    std::string name, backend;
+    DataChannelPtr channel;  // null: raw TCP
+    std::vector<double> rates;
+  };
+  RawLink raw_link(self, size, repeat + 1);
+  std::vector<std::unique_ptr<PlaneLink>> links;
+  std::vector<Path> paths{{"raw TCP, one stream (baseline)", "", nullptr, {}}};
+  const std::string tls = arg(a, "--ucx-tls", "tcp");
   for (const auto& backend : backends) {
     Args b = a;
     b["--backend"] = backend;
+    links.push_back(std::make_unique<PlaneLink>(self, b));
     std::vector<std::size_t> stream_counts{1};
     if (streams != 1) stream_counts.push_back(streams);
-    for (std::size_t s : stream_counts) {
-      const double gbps = median(data_plane(self, b, object, repeat, s));
-      std::string what = "data plane " + backend +
-                         (backend == "ucx" ? " (UCX_TLS=" + arg(a, "--ucx-tls", "tcp") + ")" : "") +
-                         ", " + std::to_string(s) + (s == 1 ? " stream" : " streams");
-      std::string note;
-      if (backend == "ucx" && ucx_raw) {
-        char buf[64];
-        std::snprintf(buf, sizeof buf, ", %.2f x ucx_perftest", gbps / *ucx_raw);
-        note = buf;
-      }
-      row(what, gbps, raw, note);
+    for (std::size_t s : stream_counts)
+      paths.push_back({"data plane " + backend +
+                           (backend == "ucx" ? " (UCX_TLS=" + tls + ")" : "") + ", " +
+                           std::to_string(s) + (s == 1 ? " stream" : " streams"),
+                       backend,
+                       links.back()->channel(s),
+                       {}});
+  }
+  for (int round = 0; round <= repeat; ++round) {
+    for (auto& p : paths) {
+      const double secs = p.channel
+                              ? transfer(*p.channel, object, static_cast<std::uint64_t>(round))
+                              : raw_link.transfer(object.bytes());
+      if (round > 0) p.rates.push_back(size / secs / 1e9);
     }
   }
+  std::optional<double> ucx_raw;
+#ifdef ATOLL_WITH_UCX
+  if (!a.contains("--no-perftest")) ucx_raw = perftest(size, repeat, tls);
+#endif
+  const double raw = median(paths.front().rates);
+  auto print = [&](const std::string& name, double gbps, const std::vector<double>& rates,
+                   const std::string& note) {
+    char spread[64] = "";
+    if (!rates.empty())
+      std::snprintf(spread, sizeof spread, "[%.2f-%.2f]",
+                    *std::min_element(rates.begin(), rates.end()),
+                    *std::max_element(rates.begin(), rates.end()));
+    std::printf("  %-46s %6.2f GB/s %-12s %5.2f x raw TCP%s\n", name.c_str(), gbps, spread,
+                gbps / raw, note.c_str());
+  };
+  for (const auto& p : paths) {
+    std::string note;
+    if (p.backend == "ucx" && ucx_raw) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, ", %.2f x ucx_perftest", median(p.rates) / *ucx_raw);
+      note = buf;
+    }
+    print(p.name, median(p.rates), p.rates, note);
+    if (p.channel == nullptr && ucx_raw)
+      print("ucx_perftest tag_bw, UCX_TLS=" + tls + " (baseline)", *ucx_raw, {},
+            " (its own run, after the rounds)");
+  }
+#ifdef ATOLL_WITH_UCX
+  if (!ucx_raw && !a.contains("--no-perftest"))
+    std::printf("  ucx_perftest: not run (is ucx-utils installed?)\n");
+#endif
   return 0;
 }
