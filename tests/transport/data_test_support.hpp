@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <span>
 #include <string>
@@ -66,6 +67,12 @@ inline std::int64_t mismatch(std::span<const std::byte> in, std::uint64_t seed) 
   std::uint64_t v = mix(seed ^ i);
   if (std::memcmp(in.data() + i, &v, in.size() - i) != 0) return static_cast<std::int64_t>(i);
   return -1;
+}
+
+// A send that must succeed, within the bounded wait.
+inline void expect_sent(std::future<void> done) {
+  ASSERT_EQ(done.wait_for(kWait), std::future_status::ready) << "a send hung";
+  EXPECT_NO_THROW(done.get());
 }
 
 inline Buffer patterned(std::size_t size, std::uint64_t seed) {
