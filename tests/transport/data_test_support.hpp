@@ -53,6 +53,7 @@ inline void fill(std::span<std::byte> out, std::uint64_t seed) {
     std::uint64_t v = mix(seed ^ i);
     std::memcpy(out.data() + i, &v, 8);
   }
+  if (i == out.size()) return;
   std::uint64_t v = mix(seed ^ i);
   std::memcpy(out.data() + i, &v, out.size() - i);
 }
@@ -64,6 +65,7 @@ inline std::int64_t mismatch(std::span<const std::byte> in, std::uint64_t seed) 
     std::uint64_t v = mix(seed ^ i);
     if (std::memcmp(in.data() + i, &v, 8) != 0) return static_cast<std::int64_t>(i);
   }
+  if (i == in.size()) return -1;
   std::uint64_t v = mix(seed ^ i);
   if (std::memcmp(in.data() + i, &v, in.size() - i) != 0) return static_cast<std::int64_t>(i);
   return -1;
