@@ -145,6 +145,7 @@ class DataPlane::Impl {
 
   void connect(const DataAddress& peer, ConnectOptions options,
                std::function<void(DataChannelPtr, IoError)> done);
+  std::thread::id thread_id() const noexcept { return thread_.get_id(); }
 
   // Members read by any thread, fixed after construction.
   asio::io_context io_;
@@ -514,6 +515,10 @@ DataChannelPtr DataPlane::connect(const DataAddress& peer, ConnectOptions option
     bool abandoned = false;
     std::promise<DataChannelPtr> result;
   };
+  if (std::this_thread::get_id() == impl_->thread_id())
+    throw Error(ErrorCategory::invalid_argument,
+                "DataPlane::connect with a timeout blocks: on the data plane's own thread (in a "
+                "callback) use the form that takes a callback");
   auto w = std::make_shared<Waiter>();
   auto future = w->result.get_future();
   impl_->connect(peer, options, [w](DataChannelPtr channel, IoError error) {

@@ -96,6 +96,28 @@ TEST(DataPlaneSetup, ConnectRefusesAnImpossibleStreamCount) {
   }
 }
 
+TEST(DataPlaneSetup, ABlockingConnectOnTheDataThreadIsRefusedNotDeadlocked) {
+  Receiver r;
+  const auto token = transport::generate_token();
+  std::unique_ptr<DataPlane> b;
+  std::promise<std::string> outcome;
+  auto handlers = r.handlers();
+  handlers.on_channel = [&](transport::DataChannelPtr) {
+    try {
+      b->connect(b->address(), {}, kWait);
+      outcome.set_value("connected");
+    } catch (const Error& e) {
+      outcome.set_value(std::string(to_string(e.category())));
+    }
+  };
+  b = std::make_unique<DataPlane>(options_for(DataBackend::tcp, token, "b"), handlers);
+  DataPlane a(options_for(DataBackend::tcp, token, "a"), r.handlers());
+  auto channel = a.connect(b->address(), {}, kWait);
+  auto result = outcome.get_future();
+  ASSERT_EQ(result.wait_for(kWait), std::future_status::ready);
+  EXPECT_EQ(result.get(), "invalid_argument");
+}
+
 TEST(DataPlaneSetup, UcxThatCannotStartFallsBackToTcpAndSaysWhy) {
   Receiver r;
   std::vector<std::string> logged;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <future>
 #include <mutex>
+#include <ostream>
 #include <span>
 #include <string>
 #include <thread>
@@ -16,6 +17,13 @@
 
 #include "transport/auth.hpp"
 #include "transport/data_plane.hpp"
+
+namespace atl::transport {
+// How gtest prints a backend parameter.
+inline void PrintTo(DataBackend backend, std::ostream* os) {
+  *os << to_string(backend);
+}
+}  // namespace atl::transport
 
 namespace atl::data_test {
 
