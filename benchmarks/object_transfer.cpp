@@ -245,7 +245,7 @@ class PlaneLink {
 // Seconds to send `object` on `channel` until the receiver holds every byte.
 double transfer(DataChannel& channel, const Buffer& object, std::uint64_t n) {
   auto t0 = Clock::now();
-  channel.send({1, n}, object).get();
+  channel.send_and_wait({1, n}, object, std::chrono::minutes(10));
   return seconds_since(t0);
 }
 

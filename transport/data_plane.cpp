@@ -1,6 +1,7 @@
 #include "transport/data_plane.hpp"
 
 #include <asio.hpp>
+#include <condition_variable>
 #include <cstring>
 #include <iostream>
 #include <thread>
@@ -124,16 +125,53 @@ DataAddress DataAddress::parse(std::string_view text) {
   return out;
 }
 
-std::future<void> DataChannel::send(ObjectId id, Buffer bytes) {
-  auto promise = std::make_shared<std::promise<void>>();
-  auto result = promise->get_future();
-  send(id, std::move(bytes), [promise](IoError error) {
-    if (error)
-      promise->set_exception(std::make_exception_ptr(*error));
-    else
-      promise->set_value();
-  });
-  return result;
+namespace {
+
+// A result handed from the data thread to a blocked caller as plain values: the caller builds the
+// exception itself, so no exception object (whose reference count lives in uninstrumented
+// libstdc++) is shared between threads.
+template <class T>
+class Handoff {
+ public:
+  void set(T value, IoError error) {
+    std::lock_guard lock(mu_);
+    if (done_) return;
+    done_ = true;
+    value_ = std::move(value);
+    if (error) failure_.emplace(error->category(), std::string(error->what()));
+    cv_.notify_all();
+  }
+  // The value, or raises the error; Error(timed_out) with `late` after `timeout`. A value that
+  // arrives after a timeout goes to `abandon`.
+  T take(std::chrono::milliseconds timeout, const std::string& late) {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return done_; })) {
+      abandoned_ = true;
+      throw Error(ErrorCategory::timed_out, late);
+    }
+    if (failure_) throw Error(failure_->first, failure_->second);
+    return std::move(value_);
+  }
+  bool abandoned() {
+    std::lock_guard lock(mu_);
+    return abandoned_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false, abandoned_ = false;
+  T value_{};
+  std::optional<std::pair<ErrorCategory, std::string>> failure_;
+};
+
+}  // namespace
+
+void DataChannel::send_and_wait(ObjectId id, Buffer bytes, std::chrono::milliseconds timeout) {
+  auto handoff = std::make_shared<Handoff<bool>>();
+  send(id, std::move(bytes), [handoff](IoError error) { handoff->set(true, std::move(error)); });
+  handoff->take(timeout, "sending object " + id.to_string() + " to '" + peer_name() +
+                             "' took longer than " + std::to_string(timeout.count()) + " ms");
 }
 
 // ---- the plane --------------------------------------------------------------------------------
@@ -510,38 +548,17 @@ void DataPlane::connect(const DataAddress& peer, ConnectOptions options,
 
 DataChannelPtr DataPlane::connect(const DataAddress& peer, ConnectOptions options,
                                   std::chrono::milliseconds timeout) {
-  struct Waiter {
-    std::mutex mu;
-    bool abandoned = false;
-    std::promise<DataChannelPtr> result;
-  };
   if (std::this_thread::get_id() == impl_->thread_id())
     throw Error(ErrorCategory::invalid_argument,
                 "DataPlane::connect with a timeout blocks: on the data plane's own thread (in a "
                 "callback) use the form that takes a callback");
-  auto w = std::make_shared<Waiter>();
-  auto future = w->result.get_future();
-  impl_->connect(peer, options, [w](DataChannelPtr channel, IoError error) {
-    std::lock_guard lock(w->mu);
-    if (w->abandoned) {
-      if (channel) channel->close();
-      return;
-    }
-    if (error)
-      w->result.set_exception(std::make_exception_ptr(*error));
-    else
-      w->result.set_value(std::move(channel));
+  auto handoff = std::make_shared<Handoff<DataChannelPtr>>();
+  impl_->connect(peer, options, [handoff](DataChannelPtr channel, IoError error) {
+    handoff->set(channel, std::move(error));
+    if (channel && handoff->abandoned()) channel->close();  // the caller gave up on it
   });
-  if (future.wait_for(timeout) != std::future_status::ready) {
-    std::lock_guard lock(w->mu);
-    if (future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-      w->abandoned = true;
-      throw Error(ErrorCategory::timed_out, "connecting to the data plane at " + peer.to_string() +
-                                                " took longer than " +
-                                                std::to_string(timeout.count()) + " ms");
-    }
-  }
-  return future.get();
+  return handoff->take(timeout, "connecting to the data plane at " + peer.to_string() +
+                                    " took longer than " + std::to_string(timeout.count()) + " ms");
 }
 
 DataPlaneStats DataPlane::stats() const {

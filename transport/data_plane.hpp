@@ -47,6 +47,7 @@
 //   advertise(plane.address().to_string());            // e.g. "tcp://10.0.0.5:7301"
 //   auto channel = plane.connect(DataAddress::parse(peer), {.streams = 4}, 10s);
 //   channel->send(id, buffer, [](IoError error) { if (error) retry_later(*error); });
+//   channel->send_and_wait(id, buffer, 60s);              // or block (never on the data thread)
 #pragma once
 
 #include <atomic>
@@ -54,7 +55,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -134,8 +134,10 @@ class DataChannel {
   // once the peer holds every byte (its on_received has run), or with the error. The Buffer is
   // held, never copied, until then. Objects may complete out of order.
   virtual void send(ObjectId id, Buffer bytes, SendCallback done) = 0;
-  // The same, as a future that raises the error.
-  std::future<void> send(ObjectId id, Buffer bytes);
+  // Sends and blocks until the peer holds the object, for at most `timeout`; raises the error, or
+  // Error(timed_out) (the transfer then goes on; its outcome is dropped). The exception is built
+  // on the calling thread. Never call it on the data plane's thread.
+  void send_and_wait(ObjectId id, Buffer bytes, std::chrono::milliseconds timeout);
   // Closes the channel: pending sends fail with cancelled, the peer sees disconnected.
   virtual void close() = 0;
 

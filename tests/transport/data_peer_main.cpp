@@ -60,12 +60,7 @@ int send(const std::string& backend, const std::string& address, std::uint64_t s
   try {
     auto channel = plane.connect(DataAddress::parse(address), {}, 30s);
     MutableBuffer bytes = MutableBuffer::allocate(size);
-    auto done = channel->send({1, 1}, std::move(bytes).freeze());
-    if (done.wait_for(120s) != std::future_status::ready) {
-      say("result hung");
-      return 1;
-    }
-    done.get();
+    channel->send_and_wait({1, 1}, std::move(bytes).freeze(), 120s);
     say("result ok");
   } catch (const Error& e) {
     say("result " + std::string(to_string(e.category())) + " " + e.what());

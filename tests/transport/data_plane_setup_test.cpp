@@ -118,6 +118,35 @@ TEST(DataPlaneSetup, ABlockingConnectOnTheDataThreadIsRefusedNotDeadlocked) {
   EXPECT_EQ(result.get(), "invalid_argument");
 }
 
+TEST(DataPlaneSetup, SendAndWaitRaisesTheErrorOrTimesOut) {
+  Receiver a, b;
+  Gate gate;
+  b.allocate = [&](const IncomingObject& o) {
+    if (o.id.sequence == 1) return Allocation::refuse(ObjectStoreFullError("full (test)"));
+    if (o.id.sequence == 3) gate.wait();  // holds the receiver
+    return Allocation::accept(MutableBuffer::allocate(o.size));
+  };
+  const auto token = transport::generate_token();
+  DataPlane pa(options_for(DataBackend::tcp, token, "a"), a.handlers());
+  DataPlane pb(options_for(DataBackend::tcp, token, "b"), b.handlers());
+  auto channel = pa.connect(pb.address(), {}, kWait);
+  try {
+    channel->send_and_wait({1, 1}, patterned(10, 1), kWait);
+    ADD_FAILURE() << "a refused object was sent";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::overloaded) << e.what();
+  }
+  EXPECT_NO_THROW(channel->send_and_wait({1, 2}, patterned(5u << 20, 2), kWait));
+  try {
+    channel->send_and_wait({1, 3}, patterned(10, 3), 200ms);
+    ADD_FAILURE() << "a send to a stuck receiver finished";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.category(), ErrorCategory::timed_out) << e.what();
+  }
+  gate.open();
+  ASSERT_TRUE(b.wait_objects(2));
+}
+
 TEST(DataPlaneSetup, UcxThatCannotStartFallsBackToTcpAndSaysWhy) {
   Receiver r;
   std::vector<std::string> logged;
@@ -147,7 +176,7 @@ TEST(DataPlaneSetup, PlanesWithAndWithoutUcxStillTalk) {
   EXPECT_EQ(back->backend(), DataBackend::tcp);
   auto forced = with_ucx.connect(with_ucx.address(), {.force_tcp = true}, kWait);
   EXPECT_EQ(forced->backend(), DataBackend::tcp);
-  expect_sent(there->send({1, 1}, patterned(2u << 20, 1)));
+  expect_sent(PendingSend(*there, {1, 1}, patterned(2u << 20, 1)));
   ASSERT_TRUE(b.wait_objects(1));
   EXPECT_EQ(mismatch(b.objects()[0].bytes.bytes(), 1), -1);
 }
@@ -165,8 +194,8 @@ TEST(DataPlaneSetup, UcxWithItsOwnChoiceOfTransportsMovesObjects) {
   ASSERT_EQ(pa.backend(), DataBackend::ucx) << pa.fallback_reason();
   auto channel = pa.connect(pb.address(), {.streams = 2}, kWait);
   EXPECT_EQ(channel->backend(), DataBackend::ucx);
-  expect_sent(channel->send({1, 1}, patterned((16u << 20) + 5, 3)));
-  expect_sent(channel->send({1, 2}, patterned(10, 4)));
+  expect_sent(PendingSend(*channel, {1, 1}, patterned((16u << 20) + 5, 3)));
+  expect_sent(PendingSend(*channel, {1, 2}, patterned(10, 4)));
   ASSERT_TRUE(b.wait_objects(2));
   for (const auto& o : b.objects())
     EXPECT_EQ(mismatch(o.bytes.bytes(), o.info.id.sequence == 1 ? 3 : 4), -1);

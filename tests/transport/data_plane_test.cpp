@@ -7,8 +7,6 @@
 
 #include <gtest/gtest.h>
 
-#include <future>
-
 #include "tests/transport/data_test_support.hpp"
 
 namespace atl::data_test {
@@ -42,17 +40,11 @@ class DataPlaneTest : public ::testing::TestWithParam<DataBackend> {
     return channel;
   }
 
-  // Sends and waits; the error if it failed.
-  static std::optional<Error> send(transport::DataChannel& c, ObjectId id, Buffer b) {
-    auto f = c.send(id, std::move(b));
-    if (f.wait_for(kWait) != std::future_status::ready)
-      return Error(ErrorCategory::timed_out, "hung");
-    try {
-      f.get();
-      return std::nullopt;
-    } catch (const Error& e) {
-      return e;
-    }
+  // Sends and waits; the failure, if it failed.
+  static std::optional<Failure> send(transport::DataChannel& c, ObjectId id, Buffer b) {
+    PendingSend p(c, id, std::move(b));
+    if (!p.finished()) return Failure{ErrorCategory::timed_out, "hung"};
+    return p.failure();
   }
 
   std::string token_;
@@ -65,13 +57,10 @@ TEST_P(DataPlaneTest, ObjectsOfEverySizeArriveIntact) {
   auto channel = connect(*pa, *pb);
   const std::vector<std::size_t> sizes = {
       0, 1, 7, 4095, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 12345, (64u << 20) + 7};
-  std::vector<std::future<void>> sends;
+  std::vector<PendingSend> sends;
   for (std::size_t i = 0; i < sizes.size(); ++i)
-    sends.push_back(channel->send({.owner = 9, .sequence = i}, patterned(sizes[i], i)));
-  for (auto& f : sends) {
-    ASSERT_EQ(f.wait_for(kWait), std::future_status::ready);
-    EXPECT_NO_THROW(f.get());
-  }
+    sends.emplace_back(*channel, ObjectId{.owner = 9, .sequence = i}, patterned(sizes[i], i));
+  for (auto& p : sends) expect_sent(p);
   ASSERT_TRUE(b.wait_objects(sizes.size()));
   auto got = b.objects();
   ASSERT_EQ(got.size(), sizes.size());
@@ -99,7 +88,7 @@ TEST_P(DataPlaneTest, LargeObjectStripedOverSeveralStreams) {
   auto channel = connect(*pa, *pb, 4);
   EXPECT_EQ(channel->stats().streams, 4u);
   const std::size_t size = (256u << 20) + 3;
-  EXPECT_FALSE(send(*channel, {1, 1}, patterned(size, 77)));
+  expect_sent(PendingSend(*channel, {1, 1}, patterned(size, 77)));
   ASSERT_TRUE(b.wait_objects(1));
   auto got = b.objects();
   ASSERT_EQ(got[0].bytes.size(), size);
@@ -119,12 +108,10 @@ TEST_P(DataPlaneTest, TheAcceptingSideSendsBackOnTheSameChannel) {
   ASSERT_TRUE(back);
   EXPECT_EQ(back->peer_name(), "a");
   EXPECT_EQ(channel->peer_name(), "b");
-  auto there = channel->send({1, 1}, patterned(5u << 20, 1));
-  auto here = back->send({2, 2}, patterned(6u << 20, 2));
-  ASSERT_EQ(there.wait_for(kWait), std::future_status::ready);
-  ASSERT_EQ(here.wait_for(kWait), std::future_status::ready);
-  EXPECT_NO_THROW(there.get());
-  EXPECT_NO_THROW(here.get());
+  PendingSend there(*channel, {1, 1}, patterned(5u << 20, 1));
+  PendingSend here(*back, {2, 2}, patterned(6u << 20, 2));
+  expect_sent(there);
+  expect_sent(here);
   ASSERT_TRUE(a.wait_objects(1));
   EXPECT_EQ(mismatch(a.objects()[0].bytes.bytes(), 2), -1);
   EXPECT_EQ(mismatch(b.objects()[0].bytes.bytes(), 1), -1);
@@ -159,13 +146,12 @@ TEST_P(DataPlaneTest, AnObjectAboveTheReceiversLimitIsRefusedWithoutAllocating) 
   for (std::size_t size : {std::size_t{5000}, std::size_t{5u << 20}}) {
     auto error = send(*channel, {1, size}, patterned(size, 3));
     ASSERT_TRUE(error);
-    EXPECT_EQ(error->category(), ErrorCategory::invalid_argument) << error->what();
-    EXPECT_NE(std::string(error->what()).find("exceeds this node's limit"), std::string::npos)
-        << error->what();
+    EXPECT_EQ(error->first, ErrorCategory::invalid_argument) << error->second;
+    EXPECT_NE(error->second.find("exceeds this node's limit"), std::string::npos) << error->second;
   }
   EXPECT_EQ(b.allocations(), 0u);
   // The refused eager chunk was read and dropped: the channel still works.
-  EXPECT_FALSE(send(*channel, {2, 2}, patterned(1000, 4)));
+  expect_sent(PendingSend(*channel, {2, 2}, patterned(1000, 4)));
   ASSERT_TRUE(b.wait_objects(1));
   EXPECT_EQ(mismatch(b.objects()[0].bytes.bytes(), 4), -1);
 }
@@ -183,12 +169,11 @@ TEST_P(DataPlaneTest, AFullStoreGivesTheSenderAnOverloadedError) {
   for (std::size_t size : {std::size_t{100}, std::size_t{3u << 20}}) {
     auto error = send(*channel, {1, size}, patterned(size, 5));
     ASSERT_TRUE(error);
-    EXPECT_EQ(error->category(), ErrorCategory::overloaded) << error->what();
-    EXPECT_NE(std::string(error->what()).find("object store is full"), std::string::npos)
-        << error->what();
+    EXPECT_EQ(error->first, ErrorCategory::overloaded) << error->second;
+    EXPECT_NE(error->second.find("object store is full"), std::string::npos) << error->second;
   }
   full = false;
-  EXPECT_FALSE(send(*channel, {2, 2}, patterned(3u << 20, 6)));
+  expect_sent(PendingSend(*channel, {2, 2}, patterned(3u << 20, 6)));
   ASSERT_TRUE(b.wait_objects(1));
   EXPECT_EQ(b.objects()[0].info.id.sequence, 2u);
 }
@@ -209,7 +194,7 @@ TEST_P(DataPlaneTest, ASlowReceiverHoldsTheSenderToItsWindow) {
   const std::uint64_t window = channel->stats().window_bytes;
   ASSERT_EQ(window, 256u * 1024);
   EXPECT_EQ(channel->stats().chunk_bytes, 64u * 1024);  // the receiver's limit wins
-  auto big = channel->send({1, 2}, patterned(32u << 20, 2));
+  PendingSend big(*channel, {1, 2}, patterned(32u << 20, 2));
   // The sender fills the window, then waits: nothing more leaves it while the receiver is stuck.
   ASSERT_TRUE(eventually([&] { return channel->stats().in_flight_bytes == window; }))
       << "in flight " << channel->stats().in_flight_bytes << ", sent "
@@ -220,8 +205,7 @@ TEST_P(DataPlaneTest, ASlowReceiverHoldsTheSenderToItsWindow) {
   EXPECT_LE(sent, window);
   EXPECT_EQ(channel->stats().in_flight_bytes, window);
   gate.open();
-  ASSERT_EQ(big.wait_for(kWait), std::future_status::ready);
-  EXPECT_NO_THROW(big.get());
+  expect_sent(big);
   EXPECT_LE(channel->stats().peak_stream_in_flight_bytes, window);
   ASSERT_TRUE(b.wait_objects(1));
   EXPECT_EQ(mismatch(b.objects()[0].bytes.bytes(), 2), -1);
@@ -236,15 +220,10 @@ TEST_P(DataPlaneTest, APeerThatStopsRespondingTimesOut) {
   auto pa = plane(sender_options, a);
   auto pb = plane(options("b"), b);
   auto channel = connect(*pa, *pb);
-  auto first = channel->send({1, 1}, patterned(100, 1));         // blocks the receiver's thread
-  auto second = channel->send({1, 2}, patterned(64u << 20, 2));  // cannot finish
-  ASSERT_EQ(second.wait_for(kWait), std::future_status::ready);
-  try {
-    second.get();
-    ADD_FAILURE() << "a send to a stuck peer succeeded";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.category(), ErrorCategory::timed_out) << e.what();
-  }
+  PendingSend first(*channel, {1, 1}, patterned(100, 1));         // blocks the receiver's thread
+  PendingSend second(*channel, {1, 2}, patterned(64u << 20, 2));  // cannot finish
+  auto failure = expect_failed(second);
+  EXPECT_EQ(failure.first, ErrorCategory::timed_out) << failure.second;
   EXPECT_TRUE(channel->closed());
   gate.open();
 }
@@ -258,16 +237,11 @@ TEST_P(DataPlaneTest, ClosingAChannelFailsWhatIsPendingOnBothSides) {
   auto pa = plane(options("a"), a);
   auto pb = plane(options("b"), b);
   auto channel = connect(*pa, *pb);
-  auto big = channel->send({1, 2}, patterned(64u << 20, 2));
+  PendingSend big(*channel, {1, 2}, patterned(64u << 20, 2));
   ASSERT_TRUE(gate.wait_entered());
   channel->close();
-  ASSERT_EQ(big.wait_for(kWait), std::future_status::ready);
-  try {
-    big.get();
-    ADD_FAILURE() << "a send on a closed channel succeeded";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.category(), ErrorCategory::cancelled) << e.what();
-  }
+  auto failure = expect_failed(big);
+  EXPECT_EQ(failure.first, ErrorCategory::cancelled) << failure.second;
   gate.open();
   ASSERT_TRUE(b.wait_failures(1));
   EXPECT_EQ(b.failures()[0].first.id.sequence, 2u);
@@ -277,7 +251,7 @@ TEST_P(DataPlaneTest, ClosingAChannelFailsWhatIsPendingOnBothSides) {
   // A send after close fails at once, not never.
   auto late = send(*channel, {1, 3}, patterned(10, 3));
   ASSERT_TRUE(late);
-  EXPECT_EQ(late->category(), ErrorCategory::disconnected);
+  EXPECT_EQ(late->first, ErrorCategory::disconnected);
 }
 
 TEST_P(DataPlaneTest, AReceiverShuttingDownMidTransferDisconnectsTheSender) {
@@ -289,7 +263,7 @@ TEST_P(DataPlaneTest, AReceiverShuttingDownMidTransferDisconnectsTheSender) {
   auto pa = plane(options("a"), a);
   auto pb = plane(options("b"), b);
   auto channel = connect(*pa, *pb);
-  auto big = channel->send({1, 1}, patterned(256u << 20, 1));
+  PendingSend big(*channel, {1, 1}, patterned(256u << 20, 1));
   ASSERT_TRUE(gate.wait_entered());
   auto accepted = b.wait_channel();
   ASSERT_TRUE(accepted);
@@ -306,13 +280,8 @@ TEST_P(DataPlaneTest, AReceiverShuttingDownMidTransferDisconnectsTheSender) {
   }));
   gate.open();
   stopper.join();
-  ASSERT_EQ(big.wait_for(kWait), std::future_status::ready);
-  try {
-    big.get();
-    ADD_FAILURE() << "the transfer completed although its receiver stopped";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.category(), ErrorCategory::disconnected) << e.what();
-  }
+  auto failure = expect_failed(big);
+  EXPECT_EQ(failure.first, ErrorCategory::disconnected) << failure.second;
 }
 
 TEST_P(DataPlaneTest, AChannelOutlivingItsPlaneFailsSendsAtOnce) {
@@ -324,7 +293,7 @@ TEST_P(DataPlaneTest, AChannelOutlivingItsPlaneFailsSendsAtOnce) {
   EXPECT_TRUE(channel->closed());
   auto error = send(*channel, {1, 1}, patterned(10, 1));
   ASSERT_TRUE(error);
-  EXPECT_EQ(error->category(), ErrorCategory::disconnected);
+  EXPECT_EQ(error->first, ErrorCategory::disconnected);
 }
 
 TEST_P(DataPlaneTest, ConnectingToNobodyFailsWithDisconnected) {

@@ -79,10 +79,60 @@ inline std::int64_t mismatch(std::span<const std::byte> in, std::uint64_t seed) 
   return -1;
 }
 
+using Failure = std::pair<ErrorCategory, std::string>;
+
+// A send in flight, watched from the test thread. Its outcome crosses threads as plain values
+// (category and message), never as an exception object shared between threads.
+class PendingSend {
+ public:
+  PendingSend(transport::DataChannel& channel, ObjectId id, Buffer bytes)
+      : state_(std::make_shared<State>()) {
+    channel.send(id, std::move(bytes), [s = state_](transport::IoError e) {
+      std::lock_guard lock(s->mu);
+      s->done = true;
+      if (e) s->failure.emplace(e->category(), std::string(e->what()));
+      s->cv.notify_all();
+    });
+  }
+  // Waits, bounded; false if the send never finished.
+  bool finished() {
+    std::unique_lock lock(state_->mu);
+    return state_->cv.wait_for(lock, kWait, [&] { return state_->done; });
+  }
+  std::optional<Failure> failure() {
+    std::lock_guard lock(state_->mu);
+    return state_->failure;
+  }
+
+ private:
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::optional<Failure> failure;
+  };
+  std::shared_ptr<State> state_;
+};
+
 // A send that must succeed, within the bounded wait.
-inline void expect_sent(std::future<void> done) {
-  ASSERT_EQ(done.wait_for(kWait), std::future_status::ready) << "a send hung";
-  EXPECT_NO_THROW(done.get());
+inline void expect_sent(PendingSend send) {
+  ASSERT_TRUE(send.finished()) << "a send hung";
+  auto failure = send.failure();
+  EXPECT_FALSE(failure) << "the send failed: " << failure->second;
+}
+
+// A send that must fail: its failure (a hang or a success is a test failure).
+inline Failure expect_failed(PendingSend send) {
+  if (!send.finished()) {
+    ADD_FAILURE() << "a send hung";
+    return {ErrorCategory::failed, "hung"};
+  }
+  auto failure = send.failure();
+  if (!failure) {
+    ADD_FAILURE() << "a send that should fail succeeded";
+    return {ErrorCategory::failed, "succeeded"};
+  }
+  return *failure;
 }
 
 inline Buffer patterned(std::size_t size, std::uint64_t seed) {
