@@ -220,10 +220,12 @@ TEST_P(DataPlaneTest, APeerThatStopsRespondingTimesOut) {
   auto pa = plane(sender_options, a);
   auto pb = plane(options("b"), b);
   auto channel = connect(*pa, *pb);
-  PendingSend first(*channel, {1, 1}, patterned(100, 1));         // blocks the receiver's thread
-  PendingSend second(*channel, {1, 2}, patterned(64u << 20, 2));  // cannot finish
-  auto failure = expect_failed(second);
+  Buffer small = patterned(100, 1), big = patterned(64u << 20, 2);
+  PendingSend first(*channel, {1, 1}, small);  // its delivery holds the receiver's thread
+  PendingSend second(*channel, {1, 2}, big);   // cannot finish either
+  auto failure = expect_failed(first);
   EXPECT_EQ(failure.first, ErrorCategory::timed_out) << failure.second;
+  expect_failed(second);
   EXPECT_TRUE(channel->closed());
   gate.open();
 }
