@@ -2,7 +2,8 @@
 // process over loopback, through the data plane on each backend, printed beside raw baselines
 // measured in the same run on the same link:
 //   raw TCP       one plain TCP stream between two processes, memory to memory (a small sender and
-//                 receiver of our own: send() from a 1 GiB buffer, recv() into one)
+//                 receiver of our own: send() from a 1 GiB buffer and recv() into one, 1 MiB per
+//                 call, the fastest call size on our test machine; --raw-piece changes it)
 //   ucx_perftest  UCX's own tag bandwidth test over its tcp transport (ucx-utils), same size
 // Each round moves the object once on every path in turn (so the machine's drift hits them all
 // alike); a figure is the median of --repeat rounds after a warm-up round. ucx_perftest runs on
@@ -11,7 +12,7 @@
 // faulted in again; the raw receiver reuses one buffer likewise.
 //
 //   atoll_object_transfer [--size BYTES] [--repeat N] [--streams N] [--backends tcp,ucx]
-//                         [--ucx-tls tcp] [--no-perftest]
+//                         [--ucx-tls tcp] [--raw-piece BYTES] [--no-perftest]
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -139,7 +140,7 @@ void wait_for_stdin_eof() {
 
 // ---- raw TCP ----------------------------------------------------------------------------------
 
-int raw_receiver(std::size_t size, int transfers) {
+int raw_receiver(std::size_t size, int transfers, std::size_t piece) {
   asio::io_context io;
   asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
   std::printf("port %u\n", acceptor.local_endpoint().port());
@@ -152,7 +153,7 @@ int raw_receiver(std::size_t size, int transfers) {
   for (int t = 0; t < transfers; ++t) {
     std::size_t got = 0;
     while (got < size) {
-      ssize_t n = ::recv(fd, buffer.data() + got, size - got, 0);
+      ssize_t n = ::recv(fd, buffer.data() + got, std::min(piece, size - got), 0);
       if (n <= 0) return 1;
       got += static_cast<std::size_t>(n);
     }
@@ -165,9 +166,10 @@ int raw_receiver(std::size_t size, int transfers) {
 // One plain TCP connection to a raw receiver process.
 class RawLink {
  public:
-  RawLink(const std::string& self, std::size_t size, int transfers)
+  RawLink(const std::string& self, std::size_t size, int transfers, std::size_t piece)
       : child_({self, "--role", "raw-receiver", "--size", std::to_string(size), "--transfers",
-                std::to_string(transfers)}),
+                std::to_string(transfers), "--raw-piece", std::to_string(piece)}),
+        piece_(piece),
         socket_(io_) {
     auto port = child_.line();
     if (!port || !port->starts_with("port "))
@@ -179,7 +181,10 @@ class RawLink {
   // Seconds to send `object` and have the receiver acknowledge every byte.
   double transfer(std::span<const std::byte> object) {
     auto t0 = Clock::now();
-    if (!send_all(socket_.native_handle(), object)) throw std::runtime_error("raw send failed");
+    for (std::size_t at = 0; at < object.size(); at += piece_)
+      if (!send_all(socket_.native_handle(),
+                    object.subspan(at, std::min(piece_, object.size() - at))))
+        throw std::runtime_error("raw send failed");
     std::byte ack;
     if (::recv(socket_.native_handle(), &ack, 1, MSG_WAITALL) != 1)
       throw std::runtime_error("raw receiver failed");
@@ -188,6 +193,7 @@ class RawLink {
 
  private:
   Child child_;
+  std::size_t piece_;
   asio::io_context io_;
   asio::ip::tcp::socket socket_;
 };
@@ -200,6 +206,9 @@ DataPlaneOptions plane_options(const Args& a, const char* name) {
   o.name = name;
   o.backend = arg(a, "--backend", "tcp") == "ucx" ? DataBackend::ucx : DataBackend::tcp;
   o.ucx_transports = arg(a, "--ucx-tls", "tcp");
+  if (a.contains("--chunk"))
+    o.chunk_bytes = static_cast<std::uint32_t>(std::stoul(a.at("--chunk")));
+  if (a.contains("--window")) o.window_bytes = std::stoull(a.at("--window"));
   return o;
 }
 
@@ -225,7 +234,9 @@ class PlaneLink {
  public:
   PlaneLink(const std::string& self, const Args& a)
       : child_({self, "--role", "receiver", "--backend", arg(a, "--backend", "tcp"), "--ucx-tls",
-                arg(a, "--ucx-tls", "tcp")}) {
+                arg(a, "--ucx-tls", "tcp"), "--chunk",
+                arg(a, "--chunk", std::to_string(DataPlaneOptions{}.chunk_bytes)), "--window",
+                arg(a, "--window", std::to_string(DataPlaneOptions{}.window_bytes))}) {
     auto line = child_.line();
     if (!line || !line->starts_with("address "))
       throw std::runtime_error("the receiver did not start: " + line.value_or("(nothing)"));
@@ -291,7 +302,9 @@ int main(int argc, char** argv) {
   }
   const std::string role = arg(a, "--role", "");
   const std::size_t size = std::stoull(arg(a, "--size", std::to_string(1ull << 30)));
-  if (role == "raw-receiver") return raw_receiver(size, std::stoi(arg(a, "--transfers", "1")));
+  const std::size_t raw_piece = std::stoull(arg(a, "--raw-piece", std::to_string(1u << 20)));
+  if (role == "raw-receiver")
+    return raw_receiver(size, std::stoi(arg(a, "--transfers", "1")), raw_piece);
   if (role == "receiver") return plane_receiver(a);
 
   const int repeat = std::stoi(arg(a, "--repeat", "7"));
@@ -315,15 +328,15 @@ int main(int argc, char** argv) {
   std::printf(
       "object_transfer_gigabytes: a %.2f GiB object between two processes over loopback\n"
       "(median of %d rounds after a warm-up round; each round runs every path once, interleaved;\n"
-      " min-max in brackets; GB = 10^9 bytes)\n",
-      size / double(1ull << 30), repeat);
+      " min-max in brackets; GB = 10^9 bytes; raw TCP moves %zu KiB per send()/recv() call)\n",
+      size / double(1ull << 30), repeat, raw_piece / 1024);
 
   struct Path {
     std::string name, backend;
     DataChannelPtr channel;  // null: raw TCP
     std::vector<double> rates;
   };
-  RawLink raw_link(self, size, repeat + 1);
+  RawLink raw_link(self, size, repeat + 1, raw_piece);
   std::vector<std::unique_ptr<PlaneLink>> links;
   std::vector<Path> paths{{"raw TCP, one stream (baseline)", "", nullptr, {}}};
   const std::string tls = arg(a, "--ucx-tls", "tcp");

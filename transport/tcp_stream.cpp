@@ -1,10 +1,22 @@
 #include "transport/tcp_stream.hpp"
 
 #include <array>
+#include <limits>
 
 #include "transport/data_errors.hpp"
 
 namespace atl::transport {
+
+namespace {
+
+// Asio's transfer_all moves at most 64 KiB per system call; a chunk is a megabyte or more, so let
+// each read and write move as much as the kernel will take (far fewer system calls and epoll
+// wake-ups per chunk).
+std::size_t whole_buffer(const asio::error_code& ec, std::size_t) {
+  return ec ? 0 : std::numeric_limits<std::size_t>::max();
+}
+
+}  // namespace
 
 std::string format_endpoint(const asio::ip::tcp::endpoint& endpoint) {
   auto address = endpoint.address();
@@ -30,7 +42,7 @@ void TcpStream::read_some(std::span<std::byte> into, ReadHandler done) {
 }
 
 void TcpStream::read_exact(std::span<std::byte> into, ReadHandler done) {
-  asio::async_read(socket_, asio::buffer(into.data(), into.size()),
+  asio::async_read(socket_, asio::buffer(into.data(), into.size()), whole_buffer,
                    [self = shared_from_this(), done = std::move(done)](const asio::error_code& ec,
                                                                        std::size_t n) {
                      if (ec) return done(error_from_asio(ec, "reading from " + self->remote_), n);
@@ -43,7 +55,7 @@ void TcpStream::write(std::span<const std::byte> first, std::span<const std::byt
   std::array<asio::const_buffer, 2> buffers{asio::buffer(first.data(), first.size()),
                                             asio::buffer(second.data(), second.size())};
   asio::async_write(
-      socket_, buffers,
+      socket_, buffers, whole_buffer,
       [self = shared_from_this(), done = std::move(done)](const asio::error_code& ec, std::size_t) {
         if (ec) return done(error_from_asio(ec, "writing to " + self->remote_));
         done(std::nullopt);
