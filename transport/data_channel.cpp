@@ -213,12 +213,12 @@ void ChannelImpl::pump(Stream& s) {
   if (s.wbuf.empty()) return;
   s.writing = true;
   s.wtransfer = std::move(chunk_of);
-  s.io->write(s.wbuf, payload, [self = shared_from_this(), &s, n = payload.size()](IoError error) {
+  bytes_sent_.fetch_add(payload.size(), std::memory_order_relaxed);
+  s.io->write(s.wbuf, payload, [self = shared_from_this(), &s](IoError error) {
     s.writing = false;
     s.wtransfer.reset();
     if (self->closed()) return;
     if (error) return self->fail(Error(error->category(), self->describe() + ": " + error->what()));
-    self->bytes_sent_.fetch_add(n, std::memory_order_relaxed);
     self->touch();
     self->pump(s);
   });

@@ -111,7 +111,7 @@ struct ReceiveHandlers {
 };
 
 struct ChannelStats {
-  std::uint64_t bytes_sent = 0;  // payload bytes, chunks only
+  std::uint64_t bytes_sent = 0;  // chunk payload bytes handed to the streams
   std::uint64_t bytes_received = 0;
   std::uint64_t objects_sent = 0;  // completed (acknowledged) sends
   std::uint64_t objects_received = 0;
