@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libmsgpack-cxx-dev libgtest-dev libgmock-dev libbenchmark-dev
   capnproto libcapnp-dev libasio-dev libssl-dev libcli11-dev nlohmann-json3-dev
+  libucx-dev ucx-utils
   "$@"
 )
 

@@ -31,6 +31,11 @@ for suite in atoll_microbenchmarks atoll_cluster_benchmarks; do
   echo "test: $suite smoke run ok ($(grep -c items_per_second "$root/build/$suite-smoke.txt")" \
     "benchmarks)"
 done
+# The data plane's transfer benchmark on a small object (figures are not checked).
+"$root/build/benchmarks/atoll_object_transfer" --size 67108864 --repeat 1 --no-perftest \
+  > "$root/build/object_transfer-smoke.txt"
+echo "test: atoll_object_transfer smoke run ok ($(grep -c 'data plane' \
+  "$root/build/object_transfer-smoke.txt") rows)"
 
 if [ "${1:-}" = "--sanitize" ]; then
   run_suite "$root/build-asan" -DATOLL_SANITIZE=address,undefined -DATOLL_BUILD_BENCHMARKS=OFF
