@@ -25,13 +25,7 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
     throw Error(
         ErrorCategory::invalid_argument,
         "max_concurrency must be between 1 and " + std::to_string(transport::kMaxActorConcurrency));
-  const detail::ConstructorEntry* ctor = cls.find_constructor(args.size());
-  if (ctor == nullptr)
-    throw Error(ErrorCategory::invalid_argument,
-                "actor class '" + cls.name + "' has no constructor taking " +
-                    std::to_string(args.size()) +
-                    " arguments; register one with .constructor<Args...>()");
-  match_constructor_params(cls, *ctor, args);
+  require_constructor(cls, args);
   check_arguments(args, "the constructor of '" + cls.name + "'");
 
   ActorId id{owner_, next_sequence_.fetch_add(1)};

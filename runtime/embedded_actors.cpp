@@ -18,13 +18,7 @@ std::shared_ptr<detail::ActorToken> EmbeddedCore::create_actor(const detail::Act
   ensure_running();
   if (options.max_concurrency < 1)
     throw Error(ErrorCategory::invalid_argument, "max_concurrency must be at least 1");
-  const detail::ConstructorEntry* ctor = cls.find_constructor(args.size());
-  if (ctor == nullptr)
-    throw Error(ErrorCategory::invalid_argument,
-                "actor class '" + cls.name + "' has no constructor taking " +
-                    std::to_string(args.size()) +
-                    " arguments; register one with .constructor<Args...>()");
-  match_constructor_params(cls, *ctor, args);
+  require_constructor(cls, args);
   for (const auto& a : args)
     if ((a.ref && &a.ref->core() != this) || (a.actor && &a.actor->core() != this))
       throw Error(ErrorCategory::invalid_argument,

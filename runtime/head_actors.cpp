@@ -203,13 +203,6 @@ std::optional<ClusterTasks::FoundActor> ClusterTasks::lookup_actor(const std::st
   return FoundActor{it->second, actors_.at(it->second)->class_name};
 }
 
-std::size_t ClusterTasks::live_actors() const {
-  std::lock_guard lock(mu_);
-  std::size_t n = 0;
-  for (const auto& [id, a] : actors_) n += a->state != RemoteActor::State::dead ? 1 : 0;
-  return n;
-}
-
 void ClusterTasks::end_actor(RemoteActor& actor, const std::string& why, bool kill_on_node,
                              std::vector<std::pair<std::uint64_t, std::string>>& failed) {
   if (actor.state == RemoteActor::State::dead) return;

@@ -62,7 +62,6 @@ class ClusterTasks {
     std::string class_name;
   };
   std::optional<FoundActor> lookup_actor(const std::string& name) const;
-  std::size_t live_actors() const;
 
  private:
   struct RemoteTask {

@@ -47,4 +47,16 @@ void match_constructor_params(const detail::ActorClassEntry& cls,
   }
 }
 
+const detail::ConstructorEntry& require_constructor(const detail::ActorClassEntry& cls,
+                                                    std::vector<detail::ArgSpec>& args) {
+  const detail::ConstructorEntry* ctor = cls.find_constructor(args.size());
+  if (ctor == nullptr)
+    throw Error(ErrorCategory::invalid_argument,
+                "actor class '" + cls.name + "' has no constructor taking " +
+                    std::to_string(args.size()) +
+                    " arguments; register one with .constructor<Args...>()");
+  match_constructor_params(cls, *ctor, args);
+  return *ctor;
+}
+
 }  // namespace atl::runtime

@@ -39,6 +39,10 @@ ErrorPtr collect_arguments(const std::vector<detail::ArgSpec>& args, ArgValues& 
 void match_constructor_params(const detail::ActorClassEntry& cls,
                               const detail::ConstructorEntry& ctor,
                               std::vector<detail::ArgSpec>& args);
+// The registered constructor taking `args`, with their kinds matched to its parameters. Raises
+// Error(invalid_argument) naming the class when there is none.
+const detail::ConstructorEntry& require_constructor(const detail::ActorClassEntry& cls,
+                                                    std::vector<detail::ArgSpec>& args);
 
 // The first resolve_ref argument still pending, or nullptr.
 ObjectEntry* first_pending_argument(const std::vector<detail::ArgSpec>& args);

@@ -48,11 +48,6 @@ NodeActors::~NodeActors() {
   }
 }
 
-std::size_t NodeActors::hosted() const {
-  std::lock_guard lock(mu_);
-  return actors_.size();
-}
-
 void NodeActors::start(const transport::ConnectionPtr& head, wire::ActorSpec::Reader spec) {
   reap_finished();
   auto actor = std::make_unique<Hosted>();

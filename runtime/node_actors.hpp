@@ -38,7 +38,6 @@ class NodeActors {
   void stop(const transport::ConnectionPtr& head, wire::StopActor::Reader stop);
   // The head is gone: it counts these actors dead, so end them.
   void kill_all(const std::string& reason);
-  std::size_t hosted() const;
 
  private:
   struct Call {
