@@ -2,6 +2,8 @@
 
 #include <capnp/message.h>
 
+#include <algorithm>
+
 #include "atoll/errors.hpp"
 #include "runtime/cluster_messages.hpp"
 
@@ -148,13 +150,13 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
 
 std::size_t ClusterTasks::pipeline_depth_locked(SchedulingClass* cls) const {
   // A task shorter than a few round trips to the head leaves its worker idle for longer than it
-  // runs unless the next one is already there. Long tasks go one at a time, so a queue is never
-  // pinned behind one node while another frees up.
+  // runs unless the next ones are already there, so a lease carries about kLeaseQueuedMicros of
+  // queued work. Long tasks go one at a time, so a queue is never pinned behind one node while
+  // another frees up.
   auto it = run_micros_.find(cls);
   if (it == run_micros_.end()) return 1;
-  if (it->second < 1000) return 16;
-  if (it->second < 10000) return 2;
-  return 1;
+  double depth = kLeaseQueuedMicros / std::max(it->second, 1.0);
+  return static_cast<std::size_t>(std::clamp(depth, 1.0, double(kMaxLeaseDepth)));
 }
 
 void ClusterTasks::send_run(RemoteNode& node, TaskRecord* record) {

@@ -124,6 +124,8 @@ class ClusterTasks {
   void send_on_lease_locked(RemoteNode& node, RemoteTask& task, std::uint64_t lease);
   // How many tasks of `cls` a lease carries at once: more for classes whose tasks are short.
   std::size_t pipeline_depth_locked(SchedulingClass* cls) const;
+  static constexpr double kLeaseQueuedMicros = 4000;
+  static constexpr std::size_t kMaxLeaseDepth = 64;
   void retry_or_fail(std::uint64_t task_id, const std::string& why);
   // Sends the outcome to the driver and forgets the task.
   void reply(std::uint64_t task_id, const std::string* value, const std::string& remote_type,

@@ -8,10 +8,6 @@
 
 namespace atl::runtime {
 
-namespace {
-constexpr std::chrono::hours kTaskTimeout{24};
-}
-
 void send_task_finished(const transport::ConnectionPtr& head, const std::string& node_name,
                         std::uint64_t task_id, const WorkerOutcome& outcome, bool system_failure,
                         std::uint64_t run_micros) {
@@ -84,28 +80,102 @@ void NodeTaskRunner::enqueue(const transport::ConnectionPtr& head, Job job) {
 void NodeTaskRunner::serve(const transport::ConnectionPtr& head, std::uint64_t lease) {
   std::unique_ptr<WorkerProcess> worker;
   std::string worker_module;
-  for (;;) {
-    Job job;
-    {
-      std::lock_guard lock(mu_);
-      auto it = leases_.find(lease);
-      if (it->second.empty()) {
-        leases_.erase(it);
-        break;
-      }
-      job = std::move(it->second.front());
-      it->second.pop_front();
-    }
-    if (worker && worker_module != job.module_hash) {
-      return_worker(worker_module, std::move(worker));  // a lease may carry several jobs' tasks
-    }
-    if (!worker) {
-      worker = idle_worker(job.module_hash);
-      worker_module = job.module_hash;
-    }
-    execute(head, job, worker);
+  InFlight flight;
+  while (top_up(lease, flight)) {
+    if (flight.sent < flight.jobs.size() && !send_pending(head, flight, worker, worker_module))
+      continue;
+    finish_oldest(head, flight, worker);
   }
   if (worker) return_worker(worker_module, std::move(worker));
+}
+
+namespace {
+std::size_t argument_bytes(const std::vector<std::string>& args) {
+  std::size_t n = 0;
+  for (const auto& a : args) n += a.size();
+  return n;
+}
+}  // namespace
+
+bool NodeTaskRunner::top_up(std::uint64_t lease, InFlight& flight) {
+  std::lock_guard lock(mu_);
+  auto it = leases_.find(lease);
+  auto& queue = it->second;
+  while (!queue.empty()) {
+    Job& next = queue.front();
+    std::size_t bytes = argument_bytes(next.args);
+    // A lease may carry several jobs' tasks: one module's tasks at a time share the worker.
+    if (!flight.jobs.empty() &&
+        (flight.jobs.size() >= kPipelineDepth || flight.bytes + bytes > kPipelineBytes ||
+         next.module_hash != flight.jobs.front().module_hash))
+      break;
+    flight.bytes += bytes;
+    flight.jobs.push_back(std::move(next));
+    queue.pop_front();
+  }
+  if (!flight.jobs.empty()) return true;
+  leases_.erase(it);
+  return false;
+}
+
+bool NodeTaskRunner::send_pending(const transport::ConnectionPtr& head, InFlight& flight,
+                                  std::unique_ptr<WorkerProcess>& worker,
+                                  std::string& worker_module) {
+  const Job& first = flight.jobs.front();
+  if (worker && worker_module != first.module_hash) {
+    return_worker(worker_module, std::move(worker));
+  }
+  if (!worker) worker = idle_worker(first.module_hash);
+  if (!worker) {
+    try {
+      // A new worker checks the module's hash itself before loading it.
+      worker = WorkerProcess::spawn(
+          {worker_executable_, first.module_path.string(), first.module_hash, first.module_name},
+          std::chrono::seconds(30));
+    } catch (const Error& e) {
+      fail(head, first.task_id, "atl::WorkerDied", "on node '" + node_name_ + "': " + e.what(),
+           false);
+      flight.bytes -= argument_bytes(first.args);
+      flight.jobs.pop_front();
+      return false;
+    }
+  }
+  worker_module = first.module_hash;
+  if (flight.sent == 0) flight.last_outcome = std::chrono::steady_clock::now();
+  for (; flight.sent < flight.jobs.size(); ++flight.sent) {
+    const Job& job = flight.jobs[flight.sent];
+    if (!worker->send_execute(job.task_id, job.function, job.args)) break;  // the reader learns why
+  }
+  return true;
+}
+
+void NodeTaskRunner::finish_oldest(const transport::ConnectionPtr& head, InFlight& flight,
+                                   std::unique_ptr<WorkerProcess>& worker) {
+  Job job = std::move(flight.jobs.front());
+  flight.jobs.pop_front();
+  flight.bytes -= argument_bytes(job.args);
+  --flight.sent;
+  try {
+    auto [id, out] = worker->next_outcome();
+    if (id != job.task_id) {
+      worker->kill();
+      throw Error(ErrorCategory::disconnected,
+                  "worker process " + std::to_string(worker->pid()) +
+                      " answered a task it was not running, and was killed");
+    }
+    // The worker started this task when it finished the previous one (or was handed this one).
+    auto now = std::chrono::steady_clock::now();
+    auto ran = std::chrono::duration_cast<std::chrono::microseconds>(now - flight.last_outcome);
+    flight.last_outcome = now;
+    send_task_finished(head, node_name_, job.task_id, out, false,
+                       static_cast<std::uint64_t>(ran.count()));
+  } catch (const Error& e) {
+    worker.reset();
+    // The tasks written after this one had not started: they go to the next worker as they are.
+    flight.sent = 0;
+    // The worker died: the head decides whether to retry elsewhere.
+    fail(head, job.task_id, "atl::WorkerDied", "on node '" + node_name_ + "': " + e.what(), true);
+  }
 }
 
 std::unique_ptr<WorkerProcess> NodeTaskRunner::idle_worker(const std::string& module_hash) {
@@ -121,29 +191,6 @@ void NodeTaskRunner::return_worker(const std::string& module_hash,
                                    std::unique_ptr<WorkerProcess> worker) {
   std::lock_guard lock(mu_);
   idle_workers_[module_hash].push_back(std::move(worker));
-}
-
-void NodeTaskRunner::execute(const transport::ConnectionPtr& head, const Job& job,
-                             std::unique_ptr<WorkerProcess>& worker) {
-  try {
-    // A new worker checks the module's hash itself before loading it.
-    if (!worker)
-      worker = WorkerProcess::spawn(
-          {worker_executable_, job.module_path.string(), job.module_hash, job.module_name},
-          std::chrono::seconds(30));
-    auto started = std::chrono::steady_clock::now();
-    WorkerOutcome out = worker->execute(job.function, job.args, kTaskTimeout);
-    auto ran = std::chrono::duration_cast<std::chrono::microseconds>(
-        std::chrono::steady_clock::now() - started);
-    send_task_finished(head, node_name_, job.task_id, out, false,
-                       static_cast<std::uint64_t>(ran.count()));
-  } catch (const Error& e) {
-    worker.reset();
-    // The worker died (or could not start): the head decides whether to retry elsewhere.
-    bool died =
-        e.category() == ErrorCategory::disconnected || e.category() == ErrorCategory::timed_out;
-    fail(head, job.task_id, "atl::WorkerDied", "on node '" + node_name_ + "': " + e.what(), died);
-  }
 }
 
 void NodeTaskRunner::fail(const transport::ConnectionPtr& head, std::uint64_t task_id,

@@ -2,9 +2,12 @@
 // pool, on a thread pool sized to the node's CPUs, once the node has the job's module
 // (NodeModules fetches and verifies it). Tasks of one lease (one charge of resources at the head)
 // run one after another on one worker; the head never has more leases here than the node has
-// resources, and may send a lease's next tasks ahead so the worker does not wait for it. A worker
-// that dies is reported as a system failure naming this node and the signal, so the head can retry
-// the task elsewhere.
+// resources, and may send a lease's next tasks ahead. Those are written to the worker before the
+// current task's outcome is read (up to kPipelineDepth tasks and kPipelineBytes of arguments), so
+// the worker goes from one task to the next without waiting for a round trip. A worker that dies
+// is reported as a system failure naming this node and the signal, so the head can retry the task
+// elsewhere; the tasks queued behind it had not started (a task worker runs one at a time) and go
+// to a fresh worker.
 //
 // Thread-safety: `run` is called from the agent's io thread; tasks execute on the pool's threads.
 #pragma once
@@ -41,16 +44,37 @@ class NodeTaskRunner {
     std::uint64_t lease = 0;
   };
 
+  // Tasks written to a lease's worker whose outcomes are not read yet, oldest first.
+  struct InFlight {
+    std::deque<Job> jobs;
+    std::size_t sent = 0;   // jobs[0, sent) are with the worker
+    std::size_t bytes = 0;  // argument bytes of `jobs`
+    std::chrono::steady_clock::time_point last_outcome;
+  };
+
   void enqueue(const transport::ConnectionPtr& head, Job job);
   // Runs the lease's tasks in order until its queue is empty.
   void serve(const transport::ConnectionPtr& head, std::uint64_t lease);
-  // Runs one task on `worker` (started when null; reset when it dies).
-  void execute(const transport::ConnectionPtr& head, const Job& job,
-               std::unique_ptr<WorkerProcess>& worker);
+  // Moves the lease's next tasks into `flight` while the pipeline has room. False (and the lease
+  // is gone) when nothing is queued or in flight.
+  bool top_up(std::uint64_t lease, InFlight& flight);
+  // Writes flight's unsent tasks to `worker`, starting one when null. False when the worker could
+  // not start (the first task has been failed) or died while being written to.
+  bool send_pending(const transport::ConnectionPtr& head, InFlight& flight,
+                    std::unique_ptr<WorkerProcess>& worker, std::string& worker_module);
+  // Reads the oldest task's outcome and reports it; on the worker's death, fails that task and
+  // puts the rest back to be sent again.
+  void finish_oldest(const transport::ConnectionPtr& head, InFlight& flight,
+                     std::unique_ptr<WorkerProcess>& worker);
   std::unique_ptr<WorkerProcess> idle_worker(const std::string& module_hash);
   void return_worker(const std::string& module_hash, std::unique_ptr<WorkerProcess> worker);
   void fail(const transport::ConnectionPtr& head, std::uint64_t task_id,
             const std::string& remote_type, const std::string& message, bool system_failure);
+
+  static constexpr std::size_t kPipelineDepth = 8;
+  // Bounded well below a socketpair's buffer, so writing ahead never blocks on a worker that is
+  // itself blocked writing an outcome.
+  static constexpr std::size_t kPipelineBytes = 64 * 1024;
 
   const std::string node_name_;
   NodeModules& modules_;

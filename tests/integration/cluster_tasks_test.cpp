@@ -50,6 +50,29 @@ TEST_F(ClusterTasksTest, a_crashing_task_is_retried_then_reported_with_the_signa
   EXPECT_EQ(rt.task(job::add).remote(2, 2).get(30s), 4);  // the node carries on
 }
 
+TEST_F(ClusterTasksTest, tasks_queued_behind_a_crash_on_its_worker_still_run_once) {
+  // One CPU: one lease, whose short tasks are written to the worker ahead of time. The crash takes
+  // the worker down with later tasks already sent to it; those had not started and must run on the
+  // next worker without being counted as failures (no retries allowed).
+  let_signals_kill_workers();
+  start_node("eu-a", "eu-1", 1);
+  auto rt = driver();
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(rt.task(job::add).remote(i, 0).get(30s), i);  // short
+  std::vector<atl::ObjectRef<int>> before, after;
+  for (int i = 0; i < 30; ++i)
+    before.push_back(rt.task(job::add).options({.max_retries = 0}).remote(i, 1));
+  auto crash = rt.task(job::segfault).options({.max_retries = 0}).remote();
+  for (int i = 0; i < 30; ++i)
+    after.push_back(rt.task(job::add).options({.max_retries = 0}).remote(i, 2));
+  auto first = rt.get(before, 30s);
+  auto second = rt.get(after, 30s);
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_EQ(first[i], i + 1);
+    EXPECT_EQ(second[i], i + 2);
+  }
+  EXPECT_THROW(crash.get(30s), atl::TaskError);
+}
+
 TEST_F(ClusterTasksTest, a_task_on_a_node_that_dies_is_retried_elsewhere) {
   start_node("first", "eu-1");
   auto rt = driver();
