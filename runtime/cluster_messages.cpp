@@ -84,6 +84,11 @@ void write_status(wire::ClusterStatus::Builder out, const std::vector<NodeView>&
     n.setHeartbeatAgeMs(static_cast<std::uint64_t>(v.heartbeat_age.count()));
     n.setAddress(v.info.address);
     write_common(n, v.info);
+    auto available = n.initAvailable(static_cast<unsigned>(v.available.size()));
+    for (unsigned j = 0; j < v.available.size(); ++j) {
+      available[j].setName(v.available[j].first);
+      available[j].setAmount(v.available[j].second);
+    }
   }
 }
 
@@ -97,6 +102,7 @@ std::vector<NodeView> read_status(wire::ClusterStatus::Reader in) {
     v.liveness = from_wire(n.getLiveness());
     v.heartbeat_age = std::chrono::milliseconds(n.getHeartbeatAgeMs());
     read_common(n, v.info);
+    for (auto r : n.getAvailable()) v.available.emplace_back(r.getName(), r.getAmount());
     out.push_back(std::move(v));
   }
   return out;

@@ -134,7 +134,9 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
       capnp::MallocMessageBuilder msg;
       auto reply = msg.initRoot<wire::Envelope>();
       reply.setRequestId(env.getRequestId());
-      write_status(reply.getBody().initClusterStatus(), membership_.snapshot());
+      auto nodes = membership_.snapshot();
+      tasks_.fill_available(nodes);
+      write_status(reply.getBody().initClusterStatus(), nodes);
       conn->send(msg);
       return;
     }

@@ -46,6 +46,19 @@ void ClusterTasks::node_joined(std::uint64_t node_id, const NodeInfo& info,
   raw->state = &scheduler_.add_node(info.name, info.labels, info.resources, raw);
 }
 
+void ClusterTasks::fill_available(std::vector<NodeView>& nodes) const {
+  for (auto& view : nodes) {
+    if (view.liveness == Liveness::dead) continue;
+    const NodeState* state = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = nodes_.find(view.id); it != nodes_.end()) state = it->second->state;
+    }
+    // The scheduler keeps a node's state after the node leaves (marked not alive).
+    if (state != nullptr) view.available = scheduler_.available(*state);
+  }
+}
+
 void ClusterTasks::node_left(std::uint64_t node_id) {
   NodeState* state = nullptr;
   std::vector<std::uint64_t> running;

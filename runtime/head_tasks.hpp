@@ -43,6 +43,9 @@ class ClusterTasks {
   // The driver left: its actors end and its queued tasks are dropped.
   void driver_left(const transport::ConnectionPtr& driver);
 
+  // Fills in what each live node in `nodes` has not handed out now.
+  void fill_available(std::vector<NodeView>& nodes) const;
+
   void store_module(const std::string& hash, std::string bytes);
   std::optional<std::string> module(const std::string& hash) const;
 

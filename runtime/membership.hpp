@@ -35,6 +35,8 @@ struct NodeView {
   NodeInfo info;
   Liveness liveness = Liveness::alive;
   std::chrono::milliseconds heartbeat_age{0};
+  // What is not in use now (the head's scheduler fills it in for live nodes; empty otherwise).
+  std::vector<std::pair<std::string, double>> available;
 };
 
 class Membership {

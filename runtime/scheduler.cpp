@@ -314,6 +314,19 @@ std::vector<TaskRecord*> Scheduler::stop() {
   return out;
 }
 
+std::vector<std::pair<std::string, double>> Scheduler::available(const NodeState& node) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, double>> out;
+  for (std::uint32_t id = 0; id < node.total.amounts.size(); ++id) {
+    if (node.total.get(id) == 0) continue;
+    // A borrower reclaiming its resources may push a count below zero for a moment.
+    std::int64_t left = std::max<std::int64_t>(0, node.available.get(id));
+    out.emplace_back(names_.name(id),
+                     id == ResourceNames::memory ? static_cast<double>(left) : from_fixed(left));
+  }
+  return out;
+}
+
 std::string Scheduler::describe_nodes() const {
   std::lock_guard lock(mu_);
   return describe_nodes_locked();

@@ -109,6 +109,8 @@ class Scheduler {
   std::vector<TaskRecord*> stop();
 
   std::string describe_nodes() const;
+  // What `node` has not handed out now, by resource name (memory in bytes; never negative).
+  std::vector<std::pair<std::string, double>> available(const NodeState& node) const;
 
  private:
   template <class Options>

@@ -94,6 +94,7 @@ std::string validate(wire::ClusterStatus::Reader m) {
       if (t.size() > kMaxNameBytes) return "node text too long";
     if (auto e = check_text(n.getGpuModel(), 64, "gpu model"); !e.empty()) return e;
     if (auto e = check_resources(n.getResources()); !e.empty()) return e;
+    if (auto e = check_resources(n.getAvailable()); !e.empty()) return e;
     if (auto e = check_labels(n.getLabels()); !e.empty()) return e;
   }
   return {};

@@ -122,7 +122,7 @@ std::string format_bytes(double bytes) {
     ++u;
   }
   char text[32];
-  std::snprintf(text, sizeof text, "%.1f %s", bytes, units[u]);
+  std::snprintf(text, sizeof text, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
   return text;
 }
 
@@ -343,12 +343,20 @@ int status(const std::string& address_arg, const std::string& token_arg, bool js
     for (const auto& n : nodes) {
       nlohmann::json resources = nlohmann::json::object();
       for (const auto& [k, v] : n.info.resources) resources[k] = v;
+      // Live nodes only: the head does not count what a dead node had in use.
+      nlohmann::json used = nlohmann::json::object(), available = nlohmann::json::object();
+      for (const auto& [k, v] : n.available) {
+        available[k] = v;
+        used[k] = std::max(0.0, resources.value(k, 0.0) - v);
+      }
       out["nodes"].push_back({{"id", n.id},
                               {"name", n.info.name},
                               {"island", n.info.island},
                               {"state", runtime::to_string(n.liveness)},
                               {"heartbeat_age_ms", n.heartbeat_age.count()},
                               {"resources", resources},
+                              {"used", used},
+                              {"available", available},
                               {"labels", n.info.labels},
                               {"gpu_model", n.info.gpu_model},
                               {"gpus_declared", n.info.gpus_declared},
@@ -370,27 +378,40 @@ int status(const std::string& address_arg, const std::string& token_arg, bool js
             << islands.size() << " islands\n";
   for (const auto& [island, members] : islands) {
     std::cout << "\nisland " << island << "\n";
-    std::printf("  %-24s %-8s %-10s %-6s %-26s %-11s %s\n", "NODE", "STATE", "HEARTBEAT", "CPU",
+    // Resources read used/total; a dead node's use is unknown ("-/total").
+    std::printf("  %-24s %-8s %-10s %-8s %-30s %-21s %s\n", "NODE", "STATE", "HEARTBEAT", "CPU",
                 "GPU", "MEMORY", "LABELS");
     for (const auto* n : members) {
+      auto used_of = [&](const std::string& name, double total, bool bytes) {
+        for (const auto& [k, v] : n->available)
+          if (k == name) {
+            double used = std::max(0.0, total - v);
+            return bytes ? format_bytes(used) : format_amount(used);
+          }
+        return std::string("-");
+      };
       double cpu = 0, gpu = 0, mem = 0;
       for (const auto& [k, v] : n->info.resources) {
         if (k == "CPU") cpu = v;
         if (k == "GPU") gpu = v;
         if (k == "memory") mem = v;
       }
-      std::string gpus = gpu > 0 ? format_amount(gpu) + " " + n->info.gpu_model +
-                                       (n->info.gpus_declared ? " (declared)" : "")
-                                 : "-";
+      std::string cpus = used_of("CPU", cpu, false) + "/" + format_amount(cpu);
+      std::string gpus = gpu > 0
+                             ? used_of("GPU", gpu, false) + "/" + format_amount(gpu) + " " +
+                                   n->info.gpu_model + (n->info.gpus_declared ? " (declared)" : "")
+                             : "-";
+      std::string memory =
+          mem > 0 ? used_of("memory", mem, true) + "/" + format_bytes(mem) : std::string("-");
       std::string labels;
       for (const auto& [k, v] : n->info.labels)
         if (k != "island" && k != "gpu_model") labels += (labels.empty() ? "" : ",") + k + "=" + v;
       char age[32];
       std::snprintf(age, sizeof age, "%.1f s",
                     static_cast<double>(n->heartbeat_age.count()) / 1000);
-      std::printf("  %-24s %-8s %-10s %-6s %-26s %-11s %s\n", n->info.name.c_str(),
-                  runtime::to_string(n->liveness), age, format_amount(cpu).c_str(), gpus.c_str(),
-                  format_bytes(mem).c_str(), labels.empty() ? "-" : labels.c_str());
+      std::printf("  %-24s %-8s %-10s %-8s %-30s %-21s %s\n", n->info.name.c_str(),
+                  runtime::to_string(n->liveness), age, cpus.c_str(), gpus.c_str(), memory.c_str(),
+                  labels.empty() ? "-" : labels.c_str());
     }
   }
   return 0;

@@ -93,6 +93,8 @@ TEST_F(CliTest, up_status_kill_and_down) {
     EXPECT_EQ(n["gpu_model"], "H100");
     EXPECT_TRUE(n["gpus_declared"]);
     EXPECT_EQ(n["resources"]["GPU"], 1.0);
+    EXPECT_EQ(n["used"]["CPU"], 0.0) << n.dump();  // nothing runs yet
+    EXPECT_EQ(n["available"]["GPU"], 1.0) << n.dump();
   }
   EXPECT_EQ(islands, (std::set<std::string>{"island-0", "island-1"}));
 
@@ -100,6 +102,7 @@ TEST_F(CliTest, up_status_kill_and_down) {
   EXPECT_EQ(text.code, 0);
   EXPECT_NE(text.output.find("4 nodes (4 alive"), std::string::npos) << text.output;
   EXPECT_NE(text.output.find("island island-1"), std::string::npos) << text.output;
+  EXPECT_NE(text.output.find("0/1 H100 (declared)"), std::string::npos) << text.output;
 
   pid_t victim = pid_of("node-island-1-node-0.pid");
   ASSERT_GT(victim, 0);

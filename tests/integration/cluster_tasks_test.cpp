@@ -83,6 +83,31 @@ TEST_F(ClusterTasksTest, a_task_on_a_node_that_dies_is_retried_elsewhere) {
   EXPECT_EQ(slow.get(30s), 42);
 }
 
+TEST_F(ClusterTasksTest, status_counts_the_resources_running_tasks_hold) {
+  start_node("eu-a", "eu-1", 2);
+  auto rt = driver();
+  auto cpu_available = [&] {
+    for (const auto& n : atl::runtime::fetch_status("127.0.0.1", head_->port(), token_))
+      for (const auto& [name, amount] : n.available)
+        if (name == "CPU") return amount;
+    return -1.0;
+  };
+  EXPECT_EQ(cpu_available(), 2.0);
+  auto slow = rt.task(job::sleep_then).remote(1500, 7);
+  double seen = cpu_available();
+  for (int i = 0; i < 200 && seen != 1.0; ++i) {
+    std::this_thread::sleep_for(10ms);
+    seen = cpu_available();
+  }
+  EXPECT_EQ(seen, 1.0);  // one CPU held while it runs
+  EXPECT_EQ(slow.get(30s), 7);
+  for (int i = 0; i < 200 && seen != 2.0; ++i) {
+    seen = cpu_available();
+    if (seen != 2.0) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(seen, 2.0);  // given back
+}
+
 TEST_F(ClusterTasksTest, a_task_no_node_can_run_is_infeasible) {
   start_node("eu-a", "eu-1");
   auto rt = driver();

@@ -136,6 +136,7 @@ struct NodeStatus {
   address @9 :Text;
   hostname @10 :Text;
   pid @11 :UInt32;
+  available @12 :List(Resource);  # not in use now, as the head's scheduler counts; empty when dead
 }
 
 struct ClusterStatus {
