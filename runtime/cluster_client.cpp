@@ -129,6 +129,7 @@ void NodeAgentProcess::beat() {
   capnp::MallocMessageBuilder msg;
   msg.initRoot<wire::Envelope>().getBody().initHeartbeat().setSequence(++sequence_);
   conn_->send(msg);
+  if (modules_) modules_->expire();
   heartbeat_timer_.expires_after(interval_);
   heartbeat_timer_.async_wait([this](const asio::error_code& ec) {
     if (!ec) beat();

@@ -120,7 +120,12 @@ ClusterCore::HeadReply ClusterCore::request(capnp::MallocMessageBuilder& msg,
     std::lock_guard lock(mu_);
     if (!lost_.empty()) throw RuntimeShutdownError("lost the connection to the head: " + lost_);
     id = next_request_++;
-    msg.getRoot<wire::Envelope>().setRequestId(id);
+    auto env = msg.getRoot<wire::Envelope>();
+    env.setRequestId(id);
+    // The head answers at once; the deadline tells it (and a reader of a capture) how long the
+    // driver waits before giving up on the answer.
+    env.setTimeoutMs(static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()));
     answer = requests_[id].get_future();
     conn = conn_;
   }

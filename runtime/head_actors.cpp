@@ -124,6 +124,10 @@ void ClusterTasks::send_stop_locked(const RemoteActor& actor, bool kill) {
 
 void ClusterTasks::actor_call(const transport::ConnectionPtr& driver,
                               wire::ActorCall::Reader call) {
+  {
+    std::lock_guard lock(mu_);
+    if (!first_submission_locked(driver, call.getTaskId())) return;
+  }
   auto task = std::make_unique<RemoteTask>();
   task->driver = driver;
   task->driver_task_id = call.getTaskId();

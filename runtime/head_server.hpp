@@ -37,6 +37,8 @@ class HeadServer {
   void run();
   void stop();
   std::vector<NodeView> nodes() const { return membership_.snapshot(); }
+  // Task submissions and actor calls ignored because their driver had sent them already.
+  std::uint64_t duplicates_ignored() const { return tasks_.duplicates_ignored(); }
 
  private:
   void on_message(const transport::ConnectionPtr& conn,

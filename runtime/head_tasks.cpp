@@ -101,6 +101,7 @@ void ClusterTasks::driver_left(const transport::ConnectionPtr& driver) {
       if (actor->owner == driver)
         end_actor(*actor, actor->display + " ended: its driver disconnected", true, failed);
     std::erase_if(owners_, [&](const auto& o) { return o.second == driver.get(); });
+    submitted_.erase(driver.get());
     forget_dead_locked();
     for (auto& [id, task] : tasks_)
       if (task->driver == driver && task->actor.is_nil())
@@ -121,7 +122,24 @@ std::optional<std::string> ClusterTasks::module(const std::string& hash) const {
   return it->second;
 }
 
+bool ClusterTasks::first_submission_locked(const transport::ConnectionPtr& driver,
+                                           std::uint64_t id) {
+  auto it = submitted_.try_emplace(driver.get(), kRememberedSubmissions).first;
+  if (it->second.insert(id)) return true;
+  ++duplicates_;
+  return false;
+}
+
+std::uint64_t ClusterTasks::duplicates_ignored() const {
+  std::lock_guard lock(mu_);
+  return duplicates_;
+}
+
 void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec::Reader spec) {
+  {
+    std::lock_guard lock(mu_);
+    if (!first_submission_locked(driver, spec.getTaskId())) return;
+  }
   auto task = std::make_unique<RemoteTask>();
   task->driver = driver;
   task->driver_task_id = spec.getTaskId();

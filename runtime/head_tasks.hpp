@@ -28,6 +28,7 @@
 
 #include "atoll/errors.hpp"
 #include "runtime/membership.hpp"
+#include "runtime/recent_ids.hpp"
 #include "runtime/scheduler.hpp"
 #include "transport/connection.hpp"
 
@@ -49,7 +50,9 @@ class ClusterTasks {
   void store_module(const std::string& hash, std::string bytes);
   std::optional<std::string> module(const std::string& hash) const;
 
-  // A driver's task; invalid ones are answered at once with a failure.
+  // A driver's task; invalid ones are answered at once with a failure. A task id the driver
+  // already sent (among its last kRememberedSubmissions tasks and calls) is ignored: a re-sent
+  // submission never runs twice, and is answered once. Actor calls likewise.
   void submit(const transport::ConnectionPtr& driver, wire::TaskSpec::Reader spec);
   void finished(std::uint64_t node_id, wire::TaskFinished::Reader done);
   // Fails tasks and actor placements that waited longer than the infeasible timeout.
@@ -65,6 +68,10 @@ class ClusterTasks {
     std::string class_name;
   };
   std::optional<FoundActor> lookup_actor(const std::string& name) const;
+  // Submissions and calls ignored because their driver had sent them already.
+  std::uint64_t duplicates_ignored() const;
+
+  static constexpr std::size_t kRememberedSubmissions = 1 << 16;
 
  private:
   struct RemoteTask {
@@ -160,6 +167,11 @@ class ClusterTasks {
   std::deque<ActorId> dead_actors_;  // oldest first; kept to answer late calls, then forgotten
   std::map<std::string, std::string> modules_;
   std::uint64_t next_task_ = 1;
+  // Task and call ids each driver connection sent (keys compared, never dereferenced).
+  std::unordered_map<const transport::Connection*, RecentIds> submitted_;
+  std::uint64_t duplicates_ = 0;
+  // With mu_ held: false (and counted) when `driver` sent `id` before.
+  bool first_submission_locked(const transport::ConnectionPtr& driver, std::uint64_t id);
 };
 
 }  // namespace atl::runtime

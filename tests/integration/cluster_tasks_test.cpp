@@ -1,6 +1,11 @@
 // Tasks on a cluster: a head, node agents and their worker processes on loopback, and drivers
 // connected with atl::init({.address = ...}) running the test job's shipped module.
+#include <capnp/message.h>
+
+#include <future>
+
 #include "tests/integration/cluster_fixture.hpp"
+#include "transport/connection.hpp"
 
 namespace {
 
@@ -166,6 +171,68 @@ TEST_F(ClusterTasksTest, a_wrong_token_or_missing_module_fails_init) {
   } catch (const atl::Error& e) {
     EXPECT_EQ(e.category(), atl::ErrorCategory::invalid_argument);
   }
+}
+
+TEST_F(ClusterTasksTest, a_resent_submission_or_call_is_handled_once) {
+  // A raw driver connection sends the same task and the same actor call twice: the head acts on
+  // (and answers) each once. Both are invalid (no module, no actor) so the head answers at once,
+  // in order, and the answer to a later task proves every copy before it was handled.
+  asio::io_context io;
+  auto work = asio::make_work_guard(io);
+  std::mutex mu;
+  std::map<std::uint64_t, int> answers;
+  std::promise<void> barrier;
+  atl::transport::Handlers handlers;
+  handlers.on_message = [&](const atl::transport::ConnectionPtr&,
+                            const atl::transport::Decoded<atl::wire::Envelope>& m) {
+    auto body = m.root().getBody();
+    if (!body.isTaskFinished()) return;
+    std::lock_guard lock(mu);
+    if (++answers[body.getTaskFinished().getTaskId()] == 1 &&
+        body.getTaskFinished().getTaskId() == 99)
+      barrier.set_value();
+  };
+  std::thread io_thread([&] { io.run(); });
+  std::promise<atl::transport::ConnectionPtr> dialled;
+  atl::transport::dial(
+      io, "127.0.0.1", head_->port(), {.token = token_, .name = "raw-driver"}, handlers,
+      [&](atl::transport::ConnectionPtr c, std::string) { dialled.set_value(std::move(c)); });
+  auto conn = dialled.get_future().get();
+  ASSERT_NE(conn, nullptr);
+  auto submit = [&](std::uint64_t id) {
+    capnp::MallocMessageBuilder msg;
+    auto spec = msg.initRoot<atl::wire::Envelope>().getBody().initSubmitTask();
+    spec.setTaskId(id);
+    spec.setModuleHash(std::string(64, 'a'));
+    spec.setModuleName("nothing");
+    spec.setFunction("add");
+    conn->send(msg);
+  };
+  auto call = [&](std::uint64_t id) {
+    capnp::MallocMessageBuilder msg;
+    auto c = msg.initRoot<atl::wire::Envelope>().getBody().initActorCall();
+    c.setTaskId(id);
+    c.getActor().setOwner(5);
+    c.getActor().setSequence(6);
+    c.setMethod("incr");
+    conn->send(msg);
+  };
+  submit(7);
+  submit(7);
+  call(8);
+  call(8);
+  submit(99);
+  auto done = barrier.get_future();
+  ASSERT_EQ(done.wait_for(30s), std::future_status::ready);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(answers[7], 1);
+    EXPECT_EQ(answers[8], 1);
+  }
+  EXPECT_EQ(head_->duplicates_ignored(), 2u);
+  conn->close("done");
+  work.reset();
+  io_thread.join();
 }
 
 }  // namespace

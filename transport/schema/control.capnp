@@ -254,7 +254,9 @@ struct TaskFinished {
 # Every message after the handshake.
 struct Envelope {
   requestId @0 :UInt64;    # 0: one-way; a reply carries the id of its request
-  timeoutMs @1 :UInt32;    # 0: none; otherwise the request expires this long after it arrives
+  timeoutMs @1 :UInt32;    # 0: none; else the sender gives up on the answer after this long
+                           # (drivers' requests, nodes' FetchModule; task submissions have none:
+                           # a task may queue for as long as it must)
   body :union {
     ping @2 :Ping;
     pong @3 :Pong;
