@@ -55,6 +55,7 @@ std::string validate(wire::Handshake::Reader h) {
 
 constexpr std::size_t kMaxListItems = 64;
 constexpr std::size_t kMaxNodes = 100000;
+constexpr std::size_t kMaxFreedObjects = 65536;
 
 std::string check_resources(capnp::List<wire::Resource>::Reader list) {
   if (list.size() > kMaxListItems) return "too many resources";
@@ -80,6 +81,7 @@ std::string validate(wire::RegisterNode::Reader m) {
   if (auto e = check_resources(m.getResources()); !e.empty()) return e;
   if (auto e = check_labels(m.getLabels()); !e.empty()) return e;
   if (auto e = check_text(m.getGpuModel(), 64, "gpu model"); !e.empty()) return e;
+  if (auto e = check_text(m.getDataAddress(), kMaxNameBytes, "data address"); !e.empty()) return e;
   return check_text(m.getHostname(), kMaxNameBytes, "hostname");
 }
 
@@ -126,6 +128,26 @@ std::string check_name(capnp::Text::Reader t, const char* what) {
   return {};
 }
 
+// Object keys name an owner (a driver's random id, never 0).
+std::string check_object_key(wire::ObjectKey::Reader k) {
+  return k.getOwner() != 0 ? std::string() : "nil object key";
+}
+
+std::string check_arg_refs(capnp::List<wire::ArgRef>::Reader refs, unsigned args) {
+  if (refs.size() > args) return "more object arguments than arguments";
+  std::uint32_t previous = 0;
+  for (unsigned i = 0; i < refs.size(); ++i) {
+    auto r = refs[i];
+    // Strictly increasing indices: each argument is referred to at most once.
+    if (r.getIndex() >= args || (i > 0 && r.getIndex() <= previous))
+      return "bad object argument index";
+    previous = r.getIndex();
+    if (auto e = check_object_key(r.getObject()); !e.empty()) return e;
+    if (auto e = check_text(r.getHolder(), kMaxNameBytes, "holder address"); !e.empty()) return e;
+  }
+  return {};
+}
+
 std::string validate(wire::TaskSpec::Reader t) {
   if (!is_sha256_hex(t.getModuleHash())) return "bad module hash";
   if (auto e = check_name(t.getModuleName(), "module name"); !e.empty()) return e;
@@ -135,6 +157,9 @@ std::string validate(wire::TaskSpec::Reader t) {
   if (auto e = check_text(t.getName(), kMaxNameBytes, "task name"); !e.empty()) return e;
   if (auto e = check_selectors(t.getLabelSelector()); !e.empty()) return e;
   if (auto e = check_selectors(t.getPreferredLabels()); !e.empty()) return e;
+  if (t.hasResult())
+    if (auto e = check_object_key(t.getResult()); !e.empty()) return e;
+  if (auto e = check_arg_refs(t.getArgRefs(), t.getArgs().size()); !e.empty()) return e;
   return check_resources(t.getResources());
 }
 
@@ -165,8 +190,11 @@ std::string validate(wire::ActorCall::Reader c) {
 
 std::string validate(wire::TaskFinished::Reader t) {
   if (auto e = check_text(t.getNode(), kMaxNameBytes, "node"); !e.empty()) return e;
+  if (auto e = check_text(t.getHolder(), kMaxNameBytes, "holder address"); !e.empty()) return e;
   auto o = t.getOutcome();
-  if (o.which() == wire::TaskFinished::Outcome::VALUE) return {};
+  if (o.which() == wire::TaskFinished::Outcome::VALUE ||
+      o.which() == wire::TaskFinished::Outcome::STORED)
+    return {};
   if (o.which() != wire::TaskFinished::Outcome::FAILURE) return "unknown outcome";
   if (auto e = check_text(o.getFailure().getRemoteType(), kMaxNameBytes, "remote type"); !e.empty())
     return e;
@@ -231,6 +259,23 @@ std::string validate(wire::Envelope::Reader e) {
       if (!f.getFound()) return {};
       if (auto e = check_actor_key(f.getActor()); !e.empty()) return e;
       return check_name(f.getClassName(), "actor class name");
+    }
+    case wire::Envelope::Body::FETCH_OBJECT:
+    case wire::Envelope::Body::PUSH_OBJECT:
+    case wire::Envelope::Body::OBJECT_PUSHED: {
+      auto p = body.which() == wire::Envelope::Body::FETCH_OBJECT  ? body.getFetchObject()
+               : body.which() == wire::Envelope::Body::PUSH_OBJECT ? body.getPushObject()
+                                                                   : body.getObjectPushed();
+      if (auto e = check_object_key(p.getObject()); !e.empty()) return e;
+      if (auto e = check_name(p.getPeer(), "peer name"); !e.empty()) return e;
+      return check_text(p.getError(), kMaxMessageTextBytes, "push error");
+    }
+    case wire::Envelope::Body::FREE_OBJECTS: {
+      auto f = body.getFreeObjects();
+      if (f.getObjects().size() > kMaxFreedObjects) return "too many objects to free";
+      for (auto k : f.getObjects())
+        if (auto e = check_object_key(k); !e.empty()) return e;
+      return {};
     }
   }
   return "unknown message type";

@@ -102,6 +102,7 @@ struct RegisterNode {
   gpusDeclared @4 :Bool;   # true: the operator declared the GPUs; false: detected via CUDA
   pid @5 :UInt32;
   hostname @6 :Text;
+  dataAddress @7 :Text;    # its data plane ("tcp://HOST:PORT[,ucx://HOST:PORT]"), for objects
 }
 
 struct NodeRegistered {
@@ -168,8 +169,23 @@ struct Selector {
   values @2 :List(Text);
 }
 
+# An object's identity (atl::ObjectId): its owner (the driver that made it) and a sequence.
+struct ObjectKey {
+  owner @0 :UInt64;
+  sequence @1 :UInt64;
+}
+
+# An argument whose value is an object held on a node (too large to travel inline): the node that
+# runs the task fetches it from the holder's data plane. args[index] is empty.
+struct ArgRef {
+  index @0 :UInt32;
+  object @1 :ObjectKey;
+  size @2 :UInt64;
+  holder @3 :Text;         # runTask: the holder's data address (the head fills it in)
+}
+
 # One task: driver -> head (submitTask, taskId is the driver's), head -> node (runTask, taskId is
-# the head's). Arguments are already values: the driver resolves ObjectRef arguments first.
+# the head's). Arguments are values, except the objects held on nodes (argRefs).
 struct TaskSpec {
   taskId @0 :UInt64;
   moduleHash @1 :Text;
@@ -182,6 +198,8 @@ struct TaskSpec {
   labelSelector @8 :List(Selector);    # hard: every one must match
   preferredLabels @9 :List(Selector);  # soft
   lease @10 :UInt64;       # runTask: tasks of one lease run one after another on one worker
+  result @11 :ObjectKey;   # the result's id: a large result stays on the node under it
+  argRefs @12 :List(ArgRef);
 }
 
 # An actor's identity: the creating driver's random owner id and its sequence number, unique
@@ -246,9 +264,26 @@ struct TaskFinished {
   outcome :union {
     value @2 :Data;
     failure @3 :TaskFailure;
+    stored @6 :UInt64;     # the value's size: it is held on the node, under the task's result id
   }
   systemFailure @4 :Bool;  # the worker or node died: the head may retry
   runMicros @5 :UInt64;    # how long the task ran on its worker (node -> head)
+  holder @7 :Text;         # stored, head -> driver: the holder's data address
+}
+
+# requester (driver or node) -> head: have `object` pushed to my data plane, named `peer`, on the
+# channel I opened to the holder. head -> holder (pushObject): push it. holder -> head -> requester
+# (objectPushed): the push ended; `error` empty once the requester holds every byte.
+struct ObjectPush {
+  object @0 :ObjectKey;
+  peer @1 :Text;
+  error @2 :Text;
+}
+
+# driver -> head -> holders: forget these objects, or (owner != 0) every object of that owner.
+struct FreeObjects {
+  objects @0 :List(ObjectKey);
+  owner @1 :UInt64;
 }
 
 # Every message after the handshake.
@@ -280,6 +315,10 @@ struct Envelope {
     actorExited @21 :ActorExited;
     lookupActor @22 :LookupActor;
     actorFound @23 :ActorFound;
+    fetchObject @24 :ObjectPush;
+    pushObject @25 :ObjectPush;
+    objectPushed @26 :ObjectPush;
+    freeObjects @27 :FreeObjects;
   }
 }
 

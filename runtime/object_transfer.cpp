@@ -1,0 +1,257 @@
+#include "runtime/object_transfer.hpp"
+
+#include "transport/schema/control.capnp.h"
+
+namespace atl::runtime {
+
+namespace {
+
+void set_key(wire::ObjectKey::Builder out, ObjectId id) {
+  out.setOwner(id.owner);
+  out.setSequence(id.sequence);
+}
+
+}  // namespace
+
+ObjectTransfer::ObjectTransfer(ObjectTransferOptions options) : options_(std::move(options)) {
+  transport::ReceiveHandlers handlers;
+  handlers.allocate = [this](const transport::IncomingObject& o) { return allocate(o); };
+  handlers.on_received = [this](const transport::IncomingObject& o, MutableBuffer bytes) {
+    received(o, std::move(bytes));
+  };
+  handlers.on_failed = [this](const transport::IncomingObject& o, const Error& error) {
+    failed(o, error);
+  };
+  handlers.on_channel = [this](transport::DataChannelPtr channel) {
+    std::lock_guard lock(mu_);
+    accepted_[channel->peer_name()] = channel;
+  };
+  plane_ = std::make_unique<transport::DataPlane>(
+      transport::DataPlaneOptions{.token = options_.token,
+                                  .name = options_.name,
+                                  .backend = options_.backend,
+                                  .listen_host = options_.listen_host,
+                                  .advertise_host = options_.advertise_host,
+                                  .log = [](std::string_view) {}},
+      std::move(handlers));
+}
+
+ObjectTransfer::~ObjectTransfer() {
+  {
+    std::lock_guard lock(mu_);
+    dialled_.clear();
+    accepted_.clear();
+  }
+  plane_.reset();  // closes every channel; its callbacks have run when this returns
+  fail_fetches("the process is shutting down");
+}
+
+std::string ObjectTransfer::address() const {
+  return plane_->address().to_string();
+}
+
+void ObjectTransfer::hold(ObjectId id, Buffer bytes) {
+  std::lock_guard lock(mu_);
+  if (held_.contains(id)) return;
+  if (held_bytes_ + fetching_bytes_ + bytes.size() > options_.capacity_bytes)
+    throw Error(ErrorCategory::overloaded,
+                "the object store of '" + options_.name +
+                    "' is full: " + std::to_string(bytes.size()) + " bytes do not fit (" +
+                    std::to_string(held_bytes_ + fetching_bytes_) + " of " +
+                    std::to_string(options_.capacity_bytes) + " in use)");
+  held_bytes_ += bytes.size();
+  held_.emplace(id, std::move(bytes));
+}
+
+std::optional<Buffer> ObjectTransfer::held(ObjectId id) const {
+  std::lock_guard lock(mu_);
+  auto it = held_.find(id);
+  if (it == held_.end()) return std::nullopt;
+  return it->second;
+}
+
+void ObjectTransfer::release(ObjectId id) {
+  std::lock_guard lock(mu_);
+  auto it = held_.find(id);
+  if (it == held_.end()) return;
+  held_bytes_ -= it->second.size();
+  held_.erase(it);
+}
+
+void ObjectTransfer::release_owner(std::uint64_t owner) {
+  std::lock_guard lock(mu_);
+  std::erase_if(held_, [&](const auto& entry) {
+    if (entry.first.owner != owner) return false;
+    held_bytes_ -= entry.second.size();
+    return true;
+  });
+}
+
+std::uint64_t ObjectTransfer::bytes_held() const {
+  std::lock_guard lock(mu_);
+  return held_bytes_;
+}
+
+std::size_t ObjectTransfer::objects_held() const {
+  std::lock_guard lock(mu_);
+  return held_.size();
+}
+
+void ObjectTransfer::push(ObjectId id, const std::string& peer,
+                          std::function<void(std::string error)> done) {
+  std::optional<Buffer> bytes;
+  transport::DataChannelPtr channel;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = held_.find(id); it != held_.end()) bytes = it->second;
+    if (auto it = accepted_.find(peer); it != accepted_.end()) channel = it->second.lock();
+  }
+  if (!bytes) {
+    done("object " + id.to_string() + " is not held on '" + options_.name +
+         "' (freed, or never stored here)");
+    return;
+  }
+  if (!channel || channel->closed()) {
+    done("'" + peer + "' has no data channel open to '" + options_.name + "'");
+    return;
+  }
+  channel->send(id, std::move(*bytes), [done = std::move(done)](transport::IoError error) {
+    done(error ? std::string(error->what()) : std::string());
+  });
+}
+
+void ObjectTransfer::fetch(ObjectId id, std::uint64_t size, const std::string& holder_address,
+                           const SendRequest& send, Fetched done) {
+  {
+    std::lock_guard lock(mu_);
+    auto [it, fresh] = fetches_.try_emplace(id);
+    it->second.waiters.push_back(std::move(done));
+    if (!fresh) return;  // a transfer of it is under way: share it
+    it->second.size = size;
+  }
+  with_channel(
+      holder_address, [this, id, holder_address, send](const transport::DataChannelPtr& channel,
+                                                       const std::string& error) {
+        if (!channel) {
+          // TODO(unimplemented): relay through the head's data plane when there is no direct path.
+          finish(id, {},
+                 make_error(ErrorKind::object_lost,
+                            "object " + id.to_string() + " cannot be fetched: its holder at " +
+                                holder_address + " is unreachable (" + error + ")"));
+          return;
+        }
+        capnp::MallocMessageBuilder msg;
+        auto request = msg.initRoot<wire::Envelope>().getBody().initFetchObject();
+        set_key(request.initObject(), id);
+        request.setPeer(options_.name);
+        send(msg);
+      });
+}
+
+void ObjectTransfer::with_channel(const std::string& address, ChannelReady ready) {
+  transport::DataChannelPtr channel;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = dialled_.find(address); it != dialled_.end() && !it->second->closed()) {
+      channel = it->second;
+    } else {
+      auto& waiting = dialing_[address];
+      waiting.push_back(std::move(ready));
+      if (waiting.size() > 1) return;  // a dial is under way: its result serves this one too
+    }
+  }
+  if (channel) {
+    ready(channel, "");
+    return;
+  }
+  auto dialled = [this, address](transport::DataChannelPtr c, const std::string& error) {
+    std::vector<ChannelReady> waiting;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = dialing_.find(address); it != dialing_.end()) {
+        waiting = std::move(it->second);
+        dialing_.erase(it);
+      }
+      if (c) dialled_[address] = c;
+    }
+    for (auto& w : waiting) w(c, error);
+  };
+  transport::DataAddress peer;
+  try {
+    peer = transport::DataAddress::parse(address);
+  } catch (const std::exception& e) {
+    dialled(nullptr, e.what());
+    return;
+  }
+  plane_->connect(peer, {}, [dialled](transport::DataChannelPtr c, transport::IoError error) {
+    dialled(std::move(c), error ? std::string(error->what()) : std::string());
+  });
+}
+
+void ObjectTransfer::fetch_failed(ObjectId id, const std::string& why) {
+  finish(id, {}, make_error(ErrorKind::object_lost, why));
+}
+
+void ObjectTransfer::fail_fetches(const std::string& why) {
+  std::vector<ObjectId> ids;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, fetch] : fetches_) ids.push_back(id);
+  }
+  for (ObjectId id : ids)
+    finish(id, {},
+           make_error(ErrorKind::object_lost, "fetching object " + id.to_string() + ": " + why));
+}
+
+transport::Allocation ObjectTransfer::allocate(const transport::IncomingObject& o) {
+  std::string full;
+  {
+    std::lock_guard lock(mu_);
+    auto it = fetches_.find(o.id);
+    if (it == fetches_.end() || it->second.accepted)
+      return transport::Allocation::refuse(
+          Error(ErrorCategory::failed,
+                "'" + options_.name + "' is not fetching object " + o.id.to_string()));
+    if (it->second.size != o.size)
+      return transport::Allocation::refuse(
+          Error(ErrorCategory::invalid_argument, "object " + o.id.to_string() + " has " +
+                                                     std::to_string(it->second.size) +
+                                                     " bytes, not " + std::to_string(o.size)));
+    if (held_bytes_ + fetching_bytes_ + o.size <= options_.capacity_bytes) {
+      it->second.accepted = true;
+      fetching_bytes_ += o.size;
+      return transport::Allocation::accept(MutableBuffer::allocate(o.size));
+    }
+    full = "the object store of '" + options_.name + "' is full: object " + o.id.to_string() +
+           " (" + std::to_string(o.size) + " bytes) does not fit (" +
+           std::to_string(held_bytes_ + fetching_bytes_) + " of " +
+           std::to_string(options_.capacity_bytes) + " in use)";
+  }
+  finish(o.id, {}, make_error(ErrorKind::store_full, full));
+  return transport::Allocation::refuse(Error(ErrorCategory::overloaded, full));
+}
+
+void ObjectTransfer::received(const transport::IncomingObject& o, MutableBuffer bytes) {
+  finish(o.id, std::move(bytes).freeze(), nullptr);
+}
+
+void ObjectTransfer::failed(const transport::IncomingObject& o, const Error& error) {
+  finish(o.id, {},
+         make_error(ErrorKind::object_lost, "fetching object " + o.id.to_string() + " from '" +
+                                                o.peer + "' failed: " + error.what()));
+}
+
+void ObjectTransfer::finish(ObjectId id, Buffer value, ErrorPtr error) {
+  std::vector<Fetched> waiters;
+  {
+    std::lock_guard lock(mu_);
+    auto it = fetches_.find(id);
+    if (it == fetches_.end()) return;
+    if (it->second.accepted) fetching_bytes_ -= it->second.size;
+    waiters = std::move(it->second.waiters);
+    fetches_.erase(it);
+  }
+  for (auto& done : waiters) done(value, error);
+}
+
+}  // namespace atl::runtime

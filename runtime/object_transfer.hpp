@@ -1,0 +1,125 @@
+// A cluster process's end of moving objects: its data plane, the objects it holds for others (a
+// node's large task results), and the fetches it has under way. Node agents and drivers each own
+// one.
+//
+// Objects move receiver-driven, so a holder never needs an inbound path to the receiver: the
+// receiver dials the holder's data plane (one cached channel per holder), then asks the head
+// (FetchObject, sent through `SendRequest`) to have the object pushed to it by name; the head asks
+// the holder (PushObject), which `push`es it on the channel the receiver opened. The bytes never
+// pass through the head. The holder tells the head how the push ended (ObjectPushed); on an error
+// the head tells the receiver, which calls `fetch_failed`.
+//
+// Errors a fetch ends with (as ErrorKind, for the object's reader):
+//   object_lost  the holder does not have it (freed, or its node died), or cannot be reached
+//   store_full   this process's capacity for objects cannot take it now
+// `hold` raises Error(overloaded) when the object does not fit in the capacity.
+//
+// Thread-safety: every method may be called from any thread. `Fetched` callbacks run without
+// locks held, on the data plane's thread or the caller's; they must not block.
+//
+// Example (a node agent):
+//   ObjectTransfer objects({.token = token, .name = "node-a-1f2e", .capacity_bytes = 8 << 30});
+//   objects.hold(result_id, Buffer::copy_of(value));          // a large result stays here
+//   objects.push(id, "driver-9a41", [&](std::string error) { tell_head(id, error); });
+//   objects.fetch(arg_id, holder_address, send_to_head, [&](Buffer b, ErrorPtr e) { ... });
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <capnp/message.h>
+
+#include "atoll/buffer.hpp"
+#include "atoll/ids.hpp"
+#include "runtime/error_info.hpp"
+#include "transport/data_plane.hpp"
+
+namespace atl::runtime {
+
+struct ObjectTransferOptions {
+  std::string token;
+  std::string name;  // this process's data-plane name, unique in the cluster
+  std::string listen_host = "127.0.0.1";
+  std::string advertise_host;  // empty: listen_host
+  // Bytes held for others plus bytes being fetched; beyond it `hold` and fetches fail store-full.
+  std::uint64_t capacity_bytes = 2ull << 30;
+  transport::DataBackend backend = transport::DataBackend::ucx;  // falls back to TCP
+};
+
+// A value from the wire: small objects travel inline in control messages, larger ones stay with
+// their producer and move over the data plane.
+inline constexpr std::size_t kMaxInlineObjectBytes = 100 * 1024;
+
+class ObjectTransfer {
+ public:
+  using SendRequest = std::function<void(capnp::MessageBuilder&)>;
+  using Fetched = std::function<void(Buffer value, ErrorPtr error)>;
+
+  // Raises like DataPlane's constructor (a port that cannot be bound, a short token).
+  explicit ObjectTransfer(ObjectTransferOptions options);
+  ~ObjectTransfer();
+  ObjectTransfer(const ObjectTransfer&) = delete;
+  ObjectTransfer& operator=(const ObjectTransfer&) = delete;
+
+  std::string address() const;  // what holders advertise ("tcp://HOST:PORT[,ucx://…]")
+  const std::string& name() const noexcept { return options_.name; }
+
+  // Keeps `bytes` as object `id` until released. Raises Error(overloaded) when it does not fit;
+  // holding an id again replaces nothing (the first copy stays: objects are immutable).
+  void hold(ObjectId id, Buffer bytes);
+  // The held object, or an empty optional.
+  std::optional<Buffer> held(ObjectId id) const;
+  void release(ObjectId id);
+  // Releases every object of `owner` (its driver left).
+  void release_owner(std::uint64_t owner);
+  std::uint64_t bytes_held() const;
+  std::size_t objects_held() const;
+
+  // Pushes held object `id` to the peer named `peer` (which opened a channel here). `done` gets
+  // "" once the peer holds every byte, or why not.
+  void push(ObjectId id, const std::string& peer, std::function<void(std::string error)> done);
+
+  // Gets object `id` (`size` bytes) from the holder at `holder_address`: connects (or reuses the
+  // channel), asks the head through `send` to have it pushed here, and calls `done` once with the
+  // bytes or the error. Concurrent fetches of one id share the transfer.
+  void fetch(ObjectId id, std::uint64_t size, const std::string& holder_address,
+             const SendRequest& send, Fetched done);
+  // The head says the push of `id` to us failed: its fetchers get object_lost with `why`.
+  void fetch_failed(ObjectId id, const std::string& why);
+  // Fails every fetch under way (the connection to the head is gone).
+  void fail_fetches(const std::string& why);
+
+ private:
+  struct Fetch {
+    std::uint64_t size = 0;
+    std::vector<Fetched> waiters;
+    bool accepted = false;  // its bytes are counted against the capacity
+  };
+  transport::Allocation allocate(const transport::IncomingObject& o);
+  void received(const transport::IncomingObject& o, MutableBuffer bytes);
+  void failed(const transport::IncomingObject& o, const Error& error);
+  // Removes the fetch and hands its waiters the outcome.
+  void finish(ObjectId id, Buffer value, ErrorPtr error);
+  using ChannelReady =
+      std::function<void(const transport::DataChannelPtr& channel, const std::string& error)>;
+  // Calls `ready` with a channel to `address` (dialled once and kept) or why there is none.
+  void with_channel(const std::string& address, ChannelReady ready);
+
+  const ObjectTransferOptions options_;
+  mutable std::mutex mu_;
+  std::unordered_map<ObjectId, Buffer> held_;
+  std::uint64_t held_bytes_ = 0;
+  std::uint64_t fetching_bytes_ = 0;  // accepted incoming transfers not yet handed over
+  std::unordered_map<ObjectId, Fetch> fetches_;
+  std::map<std::string, transport::DataChannelPtr> dialled_;               // by holder address
+  std::map<std::string, std::vector<ChannelReady>> dialing_;               // by holder address
+  std::map<std::string, std::weak_ptr<transport::DataChannel>> accepted_;  // by peer name
+  std::unique_ptr<transport::DataPlane> plane_;  // last: its thread stops first
+};
+
+}  // namespace atl::runtime

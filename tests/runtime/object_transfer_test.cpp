@@ -1,0 +1,142 @@
+#include "runtime/object_transfer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "transport/auth.hpp"
+#include "transport/schema/control.capnp.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using atl::Buffer;
+using atl::ObjectId;
+using atl::runtime::ErrorPtr;
+using atl::runtime::ObjectTransfer;
+
+struct Outcome {
+  Buffer value;
+  ErrorPtr error;
+};
+
+class ObjectTransferTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<ObjectTransfer> make(const std::string& name, std::uint64_t capacity) {
+    return std::make_unique<ObjectTransfer>(
+        atl::runtime::ObjectTransferOptions{.token = token_,
+                                            .name = name,
+                                            .capacity_bytes = capacity,
+                                            .backend = atl::transport::DataBackend::tcp});
+  }
+
+  // Plays the head: a FetchObject from `receiver` becomes a push by `holder`, whose failure goes
+  // back to the receiver.
+  ObjectTransfer::SendRequest head(ObjectTransfer& holder, ObjectTransfer& receiver) {
+    return [&holder, &receiver, this](capnp::MessageBuilder& msg) {
+      auto fetch = msg.getRoot<atl::wire::Envelope>().asReader().getBody().getFetchObject();
+      ObjectId id{fetch.getObject().getOwner(), fetch.getObject().getSequence()};
+      ++requests_;
+      holder.push(id, fetch.getPeer(), [&receiver, id](std::string error) {
+        if (!error.empty()) receiver.fetch_failed(id, error);
+      });
+    };
+  }
+
+  Outcome fetch(ObjectTransfer& receiver, ObjectTransfer& holder, ObjectId id, std::uint64_t size,
+                const std::string& address = "") {
+    std::promise<Outcome> done;
+    receiver.fetch(id, size, address.empty() ? holder.address() : address, head(holder, receiver),
+                   [&](Buffer value, ErrorPtr error) {
+                     done.set_value({value, error});
+                   });
+    auto f = done.get_future();
+    EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
+    return f.get();
+  }
+
+  static Buffer pattern(std::size_t size) {
+    std::string bytes(size, '\0');
+    for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>(i * 31 + 7);
+    return Buffer::copy_of(bytes.data(), bytes.size());
+  }
+
+  std::string token_ = atl::transport::generate_token();
+  std::atomic<int> requests_{0};
+};
+
+TEST_F(ObjectTransferTest, a_held_object_reaches_its_fetcher_byte_for_byte) {
+  auto holder = make("holder", 64 << 20);
+  auto receiver = make("receiver", 64 << 20);
+  ObjectId id{7, 1};
+  Buffer value = pattern(3 << 20);  // several chunks
+  holder->hold(id, value);
+  EXPECT_EQ(holder->bytes_held(), value.size());
+  auto got = fetch(*receiver, *holder, id, value.size());
+  ASSERT_EQ(got.error, nullptr) << got.error->message;
+  ASSERT_EQ(got.value.size(), value.size());
+  EXPECT_TRUE(std::equal(value.bytes().begin(), value.bytes().end(), got.value.bytes().begin()));
+  // A second fetch reuses the channel and sends one more request.
+  auto again = fetch(*receiver, *holder, id, value.size());
+  EXPECT_EQ(again.error, nullptr);
+  EXPECT_EQ(requests_.load(), 2);
+  EXPECT_EQ(receiver->bytes_held(), 0u);  // fetched copies are the caller's, not held
+}
+
+TEST_F(ObjectTransferTest, an_object_the_holder_lacks_is_lost) {
+  auto holder = make("holder", 1 << 20);
+  auto receiver = make("receiver", 1 << 20);
+  auto got = fetch(*receiver, *holder, ObjectId{7, 2}, 1000);
+  ASSERT_NE(got.error, nullptr);
+  EXPECT_EQ(got.error->kind, atl::ErrorKind::object_lost);
+  EXPECT_NE(got.error->message.find("not held"), std::string::npos) << got.error->message;
+}
+
+TEST_F(ObjectTransferTest, a_fetch_that_does_not_fit_fails_store_full) {
+  auto holder = make("holder", 8 << 20);
+  auto receiver = make("receiver", 1 << 20);
+  ObjectId id{7, 3};
+  holder->hold(id, pattern(2 << 20));
+  auto got = fetch(*receiver, *holder, id, 2 << 20);
+  ASSERT_NE(got.error, nullptr);
+  EXPECT_EQ(got.error->kind, atl::ErrorKind::store_full);
+  EXPECT_NE(got.error->message.find("full"), std::string::npos) << got.error->message;
+}
+
+TEST_F(ObjectTransferTest, holding_beyond_capacity_is_refused_and_release_frees_room) {
+  auto holder = make("holder", 1 << 20);
+  holder->hold(ObjectId{9, 1}, pattern(600 << 10));
+  try {
+    holder->hold(ObjectId{9, 2}, pattern(600 << 10));
+    FAIL() << "expected overloaded";
+  } catch (const atl::Error& e) {
+    EXPECT_EQ(e.category(), atl::ErrorCategory::overloaded);
+    EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+  }
+  holder->hold(ObjectId{8, 1}, pattern(100));
+  holder->release_owner(9);
+  EXPECT_EQ(holder->objects_held(), 1u);
+  EXPECT_TRUE(holder->held(ObjectId{8, 1}).has_value());
+  holder->hold(ObjectId{9, 2}, pattern(600 << 10));  // room again
+  holder->release(ObjectId{9, 2});
+  EXPECT_EQ(holder->bytes_held(), 100u);
+}
+
+TEST_F(ObjectTransferTest, an_unreachable_holder_or_bad_address_loses_the_object) {
+  auto holder = make("holder", 1 << 20);
+  auto receiver = make("receiver", 1 << 20);
+  auto bad = fetch(*receiver, *holder, ObjectId{7, 4}, 10, "not an address");
+  ASSERT_NE(bad.error, nullptr);
+  EXPECT_EQ(bad.error->kind, atl::ErrorKind::object_lost);
+  std::string gone_address;
+  {
+    auto gone = make("gone", 1 << 20);
+    gone_address = gone->address();
+  }
+  auto unreachable = fetch(*receiver, *holder, ObjectId{7, 5}, 10, gone_address);
+  ASSERT_NE(unreachable.error, nullptr);
+  EXPECT_NE(unreachable.error->message.find("unreachable"), std::string::npos)
+      << unreachable.error->message;
+}
+
+}  // namespace
