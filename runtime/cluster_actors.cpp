@@ -122,6 +122,7 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_actor_call(
 
 void ClusterCore::flush_actor(const ActorId& id) {
   std::vector<std::pair<std::uint64_t, ErrorPtr>> failed;
+  std::vector<ObjectId> fetch;
   {
     std::lock_guard lock(mu_);
     auto found = actors_.find(id);
@@ -133,12 +134,15 @@ void ClusterCore::flush_actor(const ActorId& id) {
       if (it != pending_.end() && !it->second->finished) {
         PendingTask& t = *it->second;
         if (t.waiting > 0) break;  // its arguments are not ready: later calls wait behind it
+        // Objects held on nodes come here first: an actor's node gets values (for now).
+        if (!call_args_local_locked(t, fetch)) break;
         capnp::MallocMessageBuilder msg;
         auto call = msg.initRoot<wire::Envelope>().getBody().initActorCall();
         set_actor_key(call.initActor(), actor->id);
         call.setTaskId(seq);
         call.setMethod(t.method->name);
-        ErrorPtr error = write_args(call.initArgs(static_cast<unsigned>(t.args.size())), t);
+        ErrorPtr error =
+            write_args(call.initArgs(static_cast<unsigned>(t.args.size())), t, nullptr);
         if (!error && (!conn_ || !lost_.empty()))
           error = make_error(ErrorKind::shutdown, lost_.empty() ? "the runtime shut down" : lost_);
         if (error) {
@@ -161,6 +165,7 @@ void ClusterCore::flush_actor(const ActorId& id) {
     }
   }
   for (auto& [seq, error] : failed) complete(seq, nullptr, error);
+  for (const ObjectId& object : fetch) remote_fetch(object, [this, id] { flush_actor(id); });
 }
 
 void ClusterCore::kill_actor(const detail::ActorToken& actor) {

@@ -4,11 +4,36 @@
 
 #include <cmath>
 #include <optional>
+#include <random>
 
 #include "atoll/errors.hpp"
 #include "runtime/cluster_messages.hpp"
 
 namespace atl::runtime {
+
+namespace {
+
+ObjectTransferOptions object_transfer_options(const NodeAgentOptions& node) {
+  std::uint64_t capacity = node.object_store_bytes;
+  if (capacity == 0) {
+    double memory = 0;
+    for (const auto& [name, amount] : node.info.resources)
+      if (name == "memory") memory = amount;
+    capacity = std::max<std::uint64_t>(64ull << 20, static_cast<std::uint64_t>(memory * 0.3));
+  }
+  // A node that comes back registers anew: a fresh data-plane name keeps its peers' channels to
+  // the old incarnation apart from the new one.
+  std::random_device rd;
+  char suffix[9];
+  std::snprintf(suffix, sizeof suffix, "%08x", rd());
+  return {.token = node.token,
+          .name = node.name.substr(0, 48) + "-" + suffix,
+          .listen_host = node.data_host,
+          .advertise_host = node.data_advertise_host,
+          .capacity_bytes = capacity};
+}
+
+}  // namespace
 
 NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
     : options_(std::move(options)), heartbeat_timer_(io_), retry_timer_(io_) {
@@ -17,7 +42,10 @@ NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
     for (const auto& [name, amount] : options_.info.resources)
       if (name == "CPU") cpus = amount;
     modules_ = std::make_unique<NodeModules>(options_.module_dir);
-    runner_ = std::make_unique<NodeTaskRunner>(options_.name, *modules_, options_.worker_executable,
+    objects_ = std::make_unique<ObjectTransfer>(object_transfer_options(options_));
+    options_.info.data_address = objects_->address();
+    runner_ = std::make_unique<NodeTaskRunner>(options_.name, *modules_, *objects_,
+                                               options_.worker_executable,
                                                static_cast<std::size_t>(std::ceil(cpus)));
     actors_ = std::make_unique<NodeActors>(options_.name, *modules_, options_.worker_executable);
   }
@@ -27,6 +55,7 @@ NodeAgentProcess::~NodeAgentProcess() {
   // Its running tasks and actors hold connections: end them before the io_context goes.
   actors_.reset();
   runner_.reset();
+  objects_.reset();
 }
 
 std::string NodeAgentProcess::run(std::function<void(std::uint64_t)> on_registered) {
@@ -90,7 +119,7 @@ void NodeAgentProcess::on_message(const transport::Decoded<wire::Envelope>& mess
         std::max<std::uint32_t>(10, body.getNodeRegistered().getHeartbeatIntervalMs()));
     if (on_registered_) on_registered_(body.getNodeRegistered().getNodeId());
     beat();
-  } else if (runner_ && conn_ && dispatch_work(message)) {
+  } else if (runner_ && conn_ && (dispatch_work(message) || dispatch_objects(message))) {
     return;
   } else if (body.which() == wire::Envelope::Body::ERROR && !ever_registered_) {
     fatal_ = "the head refused the registration: " + std::string(body.getError().getMessage());
@@ -136,9 +165,50 @@ void NodeAgentProcess::beat() {
   });
 }
 
+bool NodeAgentProcess::dispatch_objects(const transport::Decoded<wire::Envelope>& message) {
+  auto body = message.root().getBody();
+  switch (body.which()) {
+    case wire::Envelope::Body::PUSH_OBJECT: {
+      auto push = body.getPushObject();
+      ObjectId id{push.getObject().getOwner(), push.getObject().getSequence()};
+      std::string peer = push.getPeer();
+      objects_->push(id, peer, [conn = conn_, id, peer](std::string error) {
+        capnp::MallocMessageBuilder msg;
+        auto pushed = msg.initRoot<wire::Envelope>().getBody().initObjectPushed();
+        pushed.initObject().setOwner(id.owner);
+        pushed.getObject().setSequence(id.sequence);
+        pushed.setPeer(peer);
+        pushed.setError(error.substr(0, transport::kMaxMessageTextBytes));
+        conn->send(msg);
+      });
+      return true;
+    }
+    case wire::Envelope::Body::OBJECT_PUSHED: {  // a fetch of ours that the holder could not serve
+      auto pushed = body.getObjectPushed();
+      objects_->fetch_failed(
+          ObjectId{pushed.getObject().getOwner(), pushed.getObject().getSequence()},
+          pushed.getError());
+      return true;
+    }
+    case wire::Envelope::Body::FREE_OBJECTS: {
+      auto free = body.getFreeObjects();
+      if (free.getOwner() != 0) objects_->release_owner(free.getOwner());
+      for (auto k : free.getObjects()) objects_->release(ObjectId{k.getOwner(), k.getSequence()});
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 void NodeAgentProcess::on_lost() {
   if (actors_) actors_->kill_all("the node lost the head, which counts its actors dead");
   if (modules_) modules_->head_lost("the node lost its connection to the head");
+  // The head forgets what this node held; it registers anew with nothing.
+  if (objects_) {
+    objects_->fail_fetches("the node lost its connection to the head");
+    objects_->release_all();
+  }
   if (stopping_) return;
   heartbeat_timer_.cancel();
   conn_.reset();

@@ -30,6 +30,11 @@ struct NodeAgentOptions {
   // Where fetched job modules are kept, and the executable started as worker processes.
   std::filesystem::path module_dir;
   std::string worker_executable;
+  // The data plane (objects between nodes): the address it listens on and advertises, and how
+  // many bytes of objects the node holds at most (0: 30% of its memory resource, at least 64 MiB).
+  std::string data_host = "127.0.0.1";
+  std::string data_advertise_host;
+  std::uint64_t object_store_bytes = 0;
 };
 
 class NodeAgentProcess {
@@ -43,6 +48,8 @@ class NodeAgentProcess {
   // `on_registered` runs after each registration with the node's id.
   std::string run(std::function<void(std::uint64_t)> on_registered = {});
   void stop();
+  // Objects this node holds for others now (0 for a node that runs no work).
+  std::size_t objects_held() const { return objects_ ? objects_->objects_held() : 0; }
 
  private:
   void connect();
@@ -50,12 +57,15 @@ class NodeAgentProcess {
   void on_message(const transport::Decoded<wire::Envelope>& message);
   // Tasks, actors and modules; false when the message is none of these.
   bool dispatch_work(const transport::Decoded<wire::Envelope>& message);
+  // Pushes, frees and failed fetches of objects; false when the message is none of these.
+  bool dispatch_objects(const transport::Decoded<wire::Envelope>& message);
   void on_lost();
   void beat();
 
   NodeAgentOptions options_;
   // Set when module_dir and worker_executable are (a node that runs work).
   std::unique_ptr<NodeModules> modules_;
+  std::unique_ptr<ObjectTransfer> objects_;
   std::unique_ptr<NodeTaskRunner> runner_;
   std::unique_ptr<NodeActors> actors_;
   asio::io_context io_;

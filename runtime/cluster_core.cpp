@@ -67,10 +67,12 @@ ClusterCore::ClusterCore(InitOptions options)
     if (module == nullptr) throw Error(ErrorCategory::invalid_argument, "null module function");
     module(registry_);
   }
+  store_.set_on_erase([this](const ObjectId& id) { object_erased(id); });
 }
 
 ClusterCore::~ClusterCore() {
   shutdown();
+  objects_.reset();  // its thread may call back into this core: stop it first
 }
 
 void ClusterCore::connect() {
@@ -101,6 +103,14 @@ void ClusterCore::connect() {
   {
     std::lock_guard lock(mu_);
     conn_ = conn;
+  }
+  char name[32];
+  std::snprintf(name, sizeof name, "driver-%016llx", static_cast<unsigned long long>(owner_));
+  objects_ = std::make_unique<ObjectTransfer>(ObjectTransferOptions{
+      .token = options_.token, .name = name, .capacity_bytes = store_.capacity()});
+  {
+    std::lock_guard lock(remote_mu_);
+    free_conn_ = conn;
   }
   capnp::MallocMessageBuilder msg;
   auto blob = msg.initRoot<wire::Envelope>().getBody().initUploadModule();
@@ -263,7 +273,17 @@ void ClusterCore::send_task(std::uint64_t task) {
                     t.label_selector);
     write_selectors(spec.initPreferredLabels(static_cast<unsigned>(t.preferred_labels.size())),
                     t.preferred_labels);
-    failed = write_args(spec.initArgs(static_cast<unsigned>(t.args.size())), t);
+    std::vector<ArgRefOut> refs;
+    failed = write_args(spec.initArgs(static_cast<unsigned>(t.args.size())), t, &refs);
+    auto out = spec.initArgRefs(static_cast<unsigned>(refs.size()));
+    for (unsigned i = 0; i < refs.size(); ++i) {
+      out[i].setIndex(refs[i].index);
+      out[i].initObject().setOwner(refs[i].id.owner);
+      out[i].getObject().setSequence(refs[i].id.sequence);
+      out[i].setSize(refs[i].size);
+    }
+    spec.initResult().setOwner(owner_);  // the result's id: {owner, the task's sequence}
+    spec.getResult().setSequence(task);
     t.sent = failed == nullptr;
     if (!failed && !lost_.empty()) failed = make_error(ErrorKind::shutdown, lost_);
   }
@@ -272,24 +292,6 @@ void ClusterCore::send_task(std::uint64_t task) {
     return;
   }
   conn->send(msg);
-}
-
-ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, const PendingTask& t) {
-  for (unsigned i = 0; i < t.args.size(); ++i) {
-    const detail::ArgSpec& a = t.args[i];
-    const detail::Payload* p = &a.value;
-    if (a.kind == detail::ArgSpec::Kind::resolve_ref) {
-      ObjectEntry* e = entry_of(*a.ref);
-      if (e->state.load() == ObjectState::failed) return e->error;  // the input's error
-      p = &e->value;
-    }
-    if (p->out_of_band)
-      return make_error(ErrorKind::unimplemented,
-                        "an atl::Buffer cannot be sent to another process yet");
-    out.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(p->bytes.data()),
-                                   p->bytes.size()));
-  }
-  return nullptr;
 }
 
 void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) {
@@ -311,9 +313,19 @@ void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) 
       it->second.set_value(std::move(reply));
       requests_.erase(it);
     }
+  } else if (body.which() == wire::Envelope::Body::OBJECT_PUSHED) {
+    auto pushed = body.getObjectPushed();
+    if (objects_)
+      objects_->fetch_failed(
+          ObjectId{pushed.getObject().getOwner(), pushed.getObject().getSequence()},
+          pushed.getError());
   } else if (body.which() == wire::Envelope::Body::TASK_FINISHED) {
     auto done = body.getTaskFinished();
     auto outcome = done.getOutcome();
+    if (outcome.isStored()) {
+      on_stored(done.getTaskId(), outcome.getStored(), done.getHolder());
+      return;
+    }
     if (outcome.isValue()) {
       detail::Payload value;
       value.bytes.assign(reinterpret_cast<const char*>(outcome.getValue().begin()),
@@ -325,9 +337,11 @@ void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) 
     e->remote_type = outcome.getFailure().getRemoteType();
     e->message = outcome.getFailure().getMessage();
     e->node = done.getNode();
-    e->kind = e->remote_type == "atl::InfeasibleError"  ? ErrorKind::infeasible
-              : e->remote_type == "atl::ActorDiedError" ? ErrorKind::actor_died
-                                                        : ErrorKind::task_error;
+    e->kind = e->remote_type == "atl::InfeasibleError"        ? ErrorKind::infeasible
+              : e->remote_type == "atl::ActorDiedError"       ? ErrorKind::actor_died
+              : e->remote_type == "atl::ObjectLostError"      ? ErrorKind::object_lost
+              : e->remote_type == "atl::ObjectStoreFullError" ? ErrorKind::store_full
+                                                              : ErrorKind::task_error;
     {
       std::lock_guard lock(mu_);
       if (auto it = pending_.find(done.getTaskId()); it != pending_.end())
@@ -376,15 +390,12 @@ void ClusterCore::on_lost(const std::string& reason) {
   }
   auto error = make_error(ErrorKind::shutdown, "lost the connection to the head: " + reason);
   for (auto id : tasks) complete(id, nullptr, error);
+  if (objects_) objects_->fail_fetches("lost the connection to the head: " + reason);
 }
 
 std::shared_ptr<detail::RefToken> ClusterCore::put(detail::Payload value) {
   ensure_running();
   return put_object(store_, self_, ObjectId{owner_, next_sequence_.fetch_add(1)}, std::move(value));
-}
-
-const detail::Payload& ClusterCore::get(const detail::RefToken& ref, detail::Deadline deadline) {
-  return get_object(store_, entry_for(*this, ref), ref.id(), deadline, nullptr);
 }
 
 void ClusterCore::wait(std::span<const detail::RefToken* const> refs, std::size_t num_ready,

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <asio.hpp>
+#include <condition_variable>
 #include <deque>
 #include <future>
 #include <map>
@@ -23,6 +24,7 @@
 #include "runtime/cluster_messages.hpp"
 #include "runtime/counters.hpp"
 #include "runtime/object_store.hpp"
+#include "runtime/object_transfer.hpp"
 #include "transport/connection.hpp"
 
 namespace atl::runtime {
@@ -122,10 +124,45 @@ class ClusterCore final : public detail::Core {
   void argument_ready(std::uint64_t task) noexcept;
   void send_task(std::uint64_t task);
   // Writes the argument values (with mu_ held); returns the error of a failed ObjectRef argument.
-  ErrorPtr write_args(capnp::List<capnp::Data>::Builder out, const PendingTask& task);
+  // Objects held on nodes go into `refs` (tasks), or inline once fetched (actor calls: refs null).
+  struct ArgRefOut {
+    std::uint32_t index;
+    ObjectId id;
+    std::uint64_t size;
+  };
+  ErrorPtr write_args(capnp::List<capnp::Data>::Builder out, const PendingTask& task,
+                      std::vector<ArgRefOut>* refs);
   // Sends the actor's calls whose arguments are ready, in order, up to the first that is not.
   // By id: another thread may have flushed and forgotten the actor meanwhile.
   void flush_actor(const ActorId& id);
+
+  // Objects held on nodes (cluster_objects.cpp). A task's large result stays on its node: the
+  // driver's entry is ready with no bytes, and `remote_` says where the value is. `get` fetches it
+  // over the data plane (once; the copy lives until the entry goes), a task argument travels as an
+  // ArgRef (node to node), and an actor call's argument is fetched here first.
+  struct RemoteFetch {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    detail::Payload value;
+    ErrorPtr error;
+  };
+  struct RemoteObject {
+    std::uint64_t size = 0;
+    std::string holder;                  // its node's data address
+    std::shared_ptr<RemoteFetch> fetch;  // set once a fetch started
+  };
+  void on_stored(std::uint64_t task, std::uint64_t size, const std::string& holder);
+  // The fetch of `id` (started now when none is under way), or nullptr when `id` is not held on a
+  // node. `then` runs once it ends, when this call started it.
+  std::shared_ptr<RemoteFetch> remote_fetch(const ObjectId& id, std::function<void()> then = {});
+  const detail::Payload& await_fetch(RemoteFetch& fetch, const ObjectId& id,
+                                     detail::Deadline deadline);
+  // With mu_ held: true when every ObjectRef argument of the actor call `t` is here; otherwise
+  // adds the ids still to fetch to `fetch`.
+  bool call_args_local_locked(const PendingTask& t, std::vector<ObjectId>& fetch);
+  // The store erased an entry: a value held on a node is freed there.
+  void object_erased(const ObjectId& id) noexcept;
   void on_message(const transport::Decoded<wire::Envelope>& message);
   void on_lost(const std::string& reason);
   void complete(std::uint64_t task, const detail::Payload* value, const ErrorPtr& error);
@@ -153,6 +190,12 @@ class ClusterCore final : public detail::Core {
   std::map<std::uint64_t, std::promise<HeadReply>> requests_;
   std::uint64_t next_request_ = 1;
   std::string lost_;  // why the connection to the head is gone, once it is
+
+  // Never held while taking mu_ (the store's erase hook takes it from any thread).
+  std::mutex remote_mu_;
+  std::unordered_map<ObjectId, RemoteObject> remote_;
+  transport::ConnectionPtr free_conn_;  // where FreeObjects go; guarded by remote_mu_
+  std::unique_ptr<ObjectTransfer> objects_;
 };
 
 }  // namespace atl::runtime

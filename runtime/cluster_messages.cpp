@@ -65,11 +65,13 @@ Liveness from_wire(wire::NodeLiveness l) {
 
 void write_node_info(wire::RegisterNode::Builder out, const NodeInfo& info) {
   write_common(out, info);
+  out.setDataAddress(info.data_address);
 }
 
 NodeInfo read_node_info(wire::RegisterNode::Reader in) {
   NodeInfo info;
   read_common(in, info);
+  info.data_address = in.getDataAddress();
   return info;
 }
 

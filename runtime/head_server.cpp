@@ -186,6 +186,19 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
       if (id != 0) tasks_.finished(id, body.getTaskFinished());
       return;
     }
+    case wire::Envelope::Body::FETCH_OBJECT:
+      if (conn->peer_role() == wire::Role::DRIVER || node_of(conn) != 0)
+        tasks_.fetch_object(conn, body.getFetchObject());
+      return;
+    case wire::Envelope::Body::OBJECT_PUSHED: {
+      std::uint64_t id = node_of(conn);
+      if (id != 0) tasks_.object_pushed(id, body.getObjectPushed());
+      return;
+    }
+    case wire::Envelope::Body::FREE_OBJECTS:
+      if (conn->peer_role() != wire::Role::DRIVER) break;
+      tasks_.free_objects(conn, body.getFreeObjects());
+      return;
     case wire::Envelope::Body::CREATE_ACTOR: {
       if (conn->peer_role() != wire::Role::DRIVER) break;
       auto spec = body.getCreateActor();

@@ -36,6 +36,7 @@ void ClusterTasks::node_joined(std::uint64_t node_id, const NodeInfo& info,
   node->owner = this;
   node->id = node_id;
   node->name = info.name;
+  node->data_address = info.data_address;
   node->conn = std::move(conn);
   RemoteNode* raw = node.get();
   {
@@ -63,6 +64,7 @@ void ClusterTasks::node_left(std::uint64_t node_id) {
   NodeState* state = nullptr;
   std::vector<std::uint64_t> running;
   std::vector<std::pair<std::uint64_t, std::string>> failed;
+  std::vector<FailedPush> lost_pushes;
   std::string name;
   {
     std::lock_guard lock(mu_);
@@ -70,6 +72,7 @@ void ClusterTasks::node_left(std::uint64_t node_id) {
     if (it == nodes_.end()) return;
     state = it->second->state;
     name = it->second->name;
+    lost_pushes = objects_left_with_node_locked(node_id);
     for (auto& [id, actor] : actors_) {
       if (actor->node_id != node_id) continue;
       actor->holds_resources = false;  // the node's resources are gone with it
@@ -89,6 +92,7 @@ void ClusterTasks::node_left(std::uint64_t node_id) {
     forget_dead_locked();
   }
   if (state != nullptr) scheduler_.remove_node(*state);
+  send_push_failures(lost_pushes, "its node '" + name + "' left the cluster");
   fail_calls(failed);
   for (auto id : running) retry_or_fail(id, "node '" + name + "' died while running the task");
 }
@@ -100,6 +104,7 @@ void ClusterTasks::driver_left(const transport::ConnectionPtr& driver) {
     for (auto& [id, actor] : actors_)
       if (actor->owner == driver)
         end_actor(*actor, actor->display + " ended: its driver disconnected", true, failed);
+    objects_left_with_driver_locked(driver);
     std::erase_if(owners_, [&](const auto& o) { return o.second == driver.get(); });
     submitted_.erase(driver.get());
     forget_dead_locked();
@@ -147,6 +152,12 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   task->module_name = spec.getModuleName();
   task->function = spec.getFunction();
   for (auto a : spec.getArgs()) task->args.push_back(string_of(a));
+  if (spec.hasResult())
+    task->result = ObjectId{spec.getResult().getOwner(), spec.getResult().getSequence()};
+  for (auto r : spec.getArgRefs())
+    task->arg_refs.push_back({r.getIndex(),
+                              ObjectId{r.getObject().getOwner(), r.getObject().getSequence()},
+                              r.getSize()});
   task->max_retries = spec.getMaxRetries();
   task->record.custom_name =
       spec.getName().size() > 0 ? std::string(spec.getName()) : task->function;
@@ -154,6 +165,12 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   {
     std::lock_guard lock(mu_);
     if (!modules_.contains(task->module_hash)) error = "the job's module was not uploaded";
+    // Objects are freed by their owner's driver: bind the owner id to this connection.
+    if (!task->result.is_nil()) {
+      auto [owner, fresh] = owners_.try_emplace(task->result.owner, driver.get());
+      if (!fresh && owner->second != driver.get())
+        error = "owner id " + std::to_string(task->result.owner) + " belongs to another driver";
+    }
   }
   TaskOptions options;
   read_resources(spec.getResources(), options);
@@ -266,6 +283,19 @@ void ClusterTasks::send_on_lease_locked(RemoteNode& node, RemoteTask& t, std::ui
   spec.setName(t.record.custom_name);
   auto args = spec.initArgs(static_cast<unsigned>(t.args.size()));
   for (unsigned i = 0; i < t.args.size(); ++i) args.set(i, data_of(t.args[i]));
+  if (!t.result.is_nil()) {
+    spec.initResult().setOwner(t.result.owner);
+    spec.getResult().setSequence(t.result.sequence);
+  }
+  auto refs = spec.initArgRefs(static_cast<unsigned>(t.arg_refs.size()));
+  for (unsigned i = 0; i < t.arg_refs.size(); ++i) {
+    const auto& r = t.arg_refs[i];
+    refs[i].setIndex(r.index);
+    refs[i].initObject().setOwner(r.id.owner);
+    refs[i].getObject().setSequence(r.id.sequence);
+    refs[i].setSize(r.size);
+    refs[i].setHolder(holder_of_locked(r.id));  // "": lost, the node fails the task saying so
+  }
   node.conn->send(msg);
 }
 
@@ -311,7 +341,14 @@ void ClusterTasks::finished(std::uint64_t node_id, wire::TaskFinished::Reader do
     }
   }
   auto outcome = done.getOutcome();
-  if (outcome.isValue()) {
+  if (outcome.isStored() && !actor_call) {
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = tasks_.find(id); it != tasks_.end() && !it->second->result.is_nil())
+        holders_[it->second->result] = node_id;
+    }
+    reply_stored(id, outcome.getStored());
+  } else if (outcome.isValue()) {
     std::string value = string_of(outcome.getValue());
     reply(id, &value, "", "");
   } else if (done.getSystemFailure() && !actor_call) {

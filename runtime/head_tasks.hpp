@@ -68,6 +68,15 @@ class ClusterTasks {
     std::string class_name;
   };
   std::optional<FoundActor> lookup_actor(const std::string& name) const;
+
+  // Objects held on nodes (head_objects.cpp). The head is their directory, never their path:
+  // a requester (driver or node) asks for an object to be pushed to its data plane; the head asks
+  // the holder and routes a failure back.
+  void fetch_object(const transport::ConnectionPtr& requester, wire::ObjectPush::Reader fetch);
+  void object_pushed(std::uint64_t node_id, wire::ObjectPush::Reader pushed);
+  void free_objects(const transport::ConnectionPtr& driver, wire::FreeObjects::Reader free);
+  // Where an object is held: its node's data address, or "" when no live node holds it.
+  std::string holder_of(ObjectId id) const;
   // Submissions and calls ignored because their driver had sent them already.
   std::uint64_t duplicates_ignored() const;
 
@@ -87,6 +96,13 @@ class ClusterTasks {
     std::uint64_t lease = 0;    // the lease it runs on (tasks)
     std::string last_node;
     bool abandoned = false;  // its driver left while it was queued: dropped when placed
+    ObjectId result;         // the driver's id for the result (nil from older drivers)
+    struct ArgRef {
+      std::uint32_t index = 0;
+      ObjectId id;
+      std::uint64_t size = 0;
+    };
+    std::vector<ArgRef> arg_refs;  // arguments held on nodes
   };
 
   // One charge of a class's resources on a node, on which that class's tasks run one after
@@ -123,6 +139,7 @@ class ClusterTasks {
     std::uint64_t id = 0;
     std::string name;
     transport::ConnectionPtr conn;
+    std::string data_address;
     NodeState* state = nullptr;
     void run_task(TaskRecord* task) override { owner->send_run(*this, task); }
     void place_actor(TaskRecord* placement) override { owner->send_start(*this, placement); }
@@ -151,6 +168,26 @@ class ClusterTasks {
   void end_actor(RemoteActor& actor, const std::string& why, bool kill_on_node,
                  std::vector<std::pair<std::uint64_t, std::string>>& failed);
   void fail_calls(const std::vector<std::pair<std::uint64_t, std::string>>& failed);
+
+  // Objects, with mu_ held. A push the head asked a holder for, until the holder says how it went.
+  struct PendingPush {
+    transport::ConnectionPtr requester;
+    std::uint64_t holder = 0;
+  };
+  std::string holder_of_locked(ObjectId id) const;
+  struct FailedPush {
+    transport::ConnectionPtr requester;
+    ObjectId id;
+    std::string peer;
+  };
+  // The node left: its objects are lost; pushes it was asked for fail (the caller tells their
+  // requesters after unlocking, with send_push_failures), pushes to it are dropped.
+  std::vector<FailedPush> objects_left_with_node_locked(std::uint64_t node_id);
+  static void send_push_failures(const std::vector<FailedPush>& failed, const std::string& why);
+  // The driver left: every object its owner ids made is freed on the nodes.
+  void objects_left_with_driver_locked(const transport::ConnectionPtr& driver);
+  // Answers a stored result: the driver learns its size and where it is held.
+  void reply_stored(std::uint64_t task_id, std::uint64_t size);
   void forget_dead_locked();
 
   Scheduler scheduler_;
@@ -169,6 +206,8 @@ class ClusterTasks {
   std::uint64_t next_task_ = 1;
   // Task and call ids each driver connection sent (keys compared, never dereferenced).
   std::unordered_map<const transport::Connection*, RecentIds> submitted_;
+  std::unordered_map<ObjectId, std::uint64_t> holders_;             // object -> node id
+  std::map<std::pair<ObjectId, std::string>, PendingPush> pushes_;  // by (object, peer)
   std::uint64_t duplicates_ = 0;
   // With mu_ held: false (and counted) when `driver` sent `id` before.
   bool first_submission_locked(const transport::ConnectionPtr& driver, std::uint64_t id);

@@ -28,6 +28,7 @@ struct NodeInfo {
   std::string hostname;
   std::string address;
   std::uint32_t pid = 0;
+  std::string data_address;  // its data plane, for objects (RegisterNode only)
 };
 
 struct NodeView {

@@ -10,14 +10,16 @@ namespace atl::runtime {
 
 void send_task_finished(const transport::ConnectionPtr& head, const std::string& node_name,
                         std::uint64_t task_id, const WorkerOutcome& outcome, bool system_failure,
-                        std::uint64_t run_micros) {
+                        std::uint64_t run_micros, std::optional<std::uint64_t> stored_size) {
   capnp::MallocMessageBuilder msg;
   auto done = msg.initRoot<wire::Envelope>().getBody().initTaskFinished();
   done.setTaskId(task_id);
   done.setNode(node_name);
   done.setSystemFailure(system_failure);
   done.setRunMicros(run_micros);
-  if (outcome.ok) {
+  if (stored_size) {
+    done.getOutcome().setStored(*stored_size);
+  } else if (outcome.ok) {
     done.getOutcome().setValue(capnp::Data::Reader(
         reinterpret_cast<const kj::byte*>(outcome.value.data()), outcome.value.size()));
   } else {
@@ -28,10 +30,11 @@ void send_task_finished(const transport::ConnectionPtr& head, const std::string&
   head->send(msg);
 }
 
-NodeTaskRunner::NodeTaskRunner(std::string node_name, NodeModules& modules,
+NodeTaskRunner::NodeTaskRunner(std::string node_name, NodeModules& modules, ObjectTransfer& objects,
                                std::string worker_executable, std::size_t slots)
     : node_name_(std::move(node_name)),
       modules_(modules),
+      objects_(objects),
       worker_executable_(std::move(worker_executable)),
       pool_(std::max<std::size_t>(1, slots)) {}
 
@@ -50,6 +53,12 @@ void NodeTaskRunner::run(const transport::ConnectionPtr& head, wire::TaskSpec::R
   job.function = spec.getFunction();
   for (auto a : spec.getArgs())
     job.args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
+  if (spec.hasResult())
+    job.result = ObjectId{spec.getResult().getOwner(), spec.getResult().getSequence()};
+  for (auto r : spec.getArgRefs())
+    job.refs.push_back({r.getIndex(),
+                        ObjectId{r.getObject().getOwner(), r.getObject().getSequence()},
+                        r.getSize(), r.getHolder()});
   std::string hash = job.module_hash;
   modules_.with_module(head, hash,
                        [this, head, job = std::move(job)](const std::filesystem::path* path,
@@ -59,8 +68,78 @@ void NodeTaskRunner::run(const transport::ConnectionPtr& head, wire::TaskSpec::R
                            return;
                          }
                          job.module_path = *path;
-                         enqueue(head, std::move(job));
+                         resolve_then_enqueue(head, std::move(job));
                        });
+}
+
+void NodeTaskRunner::resolve_then_enqueue(const transport::ConnectionPtr& head, Job job) {
+  if (job.refs.empty()) {
+    enqueue(head, std::move(job));
+    return;
+  }
+  struct Resolving {
+    std::mutex mu;
+    Job job;
+    std::size_t left = 0;
+    ErrorPtr error;
+  };
+  auto state = std::make_shared<Resolving>();
+  state->left = job.refs.size();
+  auto refs = job.refs;
+  state->job = std::move(job);
+  auto arrived = [this, head, state](std::uint32_t index, const Buffer& value, ErrorPtr error) {
+    std::unique_lock lock(state->mu);
+    if (error && !state->error) state->error = std::move(error);
+    if (!error)
+      state->job.args[index].assign(reinterpret_cast<const char*>(value.data()), value.size());
+    if (--state->left > 0) return;
+    lock.unlock();
+    if (state->error) {
+      fail(head, state->job.task_id,
+           state->error->kind == ErrorKind::store_full ? "atl::ObjectStoreFullError"
+                                                       : "atl::ObjectLostError",
+           "an argument of the task on node '" + node_name_ + "': " + state->error->message, false);
+      return;
+    }
+    enqueue(head, std::move(state->job));
+  };
+  for (const auto& ref : refs) {
+    if (ref.holder.empty()) {
+      arrived(ref.index, {},
+              make_error(ErrorKind::object_lost, "object " + ref.id.to_string() +
+                                                     " is lost: no node holds it (its node left "
+                                                     "the cluster)"));
+      continue;
+    }
+    if (auto local = objects_.held(ref.id)) {
+      arrived(ref.index, *local, nullptr);
+      continue;
+    }
+    objects_.fetch(
+        ref.id, ref.size, ref.holder, [head](capnp::MessageBuilder& msg) { head->send(msg); },
+        [arrived, index = ref.index](Buffer value, ErrorPtr error) {
+          arrived(index, value, std::move(error));
+        });
+  }
+}
+
+void NodeTaskRunner::report(const transport::ConnectionPtr& head, const Job& job,
+                            WorkerOutcome& out, std::uint64_t run_micros) {
+  if (!out.ok || out.value.size() <= kMaxInlineObjectBytes || job.result.is_nil()) {
+    send_task_finished(head, node_name_, job.task_id, out, false, run_micros);
+    return;
+  }
+  // Too large for the control plane: it stays here until its owner frees it.
+  auto bytes = std::make_shared<std::string>(std::move(out.value));
+  std::uint64_t size = bytes->size();
+  try {
+    objects_.hold(job.result, Buffer::adopt(bytes->data(), bytes->size(), [bytes] {}));
+  } catch (const Error& e) {
+    fail(head, job.task_id, "atl::ObjectStoreFullError",
+         "the result of the task on node '" + node_name_ + "': " + e.what(), false);
+    return;
+  }
+  send_task_finished(head, node_name_, job.task_id, out, false, run_micros, size);
 }
 
 void NodeTaskRunner::enqueue(const transport::ConnectionPtr& head, Job job) {
@@ -167,8 +246,7 @@ void NodeTaskRunner::finish_oldest(const transport::ConnectionPtr& head, InFligh
     auto now = std::chrono::steady_clock::now();
     auto ran = std::chrono::duration_cast<std::chrono::microseconds>(now - flight.last_outcome);
     flight.last_outcome = now;
-    send_task_finished(head, node_name_, job.task_id, out, false,
-                       static_cast<std::uint64_t>(ran.count()));
+    report(head, job, out, static_cast<std::uint64_t>(ran.count()));
   } catch (const Error& e) {
     worker.reset();
     // The tasks written after this one had not started: they go to the next worker as they are.

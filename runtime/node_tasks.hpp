@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "runtime/node_modules.hpp"
+#include "runtime/object_transfer.hpp"
 #include "runtime/worker_process.hpp"
 #include "transport/connection.hpp"
 
@@ -29,8 +30,9 @@ namespace atl::runtime {
 
 class NodeTaskRunner {
  public:
-  NodeTaskRunner(std::string node_name, NodeModules& modules, std::string worker_executable,
-                 std::size_t slots);
+  // `objects` holds this node's large results and fetches other nodes' objects for arguments.
+  NodeTaskRunner(std::string node_name, NodeModules& modules, ObjectTransfer& objects,
+                 std::string worker_executable, std::size_t slots);
   ~NodeTaskRunner();
 
   void run(const transport::ConnectionPtr& head, wire::TaskSpec::Reader spec);
@@ -42,6 +44,14 @@ class NodeTaskRunner {
     std::filesystem::path module_path;
     std::vector<std::string> args;
     std::uint64_t lease = 0;
+    ObjectId result;  // nil: the head did not name it (the value always travels inline)
+    struct Ref {
+      std::uint32_t index = 0;
+      ObjectId id;
+      std::uint64_t size = 0;
+      std::string holder;
+    };
+    std::vector<Ref> refs;  // arguments held on nodes: fetched into args[index] before it runs
   };
 
   // Tasks written to a lease's worker whose outcomes are not read yet, oldest first.
@@ -52,7 +62,13 @@ class NodeTaskRunner {
     std::chrono::steady_clock::time_point last_outcome;
   };
 
+  // Puts the values of the job's object arguments into its args (fetching those held elsewhere),
+  // then enqueues it; fails the task when one cannot be had.
+  void resolve_then_enqueue(const transport::ConnectionPtr& head, Job job);
   void enqueue(const transport::ConnectionPtr& head, Job job);
+  // Reports a finished task: a large value stays here (the head learns its size).
+  void report(const transport::ConnectionPtr& head, const Job& job, WorkerOutcome& out,
+              std::uint64_t run_micros);
   // Runs the lease's tasks in order until its queue is empty.
   void serve(const transport::ConnectionPtr& head, std::uint64_t lease);
   // Moves the lease's next tasks into `flight` while the pipeline has room. False (and the lease
@@ -78,6 +94,7 @@ class NodeTaskRunner {
 
   const std::string node_name_;
   NodeModules& modules_;
+  ObjectTransfer& objects_;
   const std::string worker_executable_;
   asio::thread_pool pool_;
   std::mutex mu_;
@@ -86,9 +103,11 @@ class NodeTaskRunner {
   std::uint64_t unleased_ = 0;                       // tasks sent without a lease run alone
 };
 
-// A TaskFinished for `task_id` as this node reports it (the value, or a failure).
+// A TaskFinished for `task_id` as this node reports it (the value, or a failure; `stored_size`
+// set: the value is held on this node).
 void send_task_finished(const transport::ConnectionPtr& head, const std::string& node_name,
                         std::uint64_t task_id, const WorkerOutcome& outcome, bool system_failure,
-                        std::uint64_t run_micros = 0);
+                        std::uint64_t run_micros = 0,
+                        std::optional<std::uint64_t> stored_size = std::nullopt);
 
 }  // namespace atl::runtime

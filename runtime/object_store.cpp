@@ -90,12 +90,15 @@ void ObjectStore::release(ObjectEntry* e) noexcept {
   // Read the id first: once the count drops, another releaser may erase the entry.
   const ObjectId id = e->id;
   if (e->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  std::lock_guard lock(mu_);
-  auto it = entries_.find(id);
-  if (it == entries_.end() || it->second.refs.load(std::memory_order_acquire) != 0) return;
-  if (it->second.state.load(std::memory_order_acquire) == ObjectState::ready)
-    bytes_.fetch_sub(it->second.value.size_bytes(), std::memory_order_relaxed);
-  entries_.erase(it);
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.refs.load(std::memory_order_acquire) != 0) return;
+    if (it->second.state.load(std::memory_order_acquire) == ObjectState::ready)
+      bytes_.fetch_sub(it->second.value.size_bytes(), std::memory_order_relaxed);
+    entries_.erase(it);
+  }
+  if (on_erase_) on_erase_(id);
 }
 
 void ObjectStore::fail_all_pending(const ErrorPtr& error) {

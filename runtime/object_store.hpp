@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -47,6 +48,9 @@ struct ObjectEntry {
 class ObjectStore {
  public:
   explicit ObjectStore(std::uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
+  // Called (outside the store's locks, on the releasing thread) after an entry is erased. Set it
+  // before the store is shared; a cluster driver uses it to free values held on nodes.
+  void set_on_erase(std::function<void(const ObjectId&)> hook) { on_erase_ = std::move(hook); }
   ObjectStore(const ObjectStore&) = delete;
   ObjectStore& operator=(const ObjectStore&) = delete;
 
@@ -80,6 +84,7 @@ class ObjectStore {
   bool reserve(std::uint64_t bytes) noexcept;
 
   const std::uint64_t capacity_;
+  std::function<void(const ObjectId&)> on_erase_;
   std::atomic<std::uint64_t> bytes_{0};
   mutable std::mutex mu_;
   std::unordered_map<ObjectId, ObjectEntry> entries_;  // node-based: entry addresses are stable

@@ -23,8 +23,19 @@ ObjectTransfer::ObjectTransfer(ObjectTransferOptions options) : options_(std::mo
     failed(o, error);
   };
   handlers.on_channel = [this](transport::DataChannelPtr channel) {
-    std::lock_guard lock(mu_);
-    accepted_[channel->peer_name()] = channel;
+    std::vector<WaitingPush> ready, expired;
+    {
+      std::lock_guard lock(mu_);
+      accepted_[channel->peer_name()] = channel;
+      if (auto it = waiting_pushes_.find(channel->peer_name()); it != waiting_pushes_.end()) {
+        ready = std::move(it->second);
+        waiting_pushes_.erase(it);
+      }
+      expired = expired_pushes_locked();
+    }
+    for (auto& w : ready) push(w.id, channel->peer_name(), std::move(w.done));
+    for (auto& w : expired)
+      w.done("the requester opened no data channel to '" + options_.name + "' in time");
   };
   plane_ = std::make_unique<transport::DataPlane>(
       transport::DataPlaneOptions{.token = options_.token,
@@ -37,11 +48,15 @@ ObjectTransfer::ObjectTransfer(ObjectTransferOptions options) : options_(std::mo
 }
 
 ObjectTransfer::~ObjectTransfer() {
+  std::map<std::string, std::vector<WaitingPush>> waiting;
   {
     std::lock_guard lock(mu_);
     dialled_.clear();
     accepted_.clear();
+    waiting.swap(waiting_pushes_);
   }
+  for (auto& [peer, list] : waiting)
+    for (auto& w : list) w.done("'" + options_.name + "' is shutting down");
   plane_.reset();  // closes every channel; its callbacks have run when this returns
   fail_fetches("the process is shutting down");
 }
@@ -87,6 +102,12 @@ void ObjectTransfer::release_owner(std::uint64_t owner) {
   });
 }
 
+void ObjectTransfer::release_all() {
+  std::lock_guard lock(mu_);
+  held_.clear();
+  held_bytes_ = 0;
+}
+
 std::uint64_t ObjectTransfer::bytes_held() const {
   std::lock_guard lock(mu_);
   return held_bytes_;
@@ -101,23 +122,47 @@ void ObjectTransfer::push(ObjectId id, const std::string& peer,
                           std::function<void(std::string error)> done) {
   std::optional<Buffer> bytes;
   transport::DataChannelPtr channel;
+  std::vector<WaitingPush> expired;
   {
     std::lock_guard lock(mu_);
+    expired = expired_pushes_locked();
     if (auto it = held_.find(id); it != held_.end()) bytes = it->second;
     if (auto it = accepted_.find(peer); it != accepted_.end()) channel = it->second.lock();
+    if (bytes && (!channel || channel->closed())) {
+      // Its channel's handshake has not finished on this side yet.
+      waiting_pushes_[peer].push_back(
+          {id, std::move(done), std::chrono::steady_clock::now() + kChannelWait});
+    }
   }
+  for (auto& w : expired)
+    w.done("the requester opened no data channel to '" + options_.name + "' in time");
   if (!bytes) {
     done("object " + id.to_string() + " is not held on '" + options_.name +
          "' (freed, or never stored here)");
     return;
   }
-  if (!channel || channel->closed()) {
-    done("'" + peer + "' has no data channel open to '" + options_.name + "'");
-    return;
-  }
+  if (!channel || channel->closed()) return;  // waiting for it
   channel->send(id, std::move(*bytes), [done = std::move(done)](transport::IoError error) {
     done(error ? std::string(error->what()) : std::string());
   });
+}
+
+std::vector<ObjectTransfer::WaitingPush> ObjectTransfer::expired_pushes_locked() {
+  std::vector<WaitingPush> expired;
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = waiting_pushes_.begin(); it != waiting_pushes_.end();) {
+    auto& list = it->second;
+    for (auto w = list.begin(); w != list.end();) {
+      if (w->deadline <= now) {
+        expired.push_back(std::move(*w));
+        w = list.erase(w);
+      } else {
+        ++w;
+      }
+    }
+    it = list.empty() ? waiting_pushes_.erase(it) : std::next(it);
+  }
+  return expired;
 }
 
 void ObjectTransfer::fetch(ObjectId id, std::uint64_t size, const std::string& holder_address,

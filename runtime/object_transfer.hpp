@@ -54,6 +54,7 @@ struct ObjectTransferOptions {
 // A value from the wire: small objects travel inline in control messages, larger ones stay with
 // their producer and move over the data plane.
 inline constexpr std::size_t kMaxInlineObjectBytes = 100 * 1024;
+inline constexpr std::chrono::seconds kChannelWait{30};
 
 class ObjectTransfer {
  public:
@@ -77,11 +78,14 @@ class ObjectTransfer {
   void release(ObjectId id);
   // Releases every object of `owner` (its driver left).
   void release_owner(std::uint64_t owner);
+  void release_all();
   std::uint64_t bytes_held() const;
   std::size_t objects_held() const;
 
   // Pushes held object `id` to the peer named `peer` (which opened a channel here). `done` gets
-  // "" once the peer holds every byte, or why not.
+  // "" once the peer holds every byte, or why not. The peer's request may overtake the end of
+  // its channel's handshake on this side: a push then waits for the channel, for at most
+  // kChannelWait (checked whenever a push or a channel comes).
   void push(ObjectId id, const std::string& peer, std::function<void(std::string error)> done);
 
   // Gets object `id` (`size` bytes) from the holder at `holder_address`: connects (or reuses the
@@ -119,6 +123,14 @@ class ObjectTransfer {
   std::map<std::string, transport::DataChannelPtr> dialled_;               // by holder address
   std::map<std::string, std::vector<ChannelReady>> dialing_;               // by holder address
   std::map<std::string, std::weak_ptr<transport::DataChannel>> accepted_;  // by peer name
+  struct WaitingPush {
+    ObjectId id;
+    std::function<void(std::string)> done;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::map<std::string, std::vector<WaitingPush>> waiting_pushes_;  // by peer name
+  // With mu_ held: takes the waiting pushes whose deadline passed, for the caller to fail.
+  std::vector<WaitingPush> expired_pushes_locked();
   std::unique_ptr<transport::DataPlane> plane_;  // last: its thread stops first
 };
 

@@ -58,6 +58,22 @@ Faulty::Faulty(int x) {
   throw std::invalid_argument("cannot build from " + std::to_string(x));
 }
 
+std::string blob(int bytes, int seed) {
+  std::string out(static_cast<std::size_t>(bytes), '\0');
+  std::uint32_t x = static_cast<std::uint32_t>(seed) * 2654435761u + 1;
+  for (auto& c : out) {
+    x = x * 1664525u + 1013904223u;
+    c = static_cast<char>(x >> 24);
+  }
+  return out;
+}
+
+std::uint64_t digest(std::string data) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
 int Rendezvous::meet(int parties) {
   int seen = ++inside_;
   for (int i = 0; i < 1000 && seen < parties; ++i) {
@@ -77,7 +93,9 @@ ATOLL_MODULE(test_job, reg) {
       .function("aborts", &job::aborts)
       .function("exits", &job::exits)
       .function("nested", &job::nested)
-      .function("sleep_then", &job::sleep_then);
+      .function("sleep_then", &job::sleep_then)
+      .function("blob", &job::blob)
+      .function("digest", &job::digest);
   reg.actor<job::Counter>("Counter")
       .constructor<int>()
       .method("incr", &job::Counter::incr)
@@ -85,7 +103,8 @@ ATOLL_MODULE(test_job, reg) {
       .method("fail", &job::Counter::fail)
       .method("crash", &job::Counter::crash)
       .method("slow_incr", &job::Counter::slow_incr)
-      .method("pid", &job::Counter::pid);
+      .method("pid", &job::Counter::pid)
+      .method("measure", &job::Counter::measure);
   reg.actor<job::Faulty>("Faulty").constructor<int>().method("value", &job::Faulty::value);
   reg.actor<job::Rendezvous>("Rendezvous").method("meet", &job::Rendezvous::meet);
 }

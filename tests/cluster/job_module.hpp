@@ -17,6 +17,10 @@ int aborts();
 int exits(int code);
 int nested(atl::RuntimeRef rt, int x);
 int sleep_then(int ms, int value);
+// `bytes` bytes of a pattern seeded by `seed` (large ones stay on the node that made them).
+std::string blob(int bytes, int seed);
+// FNV-1a of `data`.
+std::uint64_t digest(std::string data);
 
 // State kept in its worker process between calls.
 class Counter {
@@ -29,6 +33,7 @@ class Counter {
   int crash();      // SIGSEGV: the actor dies
   int slow_incr(int ms, int by);
   int pid() const;
+  std::int64_t measure(std::string data) { return static_cast<std::int64_t>(data.size()); }
 
  private:
   int n_ = 0;

@@ -45,7 +45,8 @@ class ClusterFixture : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void start_node(const std::string& name, const std::string& island, double cpus = 2) {
+  void start_node(const std::string& name, const std::string& island, double cpus = 2,
+                  std::uint64_t object_store_bytes = 0) {
     atl::runtime::NodeInfo info;
     info.island = island;
     info.resources = {{"CPU", cpus}, {"memory", 1e9}};
@@ -58,7 +59,8 @@ class ClusterFixture : public ::testing::Test {
                                        .name = name,
                                        .info = info,
                                        .module_dir = dir_ / ("modules-" + name),
-                                       .worker_executable = ATOLL_CLI});
+                                       .worker_executable = ATOLL_CLI,
+                                       .object_store_bytes = object_store_bytes});
     auto* agent = node.agent.get();
     node.thread = std::thread([agent] { agent->run(); });
     for (int i = 0; i < 500 && alive_nodes() < count_started(); ++i)
@@ -83,6 +85,10 @@ class ClusterFixture : public ::testing::Test {
   }
 
   std::size_t count_started() const { return nodes_.size(); }
+  // How many objects node `name` holds for others.
+  std::size_t objects_held(const std::string& name) {
+    return nodes_.at(name).agent->objects_held();
+  }
   std::size_t alive_nodes() {
     std::size_t n = 0;
     for (const auto& v : head_->nodes()) n += v.liveness == atl::runtime::Liveness::alive;

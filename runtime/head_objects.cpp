@@ -1,0 +1,184 @@
+// The head as the directory of objects held on nodes: which node holds each large task result,
+// routing fetches to the holder, and freeing objects when their driver frees them or leaves.
+#include "runtime/head_tasks.hpp"
+
+#include <capnp/message.h>
+
+#include <algorithm>
+
+#include "runtime/cluster_messages.hpp"
+
+namespace atl::runtime {
+
+namespace {
+
+ObjectId object_key(wire::ObjectKey::Reader k) {
+  return ObjectId{k.getOwner(), k.getSequence()};
+}
+
+void send_pushed(transport::Connection& to, ObjectId id, const std::string& peer,
+                 const std::string& error) {
+  capnp::MallocMessageBuilder msg;
+  auto pushed = msg.initRoot<wire::Envelope>().getBody().initObjectPushed();
+  pushed.initObject().setOwner(id.owner);
+  pushed.getObject().setSequence(id.sequence);
+  pushed.setPeer(peer);
+  pushed.setError(error.substr(0, transport::kMaxMessageTextBytes));
+  to.send(msg);
+}
+
+}  // namespace
+
+std::string ClusterTasks::holder_of(ObjectId id) const {
+  std::lock_guard lock(mu_);
+  return holder_of_locked(id);
+}
+
+std::string ClusterTasks::holder_of_locked(ObjectId id) const {
+  auto it = holders_.find(id);
+  if (it == holders_.end()) return {};
+  auto node = nodes_.find(it->second);
+  return node == nodes_.end() ? std::string() : node->second->data_address;
+}
+
+void ClusterTasks::fetch_object(const transport::ConnectionPtr& requester,
+                                wire::ObjectPush::Reader fetch) {
+  ObjectId id = object_key(fetch.getObject());
+  std::string peer = fetch.getPeer();
+  transport::ConnectionPtr holder;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = holders_.find(id); it != holders_.end()) {
+      if (auto node = nodes_.find(it->second); node != nodes_.end()) {
+        holder = node->second->conn;
+        pushes_[{id, peer}] = PendingPush{requester, it->second};
+      }
+    }
+  }
+  if (!holder) {
+    send_pushed(*requester, id, peer,
+                "object " + id.to_string() +
+                    " is lost: no node holds it (freed, or its node left the cluster)");
+    return;
+  }
+  capnp::MallocMessageBuilder msg;
+  auto push = msg.initRoot<wire::Envelope>().getBody().initPushObject();
+  push.setObject(fetch.getObject());
+  push.setPeer(peer);
+  holder->send(msg);
+}
+
+void ClusterTasks::object_pushed(std::uint64_t node_id, wire::ObjectPush::Reader pushed) {
+  ObjectId id = object_key(pushed.getObject());
+  std::string peer = pushed.getPeer();
+  transport::ConnectionPtr requester;
+  {
+    std::lock_guard lock(mu_);
+    auto it = pushes_.find({id, peer});
+    if (it == pushes_.end() || it->second.holder != node_id) return;
+    requester = std::move(it->second.requester);
+    pushes_.erase(it);
+  }
+  // Success needs no word: the requester's data plane has every byte already.
+  if (pushed.getError().size() > 0) send_pushed(*requester, id, peer, pushed.getError());
+}
+
+void ClusterTasks::free_objects(const transport::ConnectionPtr& driver,
+                                wire::FreeObjects::Reader free) {
+  std::map<std::uint64_t, std::vector<ObjectId>> by_node;
+  std::vector<transport::ConnectionPtr> conns;
+  {
+    std::lock_guard lock(mu_);
+    for (auto k : free.getObjects()) {
+      ObjectId id = object_key(k);
+      // Only the driver that owns an object may free it.
+      auto owner = owners_.find(id.owner);
+      if (owner == owners_.end() || owner->second != driver.get()) continue;
+      auto it = holders_.find(id);
+      if (it == holders_.end()) continue;
+      by_node[it->second].push_back(id);
+      holders_.erase(it);
+    }
+    for (auto& [node_id, ids] : by_node) {
+      auto node = nodes_.find(node_id);
+      conns.push_back(node == nodes_.end() ? nullptr : node->second->conn);
+    }
+  }
+  std::size_t i = 0;
+  for (auto& [node_id, ids] : by_node) {
+    auto& conn = conns[i++];
+    if (!conn) continue;
+    capnp::MallocMessageBuilder msg;
+    auto list = msg.initRoot<wire::Envelope>().getBody().initFreeObjects().initObjects(
+        static_cast<unsigned>(ids.size()));
+    for (unsigned j = 0; j < ids.size(); ++j) {
+      list[j].setOwner(ids[j].owner);
+      list[j].setSequence(ids[j].sequence);
+    }
+    conn->send(msg);
+  }
+}
+
+std::vector<ClusterTasks::FailedPush> ClusterTasks::objects_left_with_node_locked(
+    std::uint64_t node_id) {
+  std::erase_if(holders_, [&](const auto& h) { return h.second == node_id; });
+  std::vector<FailedPush> failed;
+  auto node = nodes_.find(node_id);
+  const transport::Connection* gone = node == nodes_.end() ? nullptr : node->second->conn.get();
+  for (auto it = pushes_.begin(); it != pushes_.end();) {
+    if (it->second.holder == node_id) {
+      failed.push_back({it->second.requester, it->first.first, it->first.second});
+      it = pushes_.erase(it);
+    } else if (it->second.requester.get() == gone) {
+      it = pushes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return failed;
+}
+
+void ClusterTasks::send_push_failures(const std::vector<FailedPush>& failed,
+                                      const std::string& why) {
+  for (const auto& f : failed)
+    send_pushed(*f.requester, f.id, f.peer, "object " + f.id.to_string() + " is lost: " + why);
+}
+
+void ClusterTasks::reply_stored(std::uint64_t task_id, std::uint64_t size) {
+  std::unique_ptr<RemoteTask> task;
+  std::string holder;
+  {
+    std::lock_guard lock(mu_);
+    auto it = tasks_.find(task_id);
+    if (it == tasks_.end()) return;
+    task = std::move(it->second);
+    tasks_.erase(it);
+    holder = holder_of_locked(task->result);
+  }
+  capnp::MallocMessageBuilder msg;
+  auto done = msg.initRoot<wire::Envelope>().getBody().initTaskFinished();
+  done.setTaskId(task->driver_task_id);
+  done.setNode(task->last_node);
+  done.getOutcome().setStored(size);
+  done.setHolder(holder);
+  task->driver->send(msg);
+}
+
+void ClusterTasks::objects_left_with_driver_locked(const transport::ConnectionPtr& driver) {
+  std::vector<std::uint64_t> owned;
+  for (const auto& [owner, conn] : owners_)
+    if (conn == driver.get()) owned.push_back(owner);
+  std::erase_if(pushes_, [&](const auto& p) { return p.second.requester == driver; });
+  if (owned.empty()) return;
+  std::erase_if(holders_, [&](const auto& h) {
+    return std::find(owned.begin(), owned.end(), h.first.owner) != owned.end();
+  });
+  for (std::uint64_t owner : owned) {
+    capnp::MallocMessageBuilder msg;
+    msg.initRoot<wire::Envelope>().getBody().initFreeObjects().setOwner(owner);
+    for (const auto& [id, node] : nodes_)
+      if (node->conn && !node->conn->closed()) node->conn->send(msg);
+  }
+}
+
+}  // namespace atl::runtime

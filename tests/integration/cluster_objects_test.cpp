@@ -1,0 +1,92 @@
+// Objects across nodes: a large task result stays on the node that made it and moves over the
+// data plane, node to node or to the driver, never through the head; it is freed when its last
+// reference goes or its driver leaves.
+#include "tests/integration/cluster_fixture.hpp"
+
+namespace {
+
+using namespace cluster_test;
+using ClusterObjectsTest = ClusterFixture;
+
+constexpr int kLarge = 3 << 20;  // well above the 100 KiB inline limit: several data chunks
+
+atl::TaskOptions on_island(const std::string& island) {
+  return {.label_selector = {atl::LabelSelector::equals("island", island)}};
+}
+
+TEST_F(ClusterObjectsTest, a_large_result_stays_on_its_node_and_reaches_the_driver) {
+  start_node("eu-a", "eu-1");
+  auto rt = driver();
+  auto big = rt.task(job::blob).options(on_island("eu-1")).remote(kLarge, 7);
+  std::vector<atl::ObjectRef<std::string>> refs{big};
+  auto [ready, not_ready] = rt.wait(refs, 1, 30s);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(objects_held("eu-a"), 1u);  // kept on the node, not sent inline
+  EXPECT_EQ(big.get(30s), job::blob(kLarge, 7));
+  EXPECT_EQ(big.get(30s), job::blob(kLarge, 7));  // fetched once, read again
+  EXPECT_EQ(rt.task(job::blob).remote(100, 3).get(30s), job::blob(100, 3));  // small: inline
+}
+
+TEST_F(ClusterObjectsTest, a_large_argument_moves_node_to_node) {
+  start_node("eu-a", "eu-1");
+  start_node("us-a", "us-2");
+  auto rt = driver();
+  auto big = rt.task(job::blob).options(on_island("eu-1")).remote(kLarge, 11);
+  auto there = rt.task(job::digest).options(on_island("us-2")).remote(big);
+  auto here = rt.task(job::digest).options(on_island("eu-1")).remote(big);  // held locally
+  EXPECT_EQ(there.get(30s), job::digest(job::blob(kLarge, 11)));
+  EXPECT_EQ(here.get(30s), job::digest(job::blob(kLarge, 11)));
+  // An actor call's large argument: fetched by the driver, then sent with the call.
+  auto counter = rt.actor<job::Counter>().remote();
+  EXPECT_EQ(counter.call(&job::Counter::measure, big).get(30s), kLarge);
+}
+
+TEST_F(ClusterObjectsTest, objects_are_freed_with_their_last_reference_or_their_driver) {
+  start_node("eu-a", "eu-1");
+  {
+    auto rt = driver();
+    {
+      auto big = rt.task(job::blob).remote(kLarge, 1);
+      ASSERT_EQ(big.get(30s).size(), static_cast<std::size_t>(kLarge));
+      EXPECT_EQ(objects_held("eu-a"), 1u);
+    }
+    for (int i = 0; i < 500 && objects_held("eu-a") != 0; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(objects_held("eu-a"), 0u);  // the driver dropped it: freed on the node
+
+    auto kept = rt.task(job::blob).remote(kLarge, 2);
+    std::vector<atl::ObjectRef<std::string>> refs{kept};
+    ASSERT_EQ(rt.wait(refs, 1, 30s).ready.size(), 1u);
+    EXPECT_EQ(objects_held("eu-a"), 1u);
+    rt.shutdown();  // the driver leaves with the reference still held
+  }
+  for (int i = 0; i < 500 && objects_held("eu-a") != 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(objects_held("eu-a"), 0u);
+}
+
+TEST_F(ClusterObjectsTest, a_full_object_store_is_a_clear_error) {
+  start_node("eu-a", "eu-1", 2, 1 << 20);  // holds at most 1 MiB
+  auto rt = driver();
+  try {
+    rt.task(job::blob).remote(kLarge, 3).get(30s);
+    FAIL() << "expected ObjectStoreFullError";
+  } catch (const atl::ObjectStoreFullError& e) {
+    EXPECT_NE(std::string(e.what()).find("full"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(rt.task(job::add).remote(1, 1).get(30s), 2);  // the node carries on
+}
+
+TEST_F(ClusterObjectsTest, an_object_whose_node_left_is_lost) {
+  start_node("eu-a", "eu-1");
+  start_node("us-a", "us-2");
+  auto rt = driver();
+  auto big = rt.task(job::blob).options(on_island("eu-1")).remote(kLarge, 5);
+  std::vector<atl::ObjectRef<std::string>> refs{big};
+  ASSERT_EQ(rt.wait(refs, 1, 30s).ready.size(), 1u);
+  stop_node("eu-a");
+  for (int i = 0; i < 500 && alive_nodes() != 1; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_THROW(big.get(30s), atl::ObjectLostError);
+  auto dependent = rt.task(job::digest).options(on_island("us-2")).remote(big);
+  EXPECT_THROW(dependent.get(30s), atl::ObjectLostError);
+}
+
+}  // namespace
