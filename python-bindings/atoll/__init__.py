@@ -88,7 +88,7 @@ def remote(function_or_class: Optional[Any] = None, **options: Any) -> Any:
     Options for functions:
         num_cpus (float, default 1), num_gpus (float), memory (bytes),
         resources (dict of custom resource amounts), label_selector (dict: label -> value or
-        list of values, e.g. ``{"island": ["eu-1", "eu-2"]}``),
+        list of values, e.g. ``{"island": ["eu-1", "eu-2"]}``; ``labels`` is the same option),
         max_retries (int, default 3: re-runs after a system failure),
         retry_exceptions (bool: also re-run when the function raises), name (str).
 

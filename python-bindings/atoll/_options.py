@@ -8,12 +8,12 @@ from atoll import _core
 from atoll.exceptions import UnsupportedOptionError
 
 TASK_OPTIONS = frozenset(
-    {"num_cpus", "num_gpus", "memory", "resources", "label_selector", "max_retries",
+    {"num_cpus", "num_gpus", "memory", "resources", "label_selector", "labels", "max_retries",
      "retry_exceptions", "name"}
 )
 ACTOR_OPTIONS = frozenset(
-    {"num_cpus", "num_gpus", "memory", "resources", "label_selector", "max_concurrency", "name",
-     "max_restarts", "max_task_retries"}
+    {"num_cpus", "num_gpus", "memory", "resources", "label_selector", "labels", "max_concurrency",
+     "name", "max_restarts", "max_task_retries"}
 )
 # Options Ray users will reach for that atoll's runtime does not have (yet): a clear refusal
 # rather than a silent difference.
@@ -79,8 +79,11 @@ def _common(o: Any, options: Mapping[str, Any]) -> None:
         o.memory = int(options["memory"])
     if options.get("resources"):
         o.resources = {str(k): float(v) for k, v in options["resources"].items()}
-    if options.get("label_selector"):
-        o.label_selector = _selectors(options["label_selector"])
+    if options.get("label_selector") and options.get("labels"):
+        raise UnsupportedOptionError("give label_selector or labels (the same option), not both")
+    selector = options.get("label_selector") or options.get("labels")
+    if selector:
+        o.label_selector = _selectors(selector)
 
 
 def task_options(options: Mapping[str, Any]) -> Optional[Any]:

@@ -201,6 +201,7 @@ def test_options_map_onto_the_runtime():
     assert atoll.get(add.options(num_cpus=0.5, name="half").remote(1, 1), timeout=WAIT) == 2
     assert atoll.get(add.options(resources={"disk": 1}).remote(2, 2), timeout=WAIT) == 4
     assert atoll.get(add.options(label_selector={"zone": ["a", "b"]}).remote(1, 2)) == 3
+    assert atoll.get(add.options(labels={"zone": "a"}).remote(1, 3), timeout=WAIT) == 4
     with pytest.raises(atoll.InfeasibleError):
         atoll.get(add.options(num_gpus=1).remote(1, 1), timeout=WAIT)
     with pytest.raises(atoll.InfeasibleError):
