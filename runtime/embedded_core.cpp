@@ -114,6 +114,11 @@ const detail::ActorClassEntry& EmbeddedCore::actor_class(std::type_index type) c
   return registry_.require_actor_class(type);
 }
 
+void EmbeddedCore::extend_registry(Registry&& more) {
+  ensure_running();
+  registry_.merge(std::move(more));
+}
+
 void EmbeddedCore::ensure_running() const {
   if (shut_down_.load(std::memory_order_acquire))
     throw RuntimeShutdownError("the atoll runtime has been shut down");

@@ -53,6 +53,8 @@ class EmbeddedCore final : public detail::Core, private DependencySink {
                                                       std::vector<detail::ArgSpec> args) override;
   void kill_actor(const detail::ActorToken& actor) override;
 
+  void extend_registry(Registry&& more) override;
+
   MutableBuffer create_buffer(std::size_t size) override;
   RuntimeStats stats() const override;
   void shutdown() override;

@@ -15,6 +15,8 @@ struct ErrorInfo {
   std::string remote_type;  // task_error only
   std::string task_name;
   std::string node;
+  std::string traceback;  // task_error from a language binding: the remote stack
+  std::string details;    // task_error from a language binding: its own encoding of the exception
 };
 
 using ErrorPtr = std::shared_ptr<const ErrorInfo>;

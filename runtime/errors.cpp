@@ -42,13 +42,23 @@ std::string describe_task_error(const std::string& type, const std::string& mess
 }  // namespace
 
 TaskError::TaskError(std::string remote_type, std::string remote_message, std::string task_name,
-                     std::string node)
+                     std::string node, std::string traceback, std::string details)
     : Error(ErrorCategory::failed,
             describe_task_error(remote_type, remote_message, task_name, node)),
       remote_type_(std::move(remote_type)),
       remote_message_(std::move(remote_message)),
       task_name_(std::move(task_name)),
-      node_(std::move(node)) {}
+      node_(std::move(node)),
+      traceback_(std::move(traceback)),
+      details_(std::move(details)) {}
+
+ForeignException::ForeignException(std::string type, std::string message, std::string traceback,
+                                   std::string details)
+    : Error(ErrorCategory::failed, message.empty() ? type : type + ": " + message),
+      type_(std::move(type)),
+      message_(std::move(message)),
+      traceback_(std::move(traceback)),
+      details_(std::move(details)) {}
 
 TaskCancelledError::TaskCancelledError(const std::string& m) : Error(ErrorCategory::cancelled, m) {}
 GetTimeoutError::GetTimeoutError(const std::string& m) : Error(ErrorCategory::timed_out, m) {}
@@ -80,6 +90,11 @@ ErrorPtr error_from_current_exception(std::string task_name, std::string node) {
   e->node = std::move(node);
   try {
     throw;
+  } catch (const ForeignException& foreign) {
+    e->remote_type = foreign.type();
+    e->message = foreign.message();
+    e->traceback = foreign.traceback();
+    e->details = foreign.details();
   } catch (const TaskError& inner) {
     // A nested task's failure re-raised unchanged keeps its original type and message.
     e->remote_type = "atl::TaskError";
@@ -96,7 +111,7 @@ ErrorPtr error_from_current_exception(std::string task_name, std::string node) {
 void raise(const ErrorInfo& e) {
   switch (e.kind) {
     case ErrorKind::task_error:
-      throw TaskError(e.remote_type, e.message, e.task_name, e.node);
+      throw TaskError(e.remote_type, e.message, e.task_name, e.node, e.traceback, e.details);
     case ErrorKind::cancelled:
       throw TaskCancelledError(e.message);
     case ErrorKind::timed_out:

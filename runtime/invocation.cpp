@@ -31,6 +31,7 @@ void match_constructor_params(const detail::ActorClassEntry& cls,
                               const detail::ConstructorEntry& ctor,
                               std::vector<detail::ArgSpec>& args) {
   using Kind = detail::ArgSpec::Kind;
+  if (ctor.variadic) return;  // its invoker decodes the arguments as the binding submitted them
   for (std::size_t i = 0; i < args.size(); ++i) {
     detail::ArgMode mode = ctor.params[i];
     Kind& kind = args[i].kind;

@@ -1,22 +1,55 @@
 #include "atoll/registry.hpp"
 
+#include <cstring>
 #include <map>
+#include <mutex>
+#include <shared_mutex>
 
 namespace atl {
 
+namespace {
+
+// Name and key lookups over entries owned elsewhere.
+struct Index {
+  std::unordered_map<std::string_view, const detail::FunctionEntry*> functions_by_name;
+  std::unordered_map<std::uintptr_t, const detail::FunctionEntry*> functions_by_key;
+  std::unordered_map<std::string_view, const detail::ActorClassEntry*> actors_by_name;
+  std::map<std::type_index, const detail::ActorClassEntry*> actors_by_type;
+};
+
+template <class Map, class Key>
+auto find_in(const Map& map, const Key& key) -> typename Map::mapped_type {
+  auto it = map.find(key);
+  return it == map.end() ? nullptr : it->second;
+}
+
+}  // namespace
+
+// Two tiers: entries registered before init (`fixed`), read without locks because nothing changes
+// them once a runtime owns the registry, and entries merged at run time (`late`), behind a lock.
+// The hot path (rt.task(&fn) looking a C++ function up by address) only touches `fixed`.
 struct Registry::Tables {
   // Entries are heap-allocated so their addresses stay valid for the runtime's lifetime.
   std::vector<std::unique_ptr<detail::FunctionEntry>> functions;
-  std::unordered_map<std::string_view, const detail::FunctionEntry*> functions_by_name;
-  std::unordered_map<std::uintptr_t, const detail::FunctionEntry*> functions_by_key;
   std::vector<std::unique_ptr<detail::ActorClassEntry>> actors;
-  std::unordered_map<std::string_view, const detail::ActorClassEntry*> actors_by_name;
-  std::map<std::type_index, const detail::ActorClassEntry*> actors_by_type;
+  Index fixed;
+  mutable std::shared_mutex late_mu;
+  Index late;
 };
 
 namespace {
 [[noreturn]] void reject(const std::string& message) {
   throw Error(ErrorCategory::invalid_argument, message);
+}
+
+// A dynamic method's key: its position, unique within its class (dynamic classes have no C++
+// member pointers to collide with).
+detail::MethodKey dynamic_method_key(std::size_t index) {
+  detail::MethodKey key;
+  std::size_t v = index + 1;
+  std::memcpy(key.bytes, &v, sizeof v);
+  key.bytes[sizeof key.bytes - 1] = 0xff;
+  return key;
 }
 }  // namespace
 
@@ -27,28 +60,28 @@ Registry& Registry::operator=(Registry&&) noexcept = default;
 
 void Registry::add_function(detail::FunctionEntry entry) {
   if (entry.name.empty()) reject("a function needs a non-empty name");
-  if (tables_->functions_by_name.contains(entry.name))
+  if (find_function(entry.name) != nullptr)
     reject("function '" + entry.name + "' is registered twice");
-  if (auto it = tables_->functions_by_key.find(entry.key); it != tables_->functions_by_key.end())
-    reject("function '" + entry.name + "' is already registered as '" + it->second->name + "'");
+  if (entry.key != 0)
+    if (const auto* other = find_function(entry.key))
+      reject("function '" + entry.name + "' is already registered as '" + other->name + "'");
   auto owned = std::make_unique<detail::FunctionEntry>(std::move(entry));
-  tables_->functions_by_name.emplace(owned->name, owned.get());
-  tables_->functions_by_key.emplace(owned->key, owned.get());
+  tables_->fixed.functions_by_name.emplace(owned->name, owned.get());
+  if (owned->key != 0) tables_->fixed.functions_by_key.emplace(owned->key, owned.get());
   tables_->functions.push_back(std::move(owned));
 }
 
 detail::ActorClassEntry& Registry::add_actor_class(std::string name, std::type_index type) {
   if (name.empty()) reject("an actor class needs a non-empty name");
-  if (tables_->actors_by_name.contains(name))
-    reject("actor class '" + name + "' is registered twice");
-  if (tables_->actors_by_type.contains(type))
-    reject("actor class '" + name + "': this C++ type is already registered as '" +
-           tables_->actors_by_type.at(type)->name + "'");
+  if (find_actor_class(name) != nullptr) reject("actor class '" + name + "' is registered twice");
+  if (const auto* other = find_actor_class(type))
+    reject("actor class '" + name + "': this C++ type is already registered as '" + other->name +
+           "'");
   auto owned = std::make_unique<detail::ActorClassEntry>();
   owned->name = std::move(name);
   owned->type = type;
-  tables_->actors_by_name.emplace(owned->name, owned.get());
-  tables_->actors_by_type.emplace(type, owned.get());
+  tables_->fixed.actors_by_name.emplace(owned->name, owned.get());
+  tables_->fixed.actors_by_type.emplace(type, owned.get());
   tables_->actors.push_back(std::move(owned));
   return *tables_->actors.back();
 }
@@ -72,6 +105,75 @@ void Registry::add_method(detail::ActorClassEntry& cls, detail::MethodEntry meth
   cls.methods.push_back(std::move(method));
 }
 
+Registry& Registry::dynamic_function(std::string name, DynamicFunction invoke) {
+  if (!invoke) reject("dynamic function '" + name + "' needs an invoker");
+  detail::FunctionEntry e;
+  e.name = std::move(name);
+  e.invoke = std::move(invoke);
+  add_function(std::move(e));
+  return *this;
+}
+
+DynamicActorRegistration Registry::dynamic_actor(std::string name, std::type_index tag,
+                                                 DynamicConstructor construct) {
+  if (!construct) reject("dynamic actor class '" + name + "' needs a constructor");
+  if (name.empty()) reject("an actor class needs a non-empty name");
+  if (find_actor_class(name) != nullptr) reject("actor class '" + name + "' is registered twice");
+  // Not indexed by type: the tag is shared by every class of a binding.
+  auto owned = std::make_unique<detail::ActorClassEntry>();
+  owned->name = std::move(name);
+  owned->type = tag;
+  detail::ConstructorEntry ctor;
+  ctor.variadic = true;
+  ctor.construct = std::move(construct);
+  owned->constructors.push_back(std::move(ctor));
+  tables_->fixed.actors_by_name.emplace(owned->name, owned.get());
+  tables_->actors.push_back(std::move(owned));
+  return DynamicActorRegistration(*tables_->actors.back());
+}
+
+DynamicActorRegistration& DynamicActorRegistration::method(std::string name, DynamicMethod invoke) {
+  if (!invoke) reject("dynamic method '" + name + "' of '" + cls_->name + "' needs an invoker");
+  detail::MethodEntry m;
+  m.name = std::move(name);
+  m.key = dynamic_method_key(cls_->methods.size());
+  m.invoke = std::move(invoke);
+  Registry::add_method(*cls_, std::move(m));
+  return *this;
+}
+
+void Registry::merge(Registry&& more) {
+  Tables& in = *more.tables_;
+  std::unique_lock lock(tables_->late_mu);
+  auto taken = [&](auto&& find) { return find(tables_->fixed) || find(tables_->late); };
+  // Check everything first so a refused merge adds nothing.
+  for (const auto& [name, f] : in.fixed.functions_by_name)
+    if (taken([&](const Index& i) { return i.functions_by_name.contains(name); }))
+      reject("function '" + std::string(name) + "' is already registered");
+  for (const auto& [key, f] : in.fixed.functions_by_key)
+    if (taken([&](const Index& i) { return i.functions_by_key.contains(key); }))
+      reject("function '" + f->name + "' is already registered under another name");
+  for (const auto& [name, c] : in.fixed.actors_by_name)
+    if (taken([&](const Index& i) { return i.actors_by_name.contains(name); }))
+      reject("actor class '" + std::string(name) + "' is already registered");
+  for (const auto& [type, c] : in.fixed.actors_by_type)
+    if (taken([&](const Index& i) { return i.actors_by_type.contains(type); }))
+      reject("actor class '" + c->name + "': its C++ type is already registered");
+  tables_->late.functions_by_name.insert(in.fixed.functions_by_name.begin(),
+                                         in.fixed.functions_by_name.end());
+  tables_->late.functions_by_key.insert(in.fixed.functions_by_key.begin(),
+                                        in.fixed.functions_by_key.end());
+  tables_->late.actors_by_name.insert(in.fixed.actors_by_name.begin(),
+                                      in.fixed.actors_by_name.end());
+  tables_->late.actors_by_type.insert(in.fixed.actors_by_type.begin(),
+                                      in.fixed.actors_by_type.end());
+  for (auto& f : in.functions) tables_->functions.push_back(std::move(f));
+  for (auto& a : in.actors) tables_->actors.push_back(std::move(a));
+  in.functions.clear();
+  in.actors.clear();
+  in.fixed = Index{};
+}
+
 const detail::FunctionEntry& Registry::require_function(std::uintptr_t key) const {
   if (const auto* f = find_function(key)) return *f;
   reject(
@@ -91,29 +193,35 @@ const detail::ActorClassEntry& Registry::require_actor_class(std::type_index typ
 }
 
 const detail::FunctionEntry* Registry::find_function(std::string_view name) const noexcept {
-  auto it = tables_->functions_by_name.find(name);
-  return it == tables_->functions_by_name.end() ? nullptr : it->second;
+  if (const auto* f = find_in(tables_->fixed.functions_by_name, name)) return f;
+  std::shared_lock lock(tables_->late_mu);
+  return find_in(tables_->late.functions_by_name, name);
 }
 
 const detail::FunctionEntry* Registry::find_function(std::uintptr_t key) const noexcept {
-  auto it = tables_->functions_by_key.find(key);
-  return it == tables_->functions_by_key.end() ? nullptr : it->second;
+  if (const auto* f = find_in(tables_->fixed.functions_by_key, key)) return f;
+  std::shared_lock lock(tables_->late_mu);
+  return find_in(tables_->late.functions_by_key, key);
 }
 
 const detail::ActorClassEntry* Registry::find_actor_class(std::type_index type) const noexcept {
-  auto it = tables_->actors_by_type.find(type);
-  return it == tables_->actors_by_type.end() ? nullptr : it->second;
+  if (const auto* c = find_in(tables_->fixed.actors_by_type, type)) return c;
+  std::shared_lock lock(tables_->late_mu);
+  return find_in(tables_->late.actors_by_type, type);
 }
 
 const detail::ActorClassEntry* Registry::find_actor_class(std::string_view name) const noexcept {
-  auto it = tables_->actors_by_name.find(name);
-  return it == tables_->actors_by_name.end() ? nullptr : it->second;
+  if (const auto* c = find_in(tables_->fixed.actors_by_name, name)) return c;
+  std::shared_lock lock(tables_->late_mu);
+  return find_in(tables_->late.actors_by_name, name);
 }
 
 std::size_t Registry::function_count() const noexcept {
+  std::shared_lock lock(tables_->late_mu);
   return tables_->functions.size();
 }
 std::size_t Registry::actor_class_count() const noexcept {
+  std::shared_lock lock(tables_->late_mu);
   return tables_->actors.size();
 }
 

@@ -6,6 +6,20 @@ RuntimeStats RuntimeRef::stats() const {
   return core_->stats();
 }
 
+void RuntimeRef::extend(const std::function<void(Registry&)>& module) const {
+  Registry more;
+  module(more);
+  core_->extend_registry(std::move(more));
+}
+
+namespace detail {
+void Core::extend_registry(Registry&&) {
+  throw Error(ErrorCategory::unimplemented,
+              "this runtime cannot take registrations at run time: register every function and "
+              "actor class in a module passed to atl::init");
+}
+}  // namespace detail
+
 Runtime::~Runtime() {
   shutdown();
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the demo: examples/hello on the embedded runtime, then a local cluster
-# of two islands (a real head and node agent processes on loopback) running examples/cluster,
-# whose tasks execute in the nodes' worker processes; then the cluster's status, and its removal.
+# Sets up, builds and runs the demo: examples/hello on the embedded runtime, the same from Python
+# (examples/python/hello.py), then a local cluster of two islands (a real head and node agent
+# processes on loopback) running examples/cluster, whose tasks execute in the nodes' worker
+# processes; then the cluster's status, and its removal.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
@@ -9,6 +10,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 echo "== examples/hello (embedded runtime)"
 "$root/build/examples/atoll_hello"
+
+echo
+echo "== examples/python/hello.py (the Python package on the embedded runtime)"
+"$root/scripts/python_setup.sh"
+"$root/.venv/bin/python" "$root/examples/python/hello.py"
 
 echo
 echo "== a local cluster: 2 islands x 2 nodes, running examples/cluster"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs every test: the GoogleTest suite through ctest, the example, and a
-# short run of the benchmark suite (to prove it works; figures are not checked).
+# Sets up, builds and runs every test: the GoogleTest suite through ctest, the example, the Python
+# package's pytest suite, and short runs of the benchmark suites (to prove they work; figures are
+# not checked).
 #   scripts/test.sh            # the normal build
 #   scripts/test.sh --sanitize # also ASan+UBSan and TSan builds (what CI runs)
 set -euo pipefail
@@ -31,6 +32,14 @@ for suite in atoll_microbenchmarks atoll_cluster_benchmarks; do
   echo "test: $suite smoke run ok ($(grep -c items_per_second "$root/build/$suite-smoke.txt")" \
     "benchmarks)"
 done
+# The Python package (built by pip against the normal, non-sanitized sources), its tests, and a
+# short run of its benchmarks.
+"$root/scripts/python_setup.sh"
+"$root/.venv/bin/python" -m pytest -q "$root/tests/python"
+"$root/.venv/bin/python" "$root/benchmarks/python_microbenchmarks.py" --quick \
+  > "$root/build/python_microbenchmarks-smoke.txt"
+echo "test: python_microbenchmarks smoke run ok ($(grep -c 'per second' \
+  "$root/build/python_microbenchmarks-smoke.txt") benchmarks)"
 # The data plane's transfer benchmark on a small object (figures are not checked).
 "$root/build/benchmarks/atoll_object_transfer" --size 67108864 --repeat 1 --no-perftest \
   > "$root/build/object_transfer-smoke.txt"

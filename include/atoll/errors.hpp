@@ -58,18 +58,40 @@ class Error : public std::runtime_error {
 };
 
 // A task or actor method threw. Keeps the remote exception's type and message, the task's name
-// and the node it ran on. Category: failed.
+// and the node it ran on; for an exception raised in another language (see ForeignException),
+// also its traceback and the binding's own encoding of it. Category: failed.
 class TaskError : public Error {
  public:
   TaskError(std::string remote_type, std::string remote_message, std::string task_name,
-            std::string node);
+            std::string node, std::string traceback = {}, std::string details = {});
   const std::string& remote_type() const noexcept { return remote_type_; }
   const std::string& remote_message() const noexcept { return remote_message_; }
   const std::string& task_name() const noexcept { return task_name_; }
   const std::string& node() const noexcept { return node_; }
+  // The remote stack as text, most recent call last; empty for C++ exceptions.
+  const std::string& traceback() const noexcept { return traceback_; }
+  // Opaque bytes from the binding that raised it (Python: the pickled exception); may be empty.
+  const std::string& details() const noexcept { return details_; }
 
  private:
-  std::string remote_type_, remote_message_, task_name_, node_;
+  std::string remote_type_, remote_message_, task_name_, node_, traceback_, details_;
+};
+
+// What a language binding's invoker throws to report an exception raised in its language (a
+// Python task raising ValueError): the runtime stores the type name, message, traceback and
+// details as given, and the caller's `get` raises a TaskError carrying all four. C++ code has no
+// reason to throw it. Category: failed.
+class ForeignException : public Error {
+ public:
+  ForeignException(std::string type, std::string message, std::string traceback,
+                   std::string details);
+  const std::string& type() const noexcept { return type_; }
+  const std::string& message() const noexcept { return message_; }
+  const std::string& traceback() const noexcept { return traceback_; }
+  const std::string& details() const noexcept { return details_; }
+
+ private:
+  std::string type_, message_, traceback_, details_;
 };
 
 // The task or call was cancelled before it produced a value. Category: cancelled.

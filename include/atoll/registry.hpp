@@ -6,10 +6,18 @@
 // library. A function must be registered before `rt.task(fn)` can submit it; calling an
 // unregistered one fails at submission with Error(invalid_argument).
 //
+// Language bindings (the Python package) register *dynamic* entries instead: a function or actor
+// class whose invoker decodes its arguments itself rather than through a C++ signature. It takes
+// any number of arguments of any kind (ObjectRef arguments submitted as resolve_ref are resolved
+// before it runs, as for C++ functions), has no C++ address, and is found by name only. Dynamic
+// entries may also be added to a running runtime: build them in a fresh Registry and pass it to
+// RuntimeRef::extend, which merges it.
+//
 // Errors: registering an empty or duplicate name, the same function twice, two constructors of one
 // arity, or one method twice raises Error(invalid_argument).
 //
-// Thread-safety: fill a Registry from one thread; the runtime only reads it after init.
+// Thread-safety: fill a Registry from one thread. Once a runtime owns it, lookups run on any
+// thread and `merge` may run concurrently with them.
 //
 // Example:
 //   int add(int a, int b) { return a + b; }
@@ -35,6 +43,13 @@ namespace atl {
 
 template <class T>
 class ActorRegistration;
+class DynamicActorRegistration;
+
+// Invokers of dynamic entries. A constructor's result is the instance its methods receive as
+// `self`; it is destroyed on the actor's own thread when the actor ends.
+using DynamicFunction = std::function<detail::Payload(detail::CallFrame&)>;
+using DynamicConstructor = std::function<std::shared_ptr<void>(detail::CallFrame&)>;
+using DynamicMethod = std::function<detail::Payload(void* self, detail::CallFrame&)>;
 
 template <class Tuple>
 struct ParamsOf;
@@ -69,6 +84,19 @@ class Registry {
   template <class T>
   ActorRegistration<T> actor(std::string name);
 
+  // A dynamic function (see the top of this file).
+  Registry& dynamic_function(std::string name, DynamicFunction invoke);
+  // A dynamic actor class with one constructor taking any number of arguments. `tag` is the C++
+  // type that get_actor compares (find_actor's `type`); several dynamic classes may share one, and
+  // rt.actor<Tag>() does not find them.
+  DynamicActorRegistration dynamic_actor(std::string name, std::type_index tag,
+                                         DynamicConstructor construct);
+
+  // Moves every entry of `more` into this registry; safe while other threads look entries up.
+  // Entries keep their addresses. Raises Error(invalid_argument), adding nothing, when a name, a
+  // function or a C++ type of `more` is already registered here.
+  void merge(Registry&& more);
+
   // Raise Error(invalid_argument) saying how to register the function when it is missing.
   const detail::FunctionEntry& require_function(std::uintptr_t key) const;
   const detail::FunctionEntry& require_function(std::string_view name) const;
@@ -83,6 +111,7 @@ class Registry {
  private:
   template <class T>
   friend class ActorRegistration;
+  friend class DynamicActorRegistration;
   void add_function(detail::FunctionEntry entry);
   detail::ActorClassEntry& add_actor_class(std::string name, std::type_index type);
   static void add_constructor(detail::ActorClassEntry& cls, detail::ConstructorEntry ctor);
@@ -126,6 +155,20 @@ class ActorRegistration {
  private:
   friend class Registry;
   explicit ActorRegistration(detail::ActorClassEntry& cls) : cls_(&cls) {}
+  detail::ActorClassEntry* cls_;
+};
+
+class DynamicActorRegistration {
+ public:
+  // Adds a method; raises Error(invalid_argument) for an empty or duplicate name.
+  DynamicActorRegistration& method(std::string name, DynamicMethod invoke);
+  // The class's entry, for create_actor; its address stays valid as long as the registry that
+  // holds it (also after a merge).
+  const detail::ActorClassEntry& entry() const noexcept { return *cls_; }
+
+ private:
+  friend class Registry;
+  explicit DynamicActorRegistration(detail::ActorClassEntry& cls) : cls_(&cls) {}
   detail::ActorClassEntry* cls_;
 };
 

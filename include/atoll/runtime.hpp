@@ -31,6 +31,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -170,6 +171,13 @@ class RuntimeRef {
     if (!token) return std::nullopt;
     return ActorHandle<T>(std::move(token));
   }
+
+  // Adds the entries `module` registers to this running runtime (what a language binding does
+  // when it first submits a function or class defined at run time). Safe while tasks run.
+  // Raises Error(invalid_argument) when a name is taken (nothing is added), and
+  // Error(unimplemented) on a runtime that cannot take run-time registrations (a cluster driver,
+  // for now).
+  void extend(const std::function<void(Registry&)>& module) const;
 
   // A writable buffer from the object store's pool, for building large values without copies.
   MutableBuffer create_buffer(std::size_t size) const { return core_->create_buffer(size); }

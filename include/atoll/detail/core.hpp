@@ -21,6 +21,7 @@
 #include "atoll/serialization.hpp"
 
 namespace atl {
+class Registry;
 class RuntimeRef;
 struct RuntimeStats;
 template <class T>
@@ -145,6 +146,7 @@ struct MethodEntry {
 
 struct ConstructorEntry {
   std::vector<ArgMode> params;
+  bool variadic = false;  // a dynamic class's: any number of arguments, passed as submitted
   std::function<std::shared_ptr<void>(CallFrame&)> construct;
 };
 
@@ -156,7 +158,7 @@ struct ActorClassEntry {
 
   const ConstructorEntry* find_constructor(std::size_t arity) const noexcept {
     for (const auto& c : constructors)
-      if (c.params.size() == arity) return &c;
+      if (c.variadic || c.params.size() == arity) return &c;
     return nullptr;
   }
   const MethodEntry* find_method(const MethodKey& key) const noexcept {
@@ -205,6 +207,10 @@ class Core : public std::enable_shared_from_this<Core> {
                                                       const MethodEntry& method,
                                                       std::vector<ArgSpec> args) = 0;
   virtual void kill_actor(const ActorToken& actor) = 0;
+
+  // Merges run-time registrations (RuntimeRef::extend). The default refuses: a runtime that
+  // supports it overrides this.
+  virtual void extend_registry(Registry&& more);
 
   virtual MutableBuffer create_buffer(std::size_t size) = 0;
   virtual RuntimeStats stats() const = 0;

@@ -1,0 +1,268 @@
+"""The current runtime (what atoll.init starts) and the calls that act on objects and actors."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, overload
+
+from atoll import _core, _serialization, _worker
+from atoll.exceptions import AtollError, RuntimeShutdownError, UnsupportedOptionError
+
+ObjectRef = _core.ObjectRef
+T = TypeVar("T")
+
+
+class Runtime:
+    """One started runtime: the core plus the Python entries registered with it."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+        self.lock = threading.Lock()  # registration of functions and classes
+        self._names: Dict[str, int] = {}
+        self.entries: Dict[str, Any] = {}  # a definition's uid -> its registry entry
+
+    def unique_name(self, name: str) -> str:
+        """``module.qualname`` for the first definition, ``module.qualname#2`` for a second one
+        (redefined in a notebook, made in a loop). Call with ``lock`` held."""
+        n = self._names.get(name, 0) + 1
+        self._names[name] = n
+        return name if n == 1 else f"{name}#{n}"
+
+
+# The "current runtime" handle that atoll.init sets and every call uses, as in Ray. Module state
+# is only this handle; the runtime it names owns everything else.
+_current: Optional[Runtime] = None
+_init_lock = threading.Lock()
+_atexit_registered = False
+
+
+def init(
+    address: Optional[str] = None,
+    *,
+    num_cpus: Optional[float] = None,
+    num_gpus: Optional[float] = None,
+    gpu_model: Optional[str] = None,
+    resources: Optional[Mapping[str, float]] = None,
+    labels: Optional[Mapping[str, str]] = None,
+    object_store_memory: Optional[int] = None,
+    infeasible_timeout: float = 5.0,
+    ignore_reinit_error: bool = False,
+    token: Optional[str] = None,
+) -> None:
+    """Starts atoll's embedded runtime in this process.
+
+    The embedded runtime is the same scheduler, object store and workers a cluster node runs,
+    wired inside this process; remote functions run on its worker threads.
+
+    Args:
+        address: a cluster's head (``"host:port"``). Not supported from Python yet: leave it
+            ``None`` for the embedded runtime.
+        num_cpus: CPUs the node offers (default: this machine's hardware threads). A task
+            takes one by default, so this bounds how many run at once.
+        num_gpus, gpu_model: GPUs the node offers and their model (label ``gpu_model``).
+        resources: custom resources, e.g. ``{"disk": 2}``.
+        labels: node labels for label selectors (every node also has ``island=local``).
+        object_store_memory: bytes for the object store (default: half of physical memory).
+        infeasible_timeout: seconds a task that no node can run waits before InfeasibleError.
+        ignore_reinit_error: return quietly when atoll is already initialized.
+        token: the cluster token (with ``address``).
+
+    Raises:
+        AtollError: already initialized (unless ``ignore_reinit_error``), or bad options.
+        UnsupportedOptionError: an ``address`` was given.
+
+    Example::
+
+        import atoll
+        atoll.init(num_cpus=4)
+    """
+    global _current, _atexit_registered
+    if address is not None or token is not None:
+        raise UnsupportedOptionError(
+            "connecting to a cluster from Python needs Python worker processes on the nodes, "
+            "which are not built yet; atoll.init() without an address starts the embedded runtime"
+        )
+    with _init_lock:
+        if _current is not None:
+            if ignore_reinit_error:
+                return
+            raise AtollError(
+                "atoll is already initialized; call atoll.shutdown() first or pass "
+                "ignore_reinit_error=True",
+                "invalid_argument",
+            )
+        node = _core.NodeOptions()
+        if num_cpus is not None:
+            node.num_cpus = float(num_cpus)
+        if num_gpus is not None:
+            node.num_gpus = float(num_gpus)
+        if gpu_model is not None:
+            node.gpu_model = gpu_model
+        if resources:
+            node.resources = {str(k): float(v) for k, v in resources.items()}
+        if labels:
+            node.labels = {str(k): str(v) for k, v in labels.items()}
+        explicit = any(v is not None for v in (num_cpus, num_gpus, gpu_model, resources, labels))
+        core = _core.Runtime(
+            [node] if explicit else [],
+            int(object_store_memory or 0),
+            float(infeasible_timeout),
+            _worker,
+        )
+        _current = Runtime(core)
+        if not _atexit_registered:
+            atexit.register(shutdown)
+            _atexit_registered = True
+
+
+def shutdown() -> None:
+    """Stops the runtime: queued and running work fails with RuntimeShutdownError.
+
+    Values already read stay usable (arrays read from the store keep its memory alive). Calling
+    it when atoll is not initialized does nothing. ``atoll.init`` may be called again afterwards.
+    """
+    global _current
+    with _init_lock:
+        rt, _current = _current, None
+    if rt is not None:
+        rt.core.shutdown()
+
+
+def is_initialized() -> bool:
+    """True between atoll.init and atoll.shutdown."""
+    return _current is not None
+
+
+def current() -> Runtime:
+    """The current runtime, started with default options on first use (as Ray does)."""
+    rt = _current
+    if rt is None:
+        init(ignore_reinit_error=True)
+        rt = _current
+        if rt is None:
+            raise RuntimeShutdownError("atoll was shut down while starting")
+    return rt
+
+
+def _check_refs(refs: Sequence[Any], what: str) -> List[Any]:
+    out = list(refs)
+    for r in out:
+        if type(r) is not ObjectRef:
+            raise TypeError(f"{what} takes ObjectRefs, got {type(r).__name__}")
+    return out
+
+
+@overload
+def get(refs: ObjectRef, *, timeout: Optional[float] = None) -> Any: ...
+@overload
+def get(refs: Sequence[ObjectRef], *, timeout: Optional[float] = None) -> List[Any]: ...
+
+
+def get(refs: Union[ObjectRef, Sequence[ObjectRef]], *, timeout: Optional[float] = None) -> Any:
+    """The value of an ObjectRef, or the values of a list of them, waiting as needed.
+
+    Args:
+        refs: one ObjectRef or a list/tuple of them.
+        timeout: seconds to wait for all of them; ``None`` waits forever.
+
+    Raises:
+        TaskError: the task raised (an instance of the original exception class too, when
+            possible), with ``remote_traceback``.
+        GetTimeoutError: the timeout passed first (the value may still arrive).
+        ActorDiedError, TaskCancelledError, InfeasibleError, RuntimeShutdownError.
+
+    The GIL is released while waiting. Arrays come back as read-only views of the object
+    store's memory, without a copy.
+    """
+    rt = current()
+    if type(refs) is ObjectRef:
+        return rt.core.get([refs], timeout)[0]
+    if isinstance(refs, (list, tuple)):
+        return rt.core.get(_check_refs(refs, "atoll.get"), timeout)
+    raise TypeError(f"atoll.get takes an ObjectRef or a list of them, got {type(refs).__name__}")
+
+
+def wait(
+    refs: Sequence[ObjectRef], *, num_returns: int = 1, timeout: Optional[float] = None
+) -> Tuple[List[ObjectRef], List[ObjectRef]]:
+    """Waits until ``num_returns`` of ``refs`` are ready (a value or an error) or the timeout.
+
+    Returns:
+        ``(ready, not_ready)``: at most ``num_returns`` ready refs, and the rest, each in the
+        order of ``refs``.
+
+    Raises:
+        ValueError: ``num_returns`` is larger than ``len(refs)`` or negative.
+    """
+    if type(refs) is ObjectRef or not isinstance(refs, (list, tuple)):
+        raise TypeError("atoll.wait takes a list of ObjectRefs")
+    refs = _check_refs(refs, "atoll.wait")
+    if num_returns < 0 or num_returns > len(refs):
+        raise ValueError(f"num_returns ({num_returns}) must be between 0 and len(refs) ({len(refs)})")
+    flags = current().core.wait(refs, num_returns, timeout)
+    ready = [r for r, f in zip(refs, flags) if f]
+    not_ready = [r for r, f in zip(refs, flags) if not f]
+    return ready, not_ready
+
+
+def put(value: Any) -> ObjectRef:
+    """Stores ``value`` in the object store and returns an ObjectRef to it.
+
+    numpy arrays (and large bytes, bytearray, memoryview values) are copied once into the store
+    and read back without a copy. An ObjectRef or actor handle inside ``value`` is not supported
+    yet.
+
+    Raises:
+        SerializationError: the value cannot be pickled.
+        ObjectStoreFullError: no room for it.
+    """
+    if type(value) is ObjectRef:
+        raise TypeError("atoll.put of an ObjectRef: pass the ObjectRef itself instead")
+    stream, buffers = _serialization.encode_value(value)
+    return current().core.put(stream, buffers)
+
+
+def cancel(ref: ObjectRef, *, force: bool = False) -> bool:
+    """Cancels the task behind ``ref`` if it has not finished.
+
+    A queued task never runs; a running one finishes but its result is dropped. ``get`` then
+    raises TaskCancelledError. Returns False when the object already had a value or error.
+    ``force=True`` (killing the worker) is not supported: Python tasks run on threads.
+    """
+    if force:
+        raise UnsupportedOptionError("cancel(force=True) is not supported: tasks run on threads")
+    if type(ref) is not ObjectRef:
+        raise TypeError("atoll.cancel takes an ObjectRef")
+    return current().core.cancel(ref)
+
+
+def kill(actor: Any, *, no_restart: bool = True) -> None:
+    """Ends an actor now: queued and later calls raise ActorDiedError, its name is free again.
+
+    The call running when it is killed finishes, but its caller gets ActorDiedError.
+    """
+    from atoll.actor import ActorHandle
+
+    if not isinstance(actor, ActorHandle):
+        raise TypeError("atoll.kill takes an actor handle")
+    current().core.kill(actor._token)
+
+
+def get_actor(name: str) -> Any:
+    """The live actor created with ``.options(name=name)``.
+
+    Raises:
+        ValueError: no live actor has that name.
+    """
+    from atoll.actor import ActorHandle
+
+    token = current().core.get_actor(name)
+    if token is None:
+        raise ValueError(f"no live actor is named '{name}'")
+    return ActorHandle(token)
+
+
+def stats() -> Dict[str, int]:
+    """Counters of the current runtime: objects, bytes, tasks, actors, worker threads."""
+    return current().core.stats()

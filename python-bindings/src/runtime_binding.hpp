@@ -1,0 +1,72 @@
+// atoll._core.Runtime: one embedded atoll runtime as the Python package drives it.
+//
+// Python functions and classes are added to the running runtime's registry as dynamic entries
+// (RuntimeRef::extend) the first time they are used with it. Calls that can block (get, wait,
+// shutdown) release the GIL; submissions do not, because they never wait and handing the GIL to a
+// worker thread and back on every submission would cost more than the submission itself.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "atoll/atoll.hpp"
+#include "python-bindings/src/handles.hpp"
+#include "python-bindings/src/host.hpp"
+
+namespace atoll_py {
+
+namespace py = pybind11;
+
+// The C++ type every Python actor class is registered under (what get_actor compares).
+struct PythonActorTag {};
+
+// How a Python call refers to an ObjectRef or actor (the `refs` of a submission).
+enum class RefKind : int { resolve = 0, pass = 1, actor = 2 };
+
+class PyRuntime {
+ public:
+  PyRuntime(std::vector<atl::NodeOptions> nodes, std::uint64_t object_store_memory,
+            double infeasible_timeout_s, const py::object& executor);
+  ~PyRuntime();
+
+  FunctionEntryRef register_function(const std::string& name, const py::bytes& pickled);
+  ActorClassRef register_actor_class(const std::string& name, const py::bytes& pickled,
+                                     const std::vector<std::string>& methods);
+
+  ObjectRefHandle submit_task(const FunctionEntryRef& fn, const py::handle& stream,
+                              const py::handle& buffers, const py::list& refs,
+                              const atl::TaskOptions* options);
+  ActorToken create_actor(const ActorClassRef& cls, const py::handle& stream,
+                          const py::handle& buffers, const py::list& refs,
+                          const atl::ActorOptions& options);
+  ObjectRefHandle call_method(const ActorToken& actor, const std::string& method,
+                              const py::handle& stream, const py::handle& buffers,
+                              const py::list& refs);
+  ObjectRefHandle put(const py::handle& stream, const py::handle& buffers);
+
+  // Values in the order of `refs`; the timeout (seconds, None: forever) covers all of them.
+  py::list get(const std::vector<ObjectRefHandle>& refs, std::optional<double> timeout);
+  std::vector<bool> wait(const std::vector<ObjectRefHandle>& refs, std::size_t num_ready,
+                         std::optional<double> timeout);
+  bool cancel(const ObjectRefHandle& ref);
+  void kill(const ActorToken& actor);
+  std::optional<ActorToken> get_actor(const std::string& name);
+  py::dict stats() const;
+  void shutdown();
+
+ private:
+  std::vector<atl::detail::ArgSpec> call_args(const py::handle& stream, const py::handle& buffers,
+                                              const py::list& refs);
+  const std::shared_ptr<atl::detail::Core>& core() const { return runtime_.core(); }
+
+  atl::Runtime runtime_;
+  std::shared_ptr<Host> host_;
+};
+
+void bind_runtime(py::module_& m);
+
+}  // namespace atoll_py
