@@ -126,6 +126,54 @@ std::vector<std::byte> actor_call() {
   return encode(m);
 }
 
+std::vector<std::byte> run_task_with_refs() {
+  capnp::MallocMessageBuilder m;
+  auto spec = m.initRoot<wire::Envelope>().getBody().initRunTask();
+  spec.setTaskId(11);
+  spec.setModuleHash("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  spec.setModuleName("job");
+  spec.setFunction("digest");
+  spec.initArgs(2);
+  spec.initResult().setOwner(7);
+  spec.getResult().setSequence(12);
+  auto ref = spec.initArgRefs(1)[0];
+  ref.setIndex(1);
+  ref.initObject().setOwner(7);
+  ref.getObject().setSequence(3);
+  ref.setSize(1 << 20);
+  ref.setHolder("tcp://127.0.0.1:4000");
+  return encode(m);
+}
+
+std::vector<std::byte> stored_outcome() {
+  capnp::MallocMessageBuilder m;
+  auto done = m.initRoot<wire::Envelope>().getBody().initTaskFinished();
+  done.setTaskId(11);
+  done.setNode("eu-a");
+  done.getOutcome().setStored(3 << 20);
+  done.setHolder("tcp://127.0.0.1:4000");
+  return encode(m);
+}
+
+std::vector<std::byte> fetch_object() {
+  capnp::MallocMessageBuilder m;
+  auto f = m.initRoot<wire::Envelope>().getBody().initFetchObject();
+  f.initObject().setOwner(7);
+  f.getObject().setSequence(3);
+  f.setPeer("driver-0000000000000007");
+  return encode(m);
+}
+
+std::vector<std::byte> free_objects() {
+  capnp::MallocMessageBuilder m;
+  auto list = m.initRoot<wire::Envelope>().getBody().initFreeObjects().initObjects(2);
+  list[0].setOwner(7);
+  list[0].setSequence(3);
+  list[1].setOwner(7);
+  list[1].setSequence(4);
+  return encode(m);
+}
+
 std::vector<std::byte> multi_segment_hello() {
   capnp::MallocMessageBuilder m(1, capnp::AllocationStrategy::FIXED_SIZE);
   auto h = m.initRoot<wire::Handshake>().initHello();
@@ -155,6 +203,10 @@ int main(int argc, char** argv) {
       {"error", error_reply()},
       {"create-actor", create_actor()},
       {"actor-call", actor_call()},
+      {"run-task-with-refs", run_task_with_refs()},
+      {"stored-outcome", stored_outcome()},
+      {"fetch-object", fetch_object()},
+      {"free-objects", free_objects()},
       {"hello-multi-segment", multi_segment_hello()},
   };
   std::vector<std::byte> stream;  // a whole handshake and some traffic on one connection
