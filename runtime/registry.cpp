@@ -146,19 +146,20 @@ void Registry::merge(Registry&& more) {
   Tables& in = *more.tables_;
   std::unique_lock lock(tables_->late_mu);
   auto taken = [&](auto&& find) { return find(tables_->fixed) || find(tables_->late); };
-  // Check everything first so a refused merge adds nothing.
-  for (const auto& [name, f] : in.fixed.functions_by_name)
-    if (taken([&](const Index& i) { return i.functions_by_name.contains(name); }))
-      reject("function '" + std::string(name) + "' is already registered");
-  for (const auto& [key, f] : in.fixed.functions_by_key)
-    if (taken([&](const Index& i) { return i.functions_by_key.contains(key); }))
-      reject("function '" + f->name + "' is already registered under another name");
-  for (const auto& [name, c] : in.fixed.actors_by_name)
-    if (taken([&](const Index& i) { return i.actors_by_name.contains(name); }))
-      reject("actor class '" + std::string(name) + "' is already registered");
-  for (const auto& [type, c] : in.fixed.actors_by_type)
-    if (taken([&](const Index& i) { return i.actors_by_type.contains(type); }))
-      reject("actor class '" + c->name + "': its C++ type is already registered");
+  // Check everything first so a refused merge adds nothing. (Entries by pair, not structured
+  // bindings: clang 14 cannot capture those in a lambda.)
+  for (const auto& entry : in.fixed.functions_by_name)
+    if (taken([&](const Index& i) { return i.functions_by_name.contains(entry.first); }))
+      reject("function '" + std::string(entry.first) + "' is already registered");
+  for (const auto& entry : in.fixed.functions_by_key)
+    if (taken([&](const Index& i) { return i.functions_by_key.contains(entry.first); }))
+      reject("function '" + entry.second->name + "' is already registered under another name");
+  for (const auto& entry : in.fixed.actors_by_name)
+    if (taken([&](const Index& i) { return i.actors_by_name.contains(entry.first); }))
+      reject("actor class '" + std::string(entry.first) + "' is already registered");
+  for (const auto& entry : in.fixed.actors_by_type)
+    if (taken([&](const Index& i) { return i.actors_by_type.contains(entry.first); }))
+      reject("actor class '" + entry.second->name + "': its C++ type is already registered");
   tables_->late.functions_by_name.insert(in.fixed.functions_by_name.begin(),
                                          in.fixed.functions_by_name.end());
   tables_->late.functions_by_key.insert(in.fixed.functions_by_key.begin(),
