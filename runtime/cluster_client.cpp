@@ -118,6 +118,13 @@ void NodeAgentProcess::on_message(const transport::Decoded<wire::Envelope>& mess
     interval_ = std::chrono::milliseconds(
         std::max<std::uint32_t>(10, body.getNodeRegistered().getHeartbeatIntervalMs()));
     if (on_registered_) on_registered_(body.getNodeRegistered().getNodeId());
+    if (objects_) {
+      try {
+        objects_->set_relay(reachable_address(conn_->head_data_address(), options_.host));
+      } catch (const std::exception&) {
+        // A head that advertises a malformed relay: objects then move by direct paths only.
+      }
+    }
     beat();
   } else if (runner_ && conn_ && (dispatch_work(message) || dispatch_objects(message))) {
     return;

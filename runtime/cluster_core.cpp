@@ -112,6 +112,11 @@ void ClusterCore::connect() {
     std::lock_guard lock(remote_mu_);
     free_conn_ = conn;
   }
+  try {
+    objects_->set_relay(reachable_address(conn->head_data_address(), host));
+  } catch (const std::exception&) {
+    // A head that advertises a malformed relay: objects then move by direct paths only.
+  }
   capnp::MallocMessageBuilder msg;
   auto blob = msg.initRoot<wire::Envelope>().getBody().initUploadModule();
   blob.setHash(module_hash_);

@@ -37,21 +37,30 @@ std::string ClusterTasks::holder_of(ObjectId id) const {
 std::string ClusterTasks::holder_of_locked(ObjectId id) const {
   auto it = holders_.find(id);
   if (it == holders_.end()) return {};
-  auto node = nodes_.find(it->second);
+  auto node = nodes_.find(it->second.node_id);
   return node == nodes_.end() ? std::string() : node->second->data_address;
+}
+
+std::string ClusterTasks::start_relay(ObjectTransferOptions options) {
+  relay_ = std::make_unique<ObjectTransfer>(std::move(options));
+  return relay_->address();
 }
 
 void ClusterTasks::fetch_object(const transport::ConnectionPtr& requester,
                                 wire::ObjectPush::Reader fetch) {
   ObjectId id = object_key(fetch.getObject());
   std::string peer = fetch.getPeer();
+  if (fetch.getRelay() && relay_) {
+    relay_fetch(requester, id, peer);
+    return;
+  }
   transport::ConnectionPtr holder;
   {
     std::lock_guard lock(mu_);
     if (auto it = holders_.find(id); it != holders_.end()) {
-      if (auto node = nodes_.find(it->second); node != nodes_.end()) {
+      if (auto node = nodes_.find(it->second.node_id); node != nodes_.end()) {
         holder = node->second->conn;
-        pushes_[{id, peer}] = PendingPush{requester, it->second};
+        pushes_[{id, peer}] = PendingPush{requester, it->second.node_id};
       }
     }
   }
@@ -79,8 +88,12 @@ void ClusterTasks::object_pushed(std::uint64_t node_id, wire::ObjectPush::Reader
     requester = std::move(it->second.requester);
     pushes_.erase(it);
   }
-  // Success needs no word: the requester's data plane has every byte already.
-  if (pushed.getError().size() > 0) send_pushed(*requester, id, peer, pushed.getError());
+  // Success needs no word: the reader's data plane has every byte already.
+  if (pushed.getError().size() == 0) return;
+  if (requester)
+    send_pushed(*requester, id, peer, pushed.getError());
+  else if (relay_)
+    relay_->fetch_failed(id, pushed.getError());  // the relay's own fetch
 }
 
 void ClusterTasks::free_objects(const transport::ConnectionPtr& driver,
@@ -96,7 +109,7 @@ void ClusterTasks::free_objects(const transport::ConnectionPtr& driver,
       if (owner == owners_.end() || owner->second != driver.get()) continue;
       auto it = holders_.find(id);
       if (it == holders_.end()) continue;
-      by_node[it->second].push_back(id);
+      by_node[it->second.node_id].push_back(id);
       holders_.erase(it);
     }
     for (auto& [node_id, ids] : by_node) {
@@ -121,7 +134,7 @@ void ClusterTasks::free_objects(const transport::ConnectionPtr& driver,
 
 std::vector<ClusterTasks::FailedPush> ClusterTasks::objects_left_with_node_locked(
     std::uint64_t node_id) {
-  std::erase_if(holders_, [&](const auto& h) { return h.second == node_id; });
+  std::erase_if(holders_, [&](const auto& h) { return h.second.node_id == node_id; });
   std::vector<FailedPush> failed;
   auto node = nodes_.find(node_id);
   const transport::Connection* gone = node == nodes_.end() ? nullptr : node->second->conn.get();
@@ -140,8 +153,77 @@ std::vector<ClusterTasks::FailedPush> ClusterTasks::objects_left_with_node_locke
 
 void ClusterTasks::send_push_failures(const std::vector<FailedPush>& failed,
                                       const std::string& why) {
-  for (const auto& f : failed)
-    send_pushed(*f.requester, f.id, f.peer, "object " + f.id.to_string() + " is lost: " + why);
+  for (const auto& f : failed) {
+    std::string message = "object " + f.id.to_string() + " is lost: " + why;
+    if (f.requester)
+      send_pushed(*f.requester, f.id, f.peer, message);
+    else if (relay_)
+      relay_->fetch_failed(f.id, message);
+  }
+}
+
+void ClusterTasks::relay_fetch(const transport::ConnectionPtr& requester, ObjectId id,
+                               const std::string& peer) {
+  transport::ConnectionPtr holder;
+  std::uint64_t size = 0;
+  bool first = false;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = holders_.find(id); it != holders_.end()) {
+      if (auto node = nodes_.find(it->second.node_id); node != nodes_.end()) {
+        holder = node->second->conn;
+        size = it->second.size;
+        auto& readers = relays_[id];
+        readers.push_back({requester, peer});
+        first = readers.size() == 1;
+        if (first) pushes_[{id, relay_->name()}] = PendingPush{nullptr, it->second.node_id};
+      }
+    }
+  }
+  if (!holder) {
+    send_pushed(*requester, id, peer,
+                "object " + id.to_string() +
+                    " is lost: no node holds it (freed, or its node left the cluster)");
+    return;
+  }
+  if (!first) return;  // on its way to the relay already: it goes on to this reader too
+  relay_->expect(
+      id, size, [this, id](Buffer value, ErrorPtr error) { relayed(id, value, std::move(error)); });
+  capnp::MallocMessageBuilder msg;
+  auto push = msg.initRoot<wire::Envelope>().getBody().initPushObject();
+  push.initObject().setOwner(id.owner);
+  push.getObject().setSequence(id.sequence);
+  push.setPeer(relay_->name());
+  holder->send(msg);
+}
+
+void ClusterTasks::relayed(ObjectId id, const Buffer& value, ErrorPtr error) {
+  std::vector<RelayReader> readers;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = relays_.find(id); it != relays_.end()) {
+      readers = std::move(it->second);
+      relays_.erase(it);
+    }
+    pushes_.erase({id, relay_->name()});
+  }
+  if (!error) {
+    try {
+      relay_->hold(id, value);  // for as long as its readers' pushes take
+    } catch (const Error& e) {
+      error = make_error(ErrorKind::store_full, std::string("relaying it: ") + e.what());
+    }
+  }
+  if (error) {
+    for (const auto& r : readers) send_pushed(*r.requester, id, r.peer, error->message);
+    return;
+  }
+  auto left = std::make_shared<std::atomic<std::size_t>>(readers.size());
+  for (const auto& r : readers)
+    relay_->push(id, r.peer, [this, id, r, left](std::string push_error) {
+      if (!push_error.empty()) send_pushed(*r.requester, id, r.peer, push_error);
+      if (left->fetch_sub(1) == 1) relay_->release(id);
+    });
 }
 
 void ClusterTasks::reply_stored(std::uint64_t task_id, std::uint64_t size) {

@@ -2,6 +2,8 @@
 
 #include <capnp/message.h>
 
+#include <random>
+
 #include "runtime/cluster_messages.hpp"
 #include "runtime/module_store.hpp"
 
@@ -35,9 +37,17 @@ HeadServer::HeadServer(HeadOptions options)
   handlers.on_closed = [this](const transport::ConnectionPtr& c, const std::string&) {
     on_closed(c);
   };
+  // The relay listens where the control service does; a client reaching the head by another
+  // name replaces an unspecified host (0.0.0.0) with the one it dialled.
+  char suffix[9];
+  std::snprintf(suffix, sizeof suffix, "%08x", std::random_device{}());
+  std::string relay_address = tasks_.start_relay({.token = options_.token,
+                                                  .name = std::string("head-relay-") + suffix,
+                                                  .listen_host = options_.bind,
+                                                  .capacity_bytes = options_.relay_bytes});
   listener_ = std::make_unique<transport::Listener>(
       io_, asio::ip::tcp::endpoint(asio::ip::make_address(options_.bind), options_.port),
-      transport::ListenerOptions{.token = options_.token}, handlers,
+      transport::ListenerOptions{.token = options_.token, .data_address = relay_address}, handlers,
       [this](transport::ConnectionPtr c) {
         std::lock_guard lock(mu_);
         connections_[c.get()] = c;

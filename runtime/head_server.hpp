@@ -25,6 +25,8 @@ struct HeadOptions {
   FailureDetectorOptions detector;
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds infeasible_timeout{30000};
+  // Bytes of objects the head may hold while relaying them (readers that cannot dial a holder).
+  std::uint64_t relay_bytes = 1ull << 30;
 };
 
 class HeadServer {

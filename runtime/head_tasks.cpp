@@ -345,7 +345,7 @@ void ClusterTasks::finished(std::uint64_t node_id, wire::TaskFinished::Reader do
     {
       std::lock_guard lock(mu_);
       if (auto it = tasks_.find(id); it != tasks_.end() && !it->second->result.is_nil())
-        holders_[it->second->result] = node_id;
+        holders_[it->second->result] = Holder{node_id, outcome.getStored()};
     }
     reply_stored(id, outcome.getStored());
   } else if (outcome.isValue()) {

@@ -28,6 +28,7 @@
 
 #include "atoll/errors.hpp"
 #include "runtime/membership.hpp"
+#include "runtime/object_transfer.hpp"
 #include "runtime/recent_ids.hpp"
 #include "runtime/scheduler.hpp"
 #include "transport/connection.hpp"
@@ -77,6 +78,9 @@ class ClusterTasks {
   void free_objects(const transport::ConnectionPtr& driver, wire::FreeObjects::Reader free);
   // Where an object is held: its node's data address, or "" when no live node holds it.
   std::string holder_of(ObjectId id) const;
+  // Starts the head's data plane, through which it relays objects to readers that cannot dial
+  // their holder; returns its address (told to every peer in the handshake's Welcome).
+  std::string start_relay(ObjectTransferOptions options);
   // Submissions and calls ignored because their driver had sent them already.
   std::uint64_t duplicates_ignored() const;
 
@@ -176,14 +180,21 @@ class ClusterTasks {
   };
   std::string holder_of_locked(ObjectId id) const;
   struct FailedPush {
-    transport::ConnectionPtr requester;
+    transport::ConnectionPtr requester;  // null: the head's own relay fetch
     ObjectId id;
     std::string peer;
   };
+  struct RelayReader {
+    transport::ConnectionPtr requester;
+    std::string peer;
+  };
+  // Fetches `id` from its holder into the relay (once for all its readers), then pushes it on.
+  void relay_fetch(const transport::ConnectionPtr& requester, ObjectId id, const std::string& peer);
+  void relayed(ObjectId id, const Buffer& value, ErrorPtr error);
   // The node left: its objects are lost; pushes it was asked for fail (the caller tells their
   // requesters after unlocking, with send_push_failures), pushes to it are dropped.
   std::vector<FailedPush> objects_left_with_node_locked(std::uint64_t node_id);
-  static void send_push_failures(const std::vector<FailedPush>& failed, const std::string& why);
+  void send_push_failures(const std::vector<FailedPush>& failed, const std::string& why);
   // The driver left: every object its owner ids made is freed on the nodes.
   void objects_left_with_driver_locked(const transport::ConnectionPtr& driver);
   // Answers a stored result: the driver learns its size and where it is held.
@@ -206,8 +217,15 @@ class ClusterTasks {
   std::uint64_t next_task_ = 1;
   // Task and call ids each driver connection sent (keys compared, never dereferenced).
   std::unordered_map<const transport::Connection*, RecentIds> submitted_;
-  std::unordered_map<ObjectId, std::uint64_t> holders_;             // object -> node id
+  struct Holder {
+    std::uint64_t node_id = 0;
+    std::uint64_t size = 0;
+  };
+  std::unordered_map<ObjectId, Holder> holders_;
   std::map<std::pair<ObjectId, std::string>, PendingPush> pushes_;  // by (object, peer)
+  std::unordered_map<ObjectId, std::vector<RelayReader>> relays_;   // objects being relayed
+  // Last: destroyed first, while what its callbacks touch is still here.
+  std::unique_ptr<ObjectTransfer> relay_;
   std::uint64_t duplicates_ = 0;
   // With mu_ held: false (and counted) when `driver` sent `id` before.
   bool first_submission_locked(const transport::ConnectionPtr& driver, std::uint64_t id);

@@ -61,6 +61,14 @@ ObjectTransfer::~ObjectTransfer() {
   fail_fetches("the process is shutting down");
 }
 
+std::string reachable_address(const std::string& advertised, const std::string& dialled_host) {
+  if (advertised.empty()) return advertised;
+  auto address = transport::DataAddress::parse(advertised);
+  if (address.host == "0.0.0.0" || address.host == "::" || address.host.empty())
+    address.host = dialled_host;
+  return address.to_string();
+}
+
 std::string ObjectTransfer::address() const {
   return plane_->address().to_string();
 }
@@ -128,6 +136,11 @@ void ObjectTransfer::push(ObjectId id, const std::string& peer,
     expired = expired_pushes_locked();
     if (auto it = held_.find(id); it != held_.end()) bytes = it->second;
     if (auto it = accepted_.find(peer); it != accepted_.end()) channel = it->second.lock();
+    if (!channel || channel->closed()) {
+      // A peer this process dialled itself (the head's relay, reached from behind a NAT).
+      for (const auto& [address, dialled] : dialled_)
+        if (!dialled->closed() && dialled->peer_name() == peer) channel = dialled;
+    }
     if (bytes && (!channel || channel->closed())) {
       // Its channel's handshake has not finished on this side yet.
       waiting_pushes_[peer].push_back(
@@ -165,31 +178,63 @@ std::vector<ObjectTransfer::WaitingPush> ObjectTransfer::expired_pushes_locked()
   return expired;
 }
 
-void ObjectTransfer::fetch(ObjectId id, std::uint64_t size, const std::string& holder_address,
-                           const SendRequest& send, Fetched done) {
+bool ObjectTransfer::add_fetch(ObjectId id, std::uint64_t size, Fetched done) {
+  std::lock_guard lock(mu_);
+  auto [it, fresh] = fetches_.try_emplace(id);
+  it->second.waiters.push_back(std::move(done));
+  if (fresh) it->second.size = size;
+  return fresh;
+}
+
+void ObjectTransfer::expect(ObjectId id, std::uint64_t size, Fetched done) {
+  add_fetch(id, size, std::move(done));
+}
+
+void ObjectTransfer::set_relay(const std::string& address) {
   {
     std::lock_guard lock(mu_);
-    auto [it, fresh] = fetches_.try_emplace(id);
-    it->second.waiters.push_back(std::move(done));
-    if (!fresh) return;  // a transfer of it is under way: share it
-    it->second.size = size;
+    relay_address_ = address;
   }
+  if (!address.empty())
+    with_channel(address, [](const transport::DataChannelPtr&, const std::string&) {});
+}
+
+void ObjectTransfer::send_fetch(ObjectId id, const SendRequest& send, bool relay) {
+  capnp::MallocMessageBuilder msg;
+  auto request = msg.initRoot<wire::Envelope>().getBody().initFetchObject();
+  set_key(request.initObject(), id);
+  request.setPeer(options_.name);
+  request.setRelay(relay);
+  send(msg);
+}
+
+void ObjectTransfer::fetch(ObjectId id, std::uint64_t size, const std::string& holder_address,
+                           const SendRequest& send, Fetched done) {
+  if (!add_fetch(id, size, std::move(done))) return;  // a transfer of it is under way: share it
   with_channel(
       holder_address, [this, id, holder_address, send](const transport::DataChannelPtr& channel,
                                                        const std::string& error) {
-        if (!channel) {
-          // TODO(unimplemented): relay through the head's data plane when there is no direct path.
+        if (channel) {
+          send_fetch(id, send, false);
+          return;
+        }
+        std::string relay;
+        {
+          std::lock_guard lock(mu_);
+          relay = relay_address_;
+        }
+        auto lost = [this, id, holder_address, error](const std::string& relay_error) {
           finish(id, {},
                  make_error(ErrorKind::object_lost,
                             "object " + id.to_string() + " cannot be fetched: its holder at " +
-                                holder_address + " is unreachable (" + error + ")"));
-          return;
-        }
-        capnp::MallocMessageBuilder msg;
-        auto request = msg.initRoot<wire::Envelope>().getBody().initFetchObject();
-        set_key(request.initObject(), id);
-        request.setPeer(options_.name);
-        send(msg);
+                                holder_address + " is unreachable (" + error + ")" + relay_error));
+        };
+        if (relay.empty()) return lost("");
+        with_channel(relay, [this, id, send, lost](const transport::DataChannelPtr& to_head,
+                                                   const std::string& relay_error) {
+          if (!to_head) return lost(", and so is the head's relay (" + relay_error + ")");
+          send_fetch(id, send, true);
+        });
       });
 }
 

@@ -51,6 +51,10 @@ struct ObjectTransferOptions {
   transport::DataBackend backend = transport::DataBackend::ucx;  // falls back to TCP
 };
 
+// `advertised` with an unspecified host (0.0.0.0, ::) replaced by `dialled_host`, the host this
+// process reached the advertiser at. Raises Error(invalid_argument) for a malformed address.
+std::string reachable_address(const std::string& advertised, const std::string& dialled_host);
+
 // A value from the wire: small objects travel inline in control messages, larger ones stay with
 // their producer and move over the data plane.
 inline constexpr std::size_t kMaxInlineObjectBytes = 100 * 1024;
@@ -90,9 +94,17 @@ class ObjectTransfer {
 
   // Gets object `id` (`size` bytes) from the holder at `holder_address`: connects (or reuses the
   // channel), asks the head through `send` to have it pushed here, and calls `done` once with the
-  // bytes or the error. Concurrent fetches of one id share the transfer.
+  // bytes or the error. Concurrent fetches of one id share the transfer. When the holder cannot
+  // be dialled and a relay is set, the request asks the head to relay the object (through the
+  // channel this process opened to the head's data plane).
   void fetch(ObjectId id, std::uint64_t size, const std::string& holder_address,
              const SendRequest& send, Fetched done);
+  // Waits for object `id` to be pushed here without asking for it (the head relaying an object
+  // it asked a holder for); `done` as for fetch.
+  void expect(ObjectId id, std::uint64_t size, Fetched done);
+  // The head's data plane, used when a holder cannot be dialled; dialled now, so a holder that
+  // cannot be reached from outside can still push to the head on its own channel.
+  void set_relay(const std::string& address);
   // The head says the push of `id` to us failed: its fetchers get object_lost with `why`.
   void fetch_failed(ObjectId id, const std::string& why);
   // Fails every fetch under way (the connection to the head is gone).
@@ -120,6 +132,10 @@ class ObjectTransfer {
   std::uint64_t held_bytes_ = 0;
   std::uint64_t fetching_bytes_ = 0;  // accepted incoming transfers not yet handed over
   std::unordered_map<ObjectId, Fetch> fetches_;
+  std::string relay_address_;
+  // Registers a waiter for `id`; true when it is the first (the caller starts the transfer).
+  bool add_fetch(ObjectId id, std::uint64_t size, Fetched done);
+  void send_fetch(ObjectId id, const SendRequest& send, bool relay);
   std::map<std::string, transport::DataChannelPtr> dialled_;               // by holder address
   std::map<std::string, std::vector<ChannelReady>> dialing_;               // by holder address
   std::map<std::string, std::weak_ptr<transport::DataChannel>> accepted_;  // by peer name

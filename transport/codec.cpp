@@ -40,7 +40,7 @@ std::string validate(wire::Handshake::Reader h) {
     case wire::Handshake::PROOF:
       return check_data(h.getProof().getClientProof(), kProofBytes, "client proof");
     case wire::Handshake::WELCOME:
-      return {};
+      return check_text(h.getWelcome().getDataAddress(), kMaxNameBytes, "data address");
     case wire::Handshake::REFUSAL: {
       auto m = h.getRefusal();
       auto r = m.getReason();

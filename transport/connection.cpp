@@ -157,7 +157,9 @@ void Connection::on_handshake(wire::Handshake::Reader m) {
       return;
     }
     capnp::MallocMessageBuilder msg;
-    msg.initRoot<H>().initWelcome().setSessionId(session_id_);
+    auto welcome = msg.initRoot<H>().initWelcome();
+    welcome.setSessionId(session_id_);
+    welcome.setDataAddress(head_data_address_);
     write(encode(msg));
     become_open();
   } else if (stage_ == Stage::awaiting_challenge && m.which() == H::CHALLENGE) {
@@ -182,6 +184,7 @@ void Connection::on_handshake(wire::Handshake::Reader m) {
     stage_ = Stage::awaiting_welcome;
   } else if (stage_ == Stage::awaiting_welcome && m.which() == H::WELCOME) {
     session_id_ = m.getWelcome().getSessionId();
+    head_data_address_ = m.getWelcome().getDataAddress();
     become_open();
   } else if (side_ == Side::client && m.which() == H::REFUSAL) {
     fail_handshake("the head refused the connection: " + std::string(m.getRefusal().getMessage()));
@@ -384,6 +387,7 @@ void Listener::accept_next() {
                                             options_.token, options_.protocol_version,
                                             options_.max_frame_bytes, handlers_));
           conn->session_id_ = next_session_.fetch_add(1);
+          conn->head_data_address_ = options_.data_address;
           if (pending_handshakes_->fetch_add(1) >= options_.max_pending_handshakes) {
             pending_handshakes_->fetch_sub(1);
             asio::error_code ignored;

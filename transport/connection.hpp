@@ -60,6 +60,8 @@ struct ListenerOptions {
   // cannot hold the head's descriptors and memory.
   std::size_t max_pending_handshakes = 256;
   std::uint32_t protocol_version = wire::PROTOCOL_VERSION;
+  // Told to every peer in its Welcome: where the head's data plane listens ("" for none).
+  std::string data_address;
 };
 
 struct DialOptions {
@@ -90,6 +92,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   wire::Role peer_role() const noexcept { return peer_role_; }
   const std::string& peer_name() const noexcept { return peer_name_; }
   std::uint64_t session_id() const noexcept { return session_id_; }
+  // Client side: the head's data plane address from its Welcome ("" when it has none).
+  const std::string& head_data_address() const noexcept { return head_data_address_; }
   std::optional<std::chrono::nanoseconds> last_rtt() const;
   std::string remote_endpoint() const;
 
@@ -140,6 +144,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   wire::Role peer_role_ = wire::Role::DRIVER;
   std::string peer_name_;
   std::uint64_t session_id_ = 0;
+  std::string head_data_address_;  // server side: what the Welcome says; client side: what it said
   std::atomic<bool> established_{false};
   std::atomic<bool> closed_{false};
   bool close_after_flush_ = false;

@@ -45,8 +45,11 @@ class ClusterFixture : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
+  // `data_advertise_host`: the host the node's data plane advertises (it listens on 127.0.0.1);
+  // "127.0.0.2" makes it undiallable, as a node behind NAT is.
   void start_node(const std::string& name, const std::string& island, double cpus = 2,
-                  std::uint64_t object_store_bytes = 0) {
+                  std::uint64_t object_store_bytes = 0,
+                  const std::string& data_advertise_host = "") {
     atl::runtime::NodeInfo info;
     info.island = island;
     info.resources = {{"CPU", cpus}, {"memory", 1e9}};
@@ -60,6 +63,7 @@ class ClusterFixture : public ::testing::Test {
                                        .info = info,
                                        .module_dir = dir_ / ("modules-" + name),
                                        .worker_executable = ATOLL_CLI,
+                                       .data_advertise_host = data_advertise_host,
                                        .object_store_bytes = object_store_bytes});
     auto* agent = node.agent.get();
     node.thread = std::thread([agent] { agent->run(); });

@@ -41,6 +41,18 @@ TEST_F(ClusterObjectsTest, a_large_argument_moves_node_to_node) {
   EXPECT_EQ(counter.call(&job::Counter::measure, big).get(30s), kLarge);
 }
 
+TEST_F(ClusterObjectsTest, objects_are_relayed_by_the_head_when_no_direct_path_exists) {
+  // Both nodes advertise a data address nobody can dial, as nodes behind NAT do: each read of the
+  // object goes through the head's relay, on channels the nodes and the driver dialled out.
+  start_node("eu-a", "eu-1", 2, 0, "127.0.0.2");
+  start_node("us-a", "us-2", 2, 0, "127.0.0.2");
+  auto rt = driver();
+  auto big = rt.task(job::blob).options(on_island("eu-1")).remote(kLarge, 13);
+  auto there = rt.task(job::digest).options(on_island("us-2")).remote(big);
+  EXPECT_EQ(there.get(30s), job::digest(job::blob(kLarge, 13)));
+  EXPECT_EQ(big.get(30s), job::blob(kLarge, 13));
+}
+
 TEST_F(ClusterObjectsTest, objects_are_freed_with_their_last_reference_or_their_driver) {
   start_node("eu-a", "eu-1");
   {

@@ -35,6 +35,7 @@ struct Proof {
 
 struct Welcome {
   sessionId @0 :UInt64;
+  dataAddress @1 :Text;    # the head's data plane (it relays objects); "" when it has none
 }
 
 enum RefusalReason {
@@ -278,6 +279,8 @@ struct ObjectPush {
   object @0 :ObjectKey;
   peer @1 :Text;
   error @2 :Text;
+  relay @3 :Bool;          # fetchObject: the requester cannot dial the holder; it dialled the
+                           # head's data plane, which relays the object
 }
 
 # driver -> head -> holders: forget these objects, or (owner != 0) every object of that owner.
