@@ -286,6 +286,7 @@ void ClusterCore::send_task(std::uint64_t task) {
       out[i].initObject().setOwner(refs[i].id.owner);
       out[i].getObject().setSequence(refs[i].id.sequence);
       out[i].setSize(refs[i].size);
+      out[i].setHolder(refs[i].holder);
     }
     spec.initResult().setOwner(owner_);  // the result's id: {owner, the task's sequence}
     spec.getResult().setSequence(task);
@@ -318,6 +319,8 @@ void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) 
       it->second.set_value(std::move(reply));
       requests_.erase(it);
     }
+  } else if (body.which() == wire::Envelope::Body::PUSH_OBJECT) {
+    on_push_request(body.getPushObject());
   } else if (body.which() == wire::Envelope::Body::OBJECT_PUSHED) {
     auto pushed = body.getObjectPushed();
     if (objects_)
@@ -360,12 +363,14 @@ void ClusterCore::complete(std::uint64_t task, const detail::Payload* value,
                            const ErrorPtr& error) {
   std::unique_ptr<PendingTask> disposed;
   ObjectEntry* result;
+  std::vector<ObjectId> held;
   {
     std::lock_guard lock(mu_);
     auto it = pending_.find(task);
     if (it == pending_.end() || it->second->finished) return;
     it->second->finished = true;
     result = it->second->result;
+    held.swap(it->second->held_args);
     if (it->second->waiting == 0) {
       disposed = std::move(it->second);
       pending_.erase(it);
@@ -375,6 +380,7 @@ void ClusterCore::complete(std::uint64_t task, const detail::Payload* value,
     store_.seal(result, *value);
   else
     store_.fail(result, error);
+  release_held(held);  // its large by-value arguments: the node has them or will not need them
   store_.release(result);
   counters_.tasks_finished.fetch_add(1);
 }

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "atoll/runtime.hpp"
 #include "runtime/buffer_pool.hpp"
@@ -92,6 +93,8 @@ class ClusterCore final : public detail::Core {
     bool finished = false;
     std::unique_ptr<ArgWaiter[]> waiters;
     bool sent = false;
+    // Large by-value arguments this driver holds for the task's node, until the task is done.
+    std::vector<ObjectId> held_args;
   };
   // This driver's view of an actor: its handles and the calls not yet sent. Guarded by mu_.
   struct ClusterActor {
@@ -129,9 +132,16 @@ class ClusterCore final : public detail::Core {
     std::uint32_t index;
     ObjectId id;
     std::uint64_t size;
+    std::string holder;  // set when this driver holds it (a large value of its own)
   };
-  ErrorPtr write_args(capnp::List<capnp::Data>::Builder out, const PendingTask& task,
+  ErrorPtr write_args(capnp::List<capnp::Data>::Builder out, PendingTask& task,
                       std::vector<ArgRefOut>* refs);
+  // Holds `value` as object `id` for nodes to fetch (a copy; once per id). Raises like
+  // ObjectTransfer::hold.
+  void hold_here(const ObjectId& id, const detail::Payload& value);
+  // Releases objects this driver held and tells the head to forget them.
+  void release_held(const std::vector<ObjectId>& ids) noexcept;
+  void on_push_request(wire::ObjectPush::Reader push);
   // Sends the actor's calls whose arguments are ready, in order, up to the first that is not.
   // By id: another thread may have flushed and forgotten the actor meanwhile.
   void flush_actor(const ActorId& id);
@@ -194,7 +204,8 @@ class ClusterCore final : public detail::Core {
   // Never held while taking mu_ (the store's erase hook takes it from any thread).
   std::mutex remote_mu_;
   std::unordered_map<ObjectId, RemoteObject> remote_;
-  transport::ConnectionPtr free_conn_;  // where FreeObjects go; guarded by remote_mu_
+  std::unordered_set<ObjectId> held_here_;  // this driver's objects it holds for nodes
+  transport::ConnectionPtr free_conn_;      // where FreeObjects go; guarded by remote_mu_
   std::unique_ptr<ObjectTransfer> objects_;
 };
 

@@ -105,19 +105,22 @@ bool ClusterCore::call_args_local_locked(const PendingTask& t, std::vector<Objec
   return local;
 }
 
-ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, const PendingTask& t,
+ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingTask& t,
                                  std::vector<ArgRefOut>* refs) {
+  std::size_t inline_bytes = 0;
   for (unsigned i = 0; i < t.args.size(); ++i) {
     const detail::ArgSpec& a = t.args[i];
     const detail::Payload* p = &a.value;
+    ObjectId id;
     if (a.kind == detail::ArgSpec::Kind::resolve_ref) {
       ObjectEntry* e = entry_of(*a.ref);
       if (e->state.load() == ObjectState::failed) return e->error;  // the input's error
       p = &e->value;
+      id = a.ref->id();
       std::lock_guard lock(remote_mu_);
-      if (auto r = remote_.find(a.ref->id()); r != remote_.end()) {
+      if (auto r = remote_.find(id); r != remote_.end()) {
         if (refs != nullptr) {
-          refs->push_back({i, a.ref->id(), r->second.size});
+          refs->push_back({i, id, r->second.size, {}});
           continue;  // the node fetches it from the holder
         }
         // An actor call: fetched here already (call_args_local_locked).
@@ -129,18 +132,99 @@ ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, const Pe
     if (p->out_of_band)
       return make_error(ErrorKind::unimplemented,
                         "an atl::Buffer cannot be sent to another process yet");
+    if (refs != nullptr && p->bytes.size() > kMaxInlineObjectBytes && objects_) {
+      // Too large for the control plane: the task's node fetches it from this driver.
+      bool by_value = id.is_nil();
+      if (by_value) id = ObjectId{owner_, next_sequence_.fetch_add(1)};
+      try {
+        hold_here(id, *p);
+      } catch (const Error& e) {
+        return make_error(ErrorKind::store_full, std::string("an argument: ") + e.what());
+      }
+      if (by_value) t.held_args.push_back(id);
+      refs->push_back({i, id, p->bytes.size(), objects_->address()});
+      continue;
+    }
+    inline_bytes += p->bytes.size();
+    if (inline_bytes > kMaxInlineCallBytes)
+      return make_error(ErrorKind::invalid_argument,
+                        "the arguments of an actor call add up to more than " +
+                            std::to_string(kMaxInlineCallBytes) +
+                            " bytes, more than a control message carries; pass large values "
+                            "to tasks, or as the results of tasks (they move between nodes)");
     out.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(p->bytes.data()),
                                    p->bytes.size()));
   }
   return nullptr;
 }
 
-void ClusterCore::object_erased(const ObjectId& id) noexcept {
+void ClusterCore::hold_here(const ObjectId& id, const detail::Payload& value) {
+  {
+    std::lock_guard lock(remote_mu_);
+    if (held_here_.contains(id)) return;
+  }
+  objects_->hold(id, Buffer::copy_of(value.bytes.data(), value.bytes.size()));
+  std::lock_guard lock(remote_mu_);
+  held_here_.insert(id);
+}
+
+void ClusterCore::release_held(const std::vector<ObjectId>& ids) noexcept {
+  if (ids.empty()) return;
   transport::ConnectionPtr conn;
   {
     std::lock_guard lock(remote_mu_);
-    if (remote_.erase(id) == 0) return;
+    for (const auto& id : ids) held_here_.erase(id);
     conn = free_conn_;
+  }
+  for (const auto& id : ids)
+    if (objects_) objects_->release(id);
+  if (!conn || conn->closed()) return;
+  try {
+    capnp::MallocMessageBuilder msg;
+    auto list = msg.initRoot<wire::Envelope>().getBody().initFreeObjects().initObjects(
+        static_cast<unsigned>(ids.size()));
+    for (unsigned i = 0; i < ids.size(); ++i) {
+      list[i].setOwner(ids[i].owner);
+      list[i].setSequence(ids[i].sequence);
+    }
+    conn->send(msg);  // the head forgets this driver as their holder
+  } catch (...) {
+    // Out of memory while freeing: the head forgets them when this driver leaves.
+  }
+}
+
+void ClusterCore::on_push_request(wire::ObjectPush::Reader push) {
+  ObjectId id{push.getObject().getOwner(), push.getObject().getSequence()};
+  std::string peer = push.getPeer();
+  transport::ConnectionPtr conn;
+  {
+    std::lock_guard lock(mu_);
+    conn = conn_;
+  }
+  if (!objects_ || !conn) return;
+  objects_->push(id, peer, [conn, id, peer](std::string error) {
+    capnp::MallocMessageBuilder msg;
+    auto pushed = msg.initRoot<wire::Envelope>().getBody().initObjectPushed();
+    pushed.initObject().setOwner(id.owner);
+    pushed.getObject().setSequence(id.sequence);
+    pushed.setPeer(peer);
+    pushed.setError(error.substr(0, transport::kMaxMessageTextBytes));
+    conn->send(msg);
+  });
+}
+
+void ClusterCore::object_erased(const ObjectId& id) noexcept {
+  bool held = false;
+  transport::ConnectionPtr conn;
+  {
+    std::lock_guard lock(remote_mu_);
+    held = held_here_.contains(id);
+    if (!held && remote_.erase(id) == 0) return;  // it lived only here
+    conn = free_conn_;
+  }
+  if (held) {
+    release_held({id});  // a value nodes could fetch from this driver: drop the copy
+    return;
   }
   if (!conn || conn->closed()) return;
   try {
@@ -148,7 +232,7 @@ void ClusterCore::object_erased(const ObjectId& id) noexcept {
     auto key = msg.initRoot<wire::Envelope>().getBody().initFreeObjects().initObjects(1)[0];
     key.setOwner(id.owner);
     key.setSequence(id.sequence);
-    conn->send(msg);
+    conn->send(msg);  // the node holding it drops it
   } catch (...) {
     // Out of memory while freeing: the node keeps the object until this driver leaves.
   }

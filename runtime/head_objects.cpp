@@ -37,8 +37,7 @@ std::string ClusterTasks::holder_of(ObjectId id) const {
 std::string ClusterTasks::holder_of_locked(ObjectId id) const {
   auto it = holders_.find(id);
   if (it == holders_.end()) return {};
-  auto node = nodes_.find(it->second.node_id);
-  return node == nodes_.end() ? std::string() : node->second->data_address;
+  return it->second.address;
 }
 
 std::string ClusterTasks::start_relay(ObjectTransferOptions options) {
@@ -57,11 +56,9 @@ void ClusterTasks::fetch_object(const transport::ConnectionPtr& requester,
   transport::ConnectionPtr holder;
   {
     std::lock_guard lock(mu_);
-    if (auto it = holders_.find(id); it != holders_.end()) {
-      if (auto node = nodes_.find(it->second.node_id); node != nodes_.end()) {
-        holder = node->second->conn;
-        pushes_[{id, peer}] = PendingPush{requester, it->second.node_id};
-      }
+    if (auto it = holders_.find(id); it != holders_.end() && !it->second.conn->closed()) {
+      holder = it->second.conn;
+      pushes_[{id, peer}] = PendingPush{requester, holder.get()};
     }
   }
   if (!holder) {
@@ -77,14 +74,15 @@ void ClusterTasks::fetch_object(const transport::ConnectionPtr& requester,
   holder->send(msg);
 }
 
-void ClusterTasks::object_pushed(std::uint64_t node_id, wire::ObjectPush::Reader pushed) {
+void ClusterTasks::object_pushed(const transport::ConnectionPtr& holder,
+                                 wire::ObjectPush::Reader pushed) {
   ObjectId id = object_key(pushed.getObject());
   std::string peer = pushed.getPeer();
   transport::ConnectionPtr requester;
   {
     std::lock_guard lock(mu_);
     auto it = pushes_.find({id, peer});
-    if (it == pushes_.end() || it->second.holder != node_id) return;
+    if (it == pushes_.end() || it->second.holder != holder.get()) return;
     requester = std::move(it->second.requester);
     pushes_.erase(it);
   }
@@ -109,7 +107,8 @@ void ClusterTasks::free_objects(const transport::ConnectionPtr& driver,
       if (owner == owners_.end() || owner->second != driver.get()) continue;
       auto it = holders_.find(id);
       if (it == holders_.end()) continue;
-      by_node[it->second.node_id].push_back(id);
+      // A driver's own copy is its to drop; a node's is told to go.
+      if (it->second.node_id != 0) by_node[it->second.node_id].push_back(id);
       holders_.erase(it);
     }
     for (auto& [node_id, ids] : by_node) {
@@ -139,7 +138,7 @@ std::vector<ClusterTasks::FailedPush> ClusterTasks::objects_left_with_node_locke
   auto node = nodes_.find(node_id);
   const transport::Connection* gone = node == nodes_.end() ? nullptr : node->second->conn.get();
   for (auto it = pushes_.begin(); it != pushes_.end();) {
-    if (it->second.holder == node_id) {
+    if (gone != nullptr && it->second.holder == gone) {
       failed.push_back({it->second.requester, it->first.first, it->first.second});
       it = pushes_.erase(it);
     } else if (it->second.requester.get() == gone) {
@@ -169,15 +168,13 @@ void ClusterTasks::relay_fetch(const transport::ConnectionPtr& requester, Object
   bool first = false;
   {
     std::lock_guard lock(mu_);
-    if (auto it = holders_.find(id); it != holders_.end()) {
-      if (auto node = nodes_.find(it->second.node_id); node != nodes_.end()) {
-        holder = node->second->conn;
-        size = it->second.size;
-        auto& readers = relays_[id];
-        readers.push_back({requester, peer});
-        first = readers.size() == 1;
-        if (first) pushes_[{id, relay_->name()}] = PendingPush{nullptr, it->second.node_id};
-      }
+    if (auto it = holders_.find(id); it != holders_.end() && !it->second.conn->closed()) {
+      holder = it->second.conn;
+      size = it->second.size;
+      auto& readers = relays_[id];
+      readers.push_back({requester, peer});
+      first = readers.size() == 1;
+      if (first) pushes_[{id, relay_->name()}] = PendingPush{nullptr, holder.get()};
     }
   }
   if (!holder) {
@@ -246,14 +243,25 @@ void ClusterTasks::reply_stored(std::uint64_t task_id, std::uint64_t size) {
   task->driver->send(msg);
 }
 
-void ClusterTasks::objects_left_with_driver_locked(const transport::ConnectionPtr& driver) {
+std::vector<ClusterTasks::FailedPush> ClusterTasks::objects_left_with_driver_locked(
+    const transport::ConnectionPtr& driver) {
   std::vector<std::uint64_t> owned;
   for (const auto& [owner, conn] : owners_)
     if (conn == driver.get()) owned.push_back(owner);
-  std::erase_if(pushes_, [&](const auto& p) { return p.second.requester == driver; });
-  if (owned.empty()) return;
+  std::vector<FailedPush> failed;
+  for (auto it = pushes_.begin(); it != pushes_.end();) {
+    if (it->second.holder == driver.get()) {  // it held an argument someone was fetching
+      failed.push_back({it->second.requester, it->first.first, it->first.second});
+      it = pushes_.erase(it);
+    } else if (it->second.requester == driver) {
+      it = pushes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   std::erase_if(holders_, [&](const auto& h) {
-    return std::find(owned.begin(), owned.end(), h.first.owner) != owned.end();
+    return h.second.conn == driver ||
+           std::find(owned.begin(), owned.end(), h.first.owner) != owned.end();
   });
   for (std::uint64_t owner : owned) {
     capnp::MallocMessageBuilder msg;
@@ -261,6 +269,7 @@ void ClusterTasks::objects_left_with_driver_locked(const transport::ConnectionPt
     for (const auto& [id, node] : nodes_)
       if (node->conn && !node->conn->closed()) node->conn->send(msg);
   }
+  return failed;
 }
 
 }  // namespace atl::runtime

@@ -200,11 +200,10 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
       if (conn->peer_role() == wire::Role::DRIVER || node_of(conn) != 0)
         tasks_.fetch_object(conn, body.getFetchObject());
       return;
-    case wire::Envelope::Body::OBJECT_PUSHED: {
-      std::uint64_t id = node_of(conn);
-      if (id != 0) tasks_.object_pushed(id, body.getObjectPushed());
+    case wire::Envelope::Body::OBJECT_PUSHED:  // from the holder: a node or a driver
+      if (conn->peer_role() == wire::Role::DRIVER || node_of(conn) != 0)
+        tasks_.object_pushed(conn, body.getObjectPushed());
       return;
-    }
     case wire::Envelope::Body::FREE_OBJECTS:
       if (conn->peer_role() != wire::Role::DRIVER) break;
       tasks_.free_objects(conn, body.getFreeObjects());

@@ -99,12 +99,13 @@ void ClusterTasks::node_left(std::uint64_t node_id) {
 
 void ClusterTasks::driver_left(const transport::ConnectionPtr& driver) {
   std::vector<std::pair<std::uint64_t, std::string>> failed;
+  std::vector<FailedPush> lost_pushes;
   {
     std::lock_guard lock(mu_);
     for (auto& [id, actor] : actors_)
       if (actor->owner == driver)
         end_actor(*actor, actor->display + " ended: its driver disconnected", true, failed);
-    objects_left_with_driver_locked(driver);
+    lost_pushes = objects_left_with_driver_locked(driver);
     std::erase_if(owners_, [&](const auto& o) { return o.second == driver.get(); });
     submitted_.erase(driver.get());
     forget_dead_locked();
@@ -113,6 +114,7 @@ void ClusterTasks::driver_left(const transport::ConnectionPtr& driver) {
         task->abandoned = true;  // not retried; dropped when placed if it is still queued
   }
   fail_calls(failed);
+  send_push_failures(lost_pushes, "its driver, which held it, left");
 }
 
 void ClusterTasks::store_module(const std::string& hash, std::string bytes) {
@@ -157,7 +159,7 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   for (auto r : spec.getArgRefs())
     task->arg_refs.push_back({r.getIndex(),
                               ObjectId{r.getObject().getOwner(), r.getObject().getSequence()},
-                              r.getSize()});
+                              r.getSize(), r.getHolder()});
   task->max_retries = spec.getMaxRetries();
   task->record.custom_name =
       spec.getName().size() > 0 ? std::string(spec.getName()) : task->function;
@@ -170,6 +172,16 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
       auto [owner, fresh] = owners_.try_emplace(task->result.owner, driver.get());
       if (!fresh && owner->second != driver.get())
         error = "owner id " + std::to_string(task->result.owner) + " belongs to another driver";
+    }
+    // Arguments the driver holds itself (too large to travel inline): it is their holder.
+    for (const auto& r : task->arg_refs) {
+      if (r.driver_address.empty() || !error.empty()) continue;
+      auto owner = owners_.find(r.id.owner);
+      if (owner == owners_.end() || owner->second != driver.get()) {
+        error = "argument object " + r.id.to_string() + " does not belong to this driver";
+        continue;
+      }
+      holders_.try_emplace(r.id, Holder{0, r.size, driver, r.driver_address});
     }
   }
   TaskOptions options;
@@ -345,7 +357,9 @@ void ClusterTasks::finished(std::uint64_t node_id, wire::TaskFinished::Reader do
     {
       std::lock_guard lock(mu_);
       if (auto it = tasks_.find(id); it != tasks_.end() && !it->second->result.is_nil())
-        holders_[it->second->result] = Holder{node_id, outcome.getStored()};
+        if (auto n = nodes_.find(node_id); n != nodes_.end())
+          holders_[it->second->result] =
+              Holder{node_id, outcome.getStored(), n->second->conn, n->second->data_address};
     }
     reply_stored(id, outcome.getStored());
   } else if (outcome.isValue()) {

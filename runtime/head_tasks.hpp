@@ -74,7 +74,7 @@ class ClusterTasks {
   // a requester (driver or node) asks for an object to be pushed to its data plane; the head asks
   // the holder and routes a failure back.
   void fetch_object(const transport::ConnectionPtr& requester, wire::ObjectPush::Reader fetch);
-  void object_pushed(std::uint64_t node_id, wire::ObjectPush::Reader pushed);
+  void object_pushed(const transport::ConnectionPtr& holder, wire::ObjectPush::Reader pushed);
   void free_objects(const transport::ConnectionPtr& driver, wire::FreeObjects::Reader free);
   // Where an object is held: its node's data address, or "" when no live node holds it.
   std::string holder_of(ObjectId id) const;
@@ -105,6 +105,7 @@ class ClusterTasks {
       std::uint32_t index = 0;
       ObjectId id;
       std::uint64_t size = 0;
+      std::string driver_address;  // set when the driver holds it itself
     };
     std::vector<ArgRef> arg_refs;  // arguments held on nodes
   };
@@ -175,8 +176,8 @@ class ClusterTasks {
 
   // Objects, with mu_ held. A push the head asked a holder for, until the holder says how it went.
   struct PendingPush {
-    transport::ConnectionPtr requester;
-    std::uint64_t holder = 0;
+    transport::ConnectionPtr requester;             // null: the head's own relay fetch
+    const transport::Connection* holder = nullptr;  // compared, never dereferenced
   };
   std::string holder_of_locked(ObjectId id) const;
   struct FailedPush {
@@ -195,8 +196,9 @@ class ClusterTasks {
   // requesters after unlocking, with send_push_failures), pushes to it are dropped.
   std::vector<FailedPush> objects_left_with_node_locked(std::uint64_t node_id);
   void send_push_failures(const std::vector<FailedPush>& failed, const std::string& why);
-  // The driver left: every object its owner ids made is freed on the nodes.
-  void objects_left_with_driver_locked(const transport::ConnectionPtr& driver);
+  // The driver left: every object its owner ids made is freed on the nodes; pushes it was asked
+  // for fail (returned, for the caller to send after unlocking).
+  std::vector<FailedPush> objects_left_with_driver_locked(const transport::ConnectionPtr& driver);
   // Answers a stored result: the driver learns its size and where it is held.
   void reply_stored(std::uint64_t task_id, std::uint64_t size);
   void forget_dead_locked();
@@ -217,9 +219,13 @@ class ClusterTasks {
   std::uint64_t next_task_ = 1;
   // Task and call ids each driver connection sent (keys compared, never dereferenced).
   std::unordered_map<const transport::Connection*, RecentIds> submitted_;
+  // Who holds an object: a node (its large task result) or a driver (a large value it sends as
+  // an argument).
   struct Holder {
-    std::uint64_t node_id = 0;
+    std::uint64_t node_id = 0;  // 0: a driver
     std::uint64_t size = 0;
+    transport::ConnectionPtr conn;  // the holder's control connection
+    std::string address;            // its data plane
   };
   std::unordered_map<ObjectId, Holder> holders_;
   std::map<std::pair<ObjectId, std::string>, PendingPush> pushes_;  // by (object, peer)

@@ -59,6 +59,9 @@ std::string reachable_address(const std::string& advertised, const std::string& 
 // their producer and move over the data plane.
 inline constexpr std::size_t kMaxInlineObjectBytes = 100 * 1024;
 inline constexpr std::chrono::seconds kChannelWait{30};
+// An actor call's arguments travel inline (through the head) for now: bounded well below the
+// control plane's frame limit, so a large call is refused with a clear error instead.
+inline constexpr std::size_t kMaxInlineCallBytes = 8u << 20;
 
 class ObjectTransfer {
  public:

@@ -45,7 +45,7 @@ class WorkerLoop {
 
   // Returns the process's exit status once the node agent closes the socket or misbehaves.
   int run() {
-    transport::FrameDecoder decoder;
+    transport::FrameDecoder decoder(kMaxWorkerFrameBytes);
     std::byte buf[64 * 1024];
     for (;;) {
       while (auto frame = decoder.next()) {

@@ -28,6 +28,11 @@
 
 namespace atl::runtime {
 
+// The largest message on a worker's socketpair: a task's arguments or result travel in one frame
+// (a value is also bounded by Cap'n Proto's 512 MiB blob limit). The peer is a local process of
+// this node, so the control plane's 16 MiB limit against hostile peers does not apply.
+inline constexpr std::size_t kMaxWorkerFrameBytes = std::size_t{1} << 30;
+
 struct WorkerSpec {
   std::string executable;   // the atoll binary
   std::string module_path;  // a verified module in the node's ModuleStore
@@ -92,7 +97,7 @@ class WorkerProcess {
   bool reaped_ = false;
   std::uint32_t functions_ = 0;
   std::uint64_t next_task_ = 1;
-  transport::FrameDecoder decoder_{transport::kDefaultMaxFrameBytes};
+  transport::FrameDecoder decoder_{kMaxWorkerFrameBytes};
 };
 
 // Describes a wait() status: "killed by signal SIGSEGV (Segmentation fault)", "exited with

@@ -41,6 +41,29 @@ TEST_F(ClusterObjectsTest, a_large_argument_moves_node_to_node) {
   EXPECT_EQ(counter.call(&job::Counter::measure, big).get(30s), kLarge);
 }
 
+TEST_F(ClusterObjectsTest, a_driver_s_large_values_reach_nodes_from_the_driver_itself) {
+  // Larger than a control frame (16 MiB) may be: these could not travel through the head at all.
+  constexpr int kHuge = 20 << 20;
+  start_node("eu-a", "eu-1");
+  auto rt = driver();
+  auto put = rt.put(job::blob(kHuge, 21));
+  EXPECT_EQ(rt.task(job::digest).remote(put).get(30s), job::digest(job::blob(kHuge, 21)));
+  EXPECT_EQ(rt.task(job::digest).remote(put).get(30s), job::digest(job::blob(kHuge, 21)));
+  EXPECT_EQ(rt.task(job::digest).remote(job::blob(kHuge, 22)).get(30s),
+            job::digest(job::blob(kHuge, 22)));  // by value
+  // A large result made from it comes back whole.
+  EXPECT_EQ(rt.task(job::blob).remote(kHuge, 23).get(30s), job::blob(kHuge, 23));
+  // An actor call's arguments still travel inline: too large is a clear error, not a lost head.
+  auto counter = rt.actor<job::Counter>().remote();
+  try {
+    counter.call(&job::Counter::measure, std::string(9 << 20, 'x')).get(30s);
+    FAIL() << "expected an error";
+  } catch (const atl::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("actor call"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 1);  // the driver carries on
+}
+
 TEST_F(ClusterObjectsTest, objects_are_relayed_by_the_head_when_no_direct_path_exists) {
   // Both nodes advertise a data address nobody can dial, as nodes behind NAT do: each read of the
   // object goes through the head's relay, on channels the nodes and the driver dialled out.
