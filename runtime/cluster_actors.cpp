@@ -46,11 +46,19 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
   // Constructor arguments given as ObjectRefs are resolved here first: creation returns once the
   // head has registered the actor, so errors surface at the call site.
   auto values = spec.initArgs(static_cast<unsigned>(args.size()));
+  std::size_t inline_bytes = 0;
   for (unsigned i = 0; i < args.size(); ++i) {
     const detail::Payload* p = &args[i].value;
     if (args[i].kind == detail::ArgSpec::Kind::resolve_ref)
       p = &get(*args[i].ref, detail::no_deadline);
     if (p->out_of_band) not_on_cluster_yet("sending an atl::Buffer to another process");
+    inline_bytes += p->bytes.size();
+    if (inline_bytes > kMaxInlineCallBytes)
+      throw Error(ErrorCategory::invalid_argument,
+                  "the constructor arguments of '" + cls.name + "' add up to more than " +
+                      std::to_string(kMaxInlineCallBytes) +
+                      " bytes, more than a control message carries; give the actor large "
+                      "values through a method that takes them from a task's result");
     values.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(p->bytes.data()),
                                       p->bytes.size()));
   }

@@ -21,8 +21,8 @@ ObjectTransferOptions object_transfer_options(const NodeAgentOptions& node) {
       if (name == "memory") memory = amount;
     capacity = std::max<std::uint64_t>(64ull << 20, static_cast<std::uint64_t>(memory * 0.3));
   }
-  // A node that comes back registers anew: a fresh data-plane name keeps its peers' channels to
-  // the old incarnation apart from the new one.
+  // A random suffix: a node restarted under the same name is a different peer, and its readers'
+  // cached channels to the old process must not be mistaken for channels to the new one.
   std::random_device rd;
   char suffix[9];
   std::snprintf(suffix, sizeof suffix, "%08x", rd());
@@ -166,6 +166,7 @@ void NodeAgentProcess::beat() {
   msg.initRoot<wire::Envelope>().getBody().initHeartbeat().setSequence(++sequence_);
   conn_->send(msg);
   if (modules_) modules_->expire();
+  if (objects_) objects_->expire();
   heartbeat_timer_.expires_after(interval_);
   heartbeat_timer_.async_wait([this](const asio::error_code& ec) {
     if (!ec) beat();

@@ -90,6 +90,11 @@ void ClusterCore::connect() {
   handlers.on_closed = [this](const transport::ConnectionPtr&, const std::string& why) {
     on_lost(why);
   };
+  // Before the connection exists: its handlers read objects_ from the io thread.
+  char name[32];
+  std::snprintf(name, sizeof name, "driver-%016llx", static_cast<unsigned long long>(owner_));
+  objects_ = std::make_unique<ObjectTransfer>(ObjectTransferOptions{
+      .token = options_.token, .name = name, .capacity_bytes = store_.capacity()});
   std::promise<std::pair<transport::ConnectionPtr, std::string>> dialled;
   work_.emplace(io_.get_executor());
   transport::dial(io_, host, port,
@@ -104,14 +109,11 @@ void ClusterCore::connect() {
     std::lock_guard lock(mu_);
     conn_ = conn;
   }
-  char name[32];
-  std::snprintf(name, sizeof name, "driver-%016llx", static_cast<unsigned long long>(owner_));
-  objects_ = std::make_unique<ObjectTransfer>(ObjectTransferOptions{
-      .token = options_.token, .name = name, .capacity_bytes = store_.capacity()});
   {
     std::lock_guard lock(remote_mu_);
     free_conn_ = conn;
   }
+  asio::post(io_, [this] { tick(); });
   try {
     objects_->set_relay(reachable_address(conn->head_data_address(), host));
   } catch (const std::exception&) {
@@ -124,6 +126,15 @@ void ClusterCore::connect() {
   HeadReply stored = request(msg, std::chrono::seconds(60));
   if (!stored.error.empty())
     throw Error(ErrorCategory::disconnected, "uploading the job module failed: " + stored.error);
+}
+
+void ClusterCore::tick() {
+  if (shut_down_.load()) return;
+  if (objects_) objects_->expire();
+  tick_timer_.expires_after(std::chrono::seconds(1));
+  tick_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) tick();
+  });
 }
 
 ClusterCore::HeadReply ClusterCore::request(capnp::MallocMessageBuilder& msg,
@@ -401,7 +412,8 @@ void ClusterCore::on_lost(const std::string& reason) {
   }
   auto error = make_error(ErrorKind::shutdown, "lost the connection to the head: " + reason);
   for (auto id : tasks) complete(id, nullptr, error);
-  if (objects_) objects_->fail_fetches("lost the connection to the head: " + reason);
+  if (objects_)
+    objects_->fail_fetches("lost the connection to the head: " + reason, ErrorKind::shutdown);
 }
 
 std::shared_ptr<detail::RefToken> ClusterCore::put(detail::Payload value) {
@@ -440,6 +452,7 @@ void ClusterCore::shutdown() {
     conn = conn_;
   }
   if (conn) conn->close("driver leaving");
+  asio::post(io_, [this] { tick_timer_.cancel(); });
   work_.reset();
   if (io_thread_.joinable()) io_thread_.join();
   store_.fail_all_pending(make_error(ErrorKind::shutdown, "the atoll runtime shut down"));

@@ -156,6 +156,7 @@ class ClusterCore final : public detail::Core {
     bool done = false;
     detail::Payload value;
     ErrorPtr error;
+    std::vector<std::function<void()>> then;  // run once it ends (actors waiting to flush)
   };
   struct RemoteObject {
     std::uint64_t size = 0;
@@ -163,9 +164,11 @@ class ClusterCore final : public detail::Core {
     std::shared_ptr<RemoteFetch> fetch;  // set once a fetch started
   };
   void on_stored(std::uint64_t task, std::uint64_t size, const std::string& holder);
-  // The fetch of `id` (started now when none is under way), or nullptr when `id` is not held on a
-  // node. `then` runs once it ends, when this call started it.
-  std::shared_ptr<RemoteFetch> remote_fetch(const ObjectId& id, std::function<void()> then = {});
+  // The fetch of `id` (started now when none is under way; again after a failed one when
+  // `retry_failed`), or nullptr when `id` is not held on a node. `then` runs once it has ended
+  // (at once when it already has).
+  std::shared_ptr<RemoteFetch> remote_fetch(const ObjectId& id, std::function<void()> then = {},
+                                            bool retry_failed = false);
   const detail::Payload& await_fetch(RemoteFetch& fetch, const ObjectId& id,
                                      detail::Deadline deadline);
   // With mu_ held: true when every ObjectRef argument of the actor call `t` is here; otherwise
@@ -175,6 +178,8 @@ class ClusterCore final : public detail::Core {
   void object_erased(const ObjectId& id) noexcept;
   void on_message(const transport::Decoded<wire::Envelope>& message);
   void on_lost(const std::string& reason);
+  // Once a second on the io thread: pushes of this driver's values that waited too long fail.
+  void tick();
   void complete(std::uint64_t task, const detail::Payload* value, const ErrorPtr& error);
   void ensure_running() const;
 
@@ -192,6 +197,7 @@ class ClusterCore final : public detail::Core {
   asio::io_context io_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread io_thread_;
+  asio::steady_timer tick_timer_{io_};
   transport::ConnectionPtr conn_;
 
   mutable std::mutex mu_;

@@ -28,25 +28,38 @@ void ClusterCore::on_stored(std::uint64_t task, std::uint64_t size, const std::s
 }
 
 std::shared_ptr<ClusterCore::RemoteFetch> ClusterCore::remote_fetch(const ObjectId& id,
-                                                                    std::function<void()> then) {
+                                                                    std::function<void()> then,
+                                                                    bool retry_failed) {
   std::shared_ptr<RemoteFetch> fetch;
   std::uint64_t size = 0;
   std::string holder;
+  std::shared_ptr<RemoteFetch> ended;  // an existing fetch that has ended: `then` runs now
   {
     std::lock_guard lock(remote_mu_);
     auto it = remote_.find(id);
     if (it == remote_.end()) return nullptr;
-    if (it->second.fetch) return it->second.fetch;
-    fetch = it->second.fetch = std::make_shared<RemoteFetch>();
-    size = it->second.size;
-    holder = it->second.holder;
+    if (auto& existing = it->second.fetch) {
+      std::lock_guard done(existing->mu);
+      if (!existing->done) {
+        if (then) existing->then.push_back(std::move(then));
+        return existing;
+      }
+      // `get` tries again after a failure (a full store, a holder that was unreachable).
+      if (!(retry_failed && existing->error)) ended = existing;
+    }
+    if (!ended) {
+      fetch = it->second.fetch = std::make_shared<RemoteFetch>();
+      size = it->second.size;
+      holder = it->second.holder;
+    }
   }
-  transport::ConnectionPtr conn;
-  {
-    std::lock_guard lock(mu_);
-    conn = conn_;
+  if (ended) {
+    if (then) then();  // outside remote_mu_: `then` takes mu_
+    return ended;
   }
-  auto arrived = [fetch, then = std::move(then)](Buffer value, ErrorPtr error) {
+  if (then) fetch->then.push_back(std::move(then));
+  auto arrived = [fetch](Buffer value, ErrorPtr error) {
+    std::vector<std::function<void()>> then;
     {
       std::lock_guard lock(fetch->mu);
       if (error)
@@ -54,26 +67,46 @@ std::shared_ptr<ClusterCore::RemoteFetch> ClusterCore::remote_fetch(const Object
       else
         fetch->value.bytes.assign(reinterpret_cast<const char*>(value.data()), value.size());
       fetch->done = true;
+      then.swap(fetch->then);
     }
     fetch->cv.notify_all();
-    if (then) then();
+    for (auto& t : then) t();
   };
-  if (!conn || !objects_) {
-    arrived({}, make_error(ErrorKind::shutdown, "the runtime is not connected to a cluster"));
+  transport::ConnectionPtr conn;
+  std::string lost;
+  {
+    std::lock_guard lock(mu_);
+    conn = conn_;
+    lost = lost_;
+  }
+  if (!conn || !objects_ || !lost.empty()) {
+    arrived({}, make_error(ErrorKind::shutdown,
+                           lost.empty() ? std::string("the runtime is not connected to a cluster")
+                                        : "lost the connection to the head: " + lost));
     return fetch;
   }
   objects_->fetch(
       id, size, holder, [conn](capnp::MessageBuilder& msg) { conn->send(msg); },
       std::move(arrived));
+  {
+    // The head may have gone while the request was made: on_lost failed the fetches it saw.
+    std::lock_guard lock(mu_);
+    lost = lost_;
+  }
+  if (!lost.empty())
+    objects_->fail_fetches("lost the connection to the head: " + lost, ErrorKind::shutdown);
   return fetch;
 }
 
 const detail::Payload& ClusterCore::await_fetch(RemoteFetch& fetch, const ObjectId& id,
                                                 detail::Deadline deadline) {
   std::unique_lock lock(fetch.mu);
-  if (!fetch.cv.wait_until(lock, deadline, [&] { return fetch.done; }))
+  if (deadline == detail::no_deadline) {
+    fetch.cv.wait(lock, [&] { return fetch.done; });
+  } else if (!fetch.cv.wait_until(lock, deadline, [&] { return fetch.done; })) {
     throw GetTimeoutError("object " + id.to_string() +
                           " was not fetched from its node before the timeout");
+  }
   if (fetch.error) raise(*fetch.error);
   return fetch.value;
 }
@@ -81,7 +114,7 @@ const detail::Payload& ClusterCore::await_fetch(RemoteFetch& fetch, const Object
 const detail::Payload& ClusterCore::get(const detail::RefToken& ref, detail::Deadline deadline) {
   const detail::Payload& value =
       get_object(store_, entry_for(*this, ref), ref.id(), deadline, nullptr);
-  auto fetch = remote_fetch(ref.id());
+  auto fetch = remote_fetch(ref.id(), {}, true);
   if (!fetch) return value;
   // The fetch lives as long as its entry (the caller holds a reference to it).
   return await_fetch(*fetch, ref.id(), deadline);
@@ -94,13 +127,14 @@ bool ClusterCore::call_args_local_locked(const PendingTask& t, std::vector<Objec
     if (a.kind != detail::ArgSpec::Kind::resolve_ref) continue;
     auto it = remote_.find(a.ref->id());
     if (it == remote_.end()) continue;
-    if (!it->second.fetch) {
-      fetch.push_back(a.ref->id());
-      local = false;
-      continue;
+    if (it->second.fetch) {
+      std::lock_guard done(it->second.fetch->mu);
+      if (it->second.fetch->done) continue;
     }
-    std::lock_guard done(it->second.fetch->mu);
-    if (!it->second.fetch->done) local = false;  // under way: its end flushes the actor again
+    // Not here yet: the caller asks for it (or joins the fetch under way) and flushes the actor
+    // again when it ends.
+    fetch.push_back(a.ref->id());
+    local = false;
   }
   return local;
 }
@@ -123,7 +157,7 @@ ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingT
           refs->push_back({i, id, r->second.size, {}});
           continue;  // the node fetches it from the holder
         }
-        // An actor call: fetched here already (call_args_local_locked).
+        // An actor call: fetched here already (call_args_local_locked checked it is done).
         std::lock_guard done(r->second.fetch->mu);
         if (r->second.fetch->error) return r->second.fetch->error;
         p = &r->second.fetch->value;
@@ -148,8 +182,9 @@ ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingT
     inline_bytes += p->bytes.size();
     if (inline_bytes > kMaxInlineCallBytes)
       return make_error(ErrorKind::invalid_argument,
-                        "the arguments of an actor call add up to more than " +
-                            std::to_string(kMaxInlineCallBytes) +
+                        std::string(refs == nullptr ? "the arguments of an actor call"
+                                                    : "the inline arguments of a task") +
+                            " add up to more than " + std::to_string(kMaxInlineCallBytes) +
                             " bytes, more than a control message carries; pass large values "
                             "to tasks, or as the results of tasks (they move between nodes)");
     out.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(p->bytes.data()),

@@ -49,6 +49,11 @@ void ClusterTasks::fetch_object(const transport::ConnectionPtr& requester,
                                 wire::ObjectPush::Reader fetch) {
   ObjectId id = object_key(fetch.getObject());
   std::string peer = fetch.getPeer();
+  if (peer.starts_with(kRelayNamePrefix)) {
+    // Only the head's relay goes by that name: a reader claiming it would take over its fetches.
+    send_pushed(*requester, id, peer, "a reader may not use the relay's name");
+    return;
+  }
   if (fetch.getRelay() && relay_) {
     relay_fetch(requester, id, peer);
     return;
@@ -204,23 +209,18 @@ void ClusterTasks::relayed(ObjectId id, const Buffer& value, ErrorPtr error) {
     }
     pushes_.erase({id, relay_->name()});
   }
-  if (!error) {
-    try {
-      relay_->hold(id, value);  // for as long as its readers' pushes take
-    } catch (const Error& e) {
-      error = make_error(ErrorKind::store_full, std::string("relaying it: ") + e.what());
-    }
-  }
   if (error) {
     for (const auto& r : readers) send_pushed(*r.requester, id, r.peer, error->message);
     return;
   }
-  auto left = std::make_shared<std::atomic<std::size_t>>(readers.size());
+  // The pushes share the received bytes; they go when the last push is done.
   for (const auto& r : readers)
-    relay_->push(id, r.peer, [this, id, r, left](std::string push_error) {
-      if (!push_error.empty()) send_pushed(*r.requester, id, r.peer, push_error);
-      if (left->fetch_sub(1) == 1) relay_->release(id);
-    });
+    relay_->push(
+        id, r.peer,
+        [id, r](std::string push_error) {
+          if (!push_error.empty()) send_pushed(*r.requester, id, r.peer, push_error);
+        },
+        value);
 }
 
 void ClusterTasks::reply_stored(std::uint64_t task_id, std::uint64_t size) {

@@ -42,7 +42,7 @@ HeadServer::HeadServer(HeadOptions options)
   char suffix[9];
   std::snprintf(suffix, sizeof suffix, "%08x", std::random_device{}());
   std::string relay_address = tasks_.start_relay({.token = options_.token,
-                                                  .name = std::string("head-relay-") + suffix,
+                                                  .name = std::string(kRelayNamePrefix) + suffix,
                                                   .listen_host = options_.bind,
                                                   .capacity_bytes = options_.relay_bytes});
   listener_ = std::make_unique<transport::Listener>(

@@ -354,12 +354,27 @@ void ClusterTasks::finished(std::uint64_t node_id, wire::TaskFinished::Reader do
   }
   auto outcome = done.getOutcome();
   if (outcome.isStored() && !actor_call) {
+    transport::ConnectionPtr orphaned;  // its driver left: nobody will read or free it
+    ObjectId result;
     {
       std::lock_guard lock(mu_);
-      if (auto it = tasks_.find(id); it != tasks_.end() && !it->second->result.is_nil())
-        if (auto n = nodes_.find(node_id); n != nodes_.end())
-          holders_[it->second->result] =
-              Holder{node_id, outcome.getStored(), n->second->conn, n->second->data_address};
+      if (auto it = tasks_.find(id); it != tasks_.end() && !it->second->result.is_nil()) {
+        result = it->second->result;
+        if (auto n = nodes_.find(node_id); n != nodes_.end()) {
+          if (it->second->abandoned || it->second->driver->closed())
+            orphaned = n->second->conn;
+          else
+            holders_[result] =
+                Holder{node_id, outcome.getStored(), n->second->conn, n->second->data_address};
+        }
+      }
+    }
+    if (orphaned) {
+      capnp::MallocMessageBuilder msg;
+      auto key = msg.initRoot<wire::Envelope>().getBody().initFreeObjects().initObjects(1)[0];
+      key.setOwner(result.owner);
+      key.setSequence(result.sequence);
+      orphaned->send(msg);
     }
     reply_stored(id, outcome.getStored());
   } else if (outcome.isValue()) {
@@ -389,6 +404,7 @@ void ClusterTasks::retry_or_fail(std::uint64_t task_id, const std::string& why) 
 
 void ClusterTasks::expire() {
   scheduler_.expire(std::chrono::steady_clock::now());
+  if (relay_) relay_->expire();
 }
 
 void ClusterTasks::reply(std::uint64_t task_id, const std::string* value,

@@ -56,7 +56,8 @@ class ClusterTasks {
   // submission never runs twice, and is answered once. Actor calls likewise.
   void submit(const transport::ConnectionPtr& driver, wire::TaskSpec::Reader spec);
   void finished(std::uint64_t node_id, wire::TaskFinished::Reader done);
-  // Fails tasks and actor placements that waited longer than the infeasible timeout.
+  // Fails tasks and actor placements that waited longer than the infeasible timeout, and relay
+  // pushes that waited too long for their reader's channel.
   void expire();
 
   // Returns why the actor cannot be created, or "" once it is registered.

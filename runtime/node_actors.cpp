@@ -246,6 +246,17 @@ void NodeActors::run_reader(Hosted& actor) {
       worker.kill();
       continue;  // the next read sees it gone
     }
+    if (result.second.ok && result.second.value.size() > kMaxInlineCallBytes) {
+      // Actor results travel inline: one this large would be refused by the head (and cost this
+      // node its connection). The call fails instead; the actor lives on.
+      result.second.ok = false;
+      result.second.remote_type = "atl::Error";
+      result.second.message = "the result of " + actor.display + " is " +
+                              std::to_string(result.second.value.size()) +
+                              " bytes; an actor method's result may be at most " +
+                              std::to_string(kMaxInlineCallBytes) + " bytes on a cluster for now";
+      result.second.value.clear();
+    }
     send_task_finished(actor.head, node_name_, result.first, result.second, false);
   }
 }

@@ -139,6 +139,11 @@ void NodeTaskRunner::report(const transport::ConnectionPtr& head, const Job& job
          "the result of the task on node '" + node_name_ + "': " + e.what(), false);
     return;
   }
+  if (head->closed()) {
+    // The head is gone, and with it the only record of this object: the node registers anew.
+    objects_.release(job.result);
+    return;
+  }
   send_task_finished(head, node_name_, job.task_id, out, false, run_micros, size);
 }
 

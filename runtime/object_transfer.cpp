@@ -23,19 +23,14 @@ ObjectTransfer::ObjectTransfer(ObjectTransferOptions options) : options_(std::mo
     failed(o, error);
   };
   handlers.on_channel = [this](transport::DataChannelPtr channel) {
-    std::vector<WaitingPush> ready, expired;
+    std::vector<WaitingPush> expired;
     {
       std::lock_guard lock(mu_);
       accepted_[channel->peer_name()] = channel;
-      if (auto it = waiting_pushes_.find(channel->peer_name()); it != waiting_pushes_.end()) {
-        ready = std::move(it->second);
-        waiting_pushes_.erase(it);
-      }
       expired = expired_pushes_locked();
     }
-    for (auto& w : ready) push(w.id, channel->peer_name(), std::move(w.done));
-    for (auto& w : expired)
-      w.done("the requester opened no data channel to '" + options_.name + "' in time");
+    flush_waiting(channel->peer_name(), channel);
+    fail_expired(expired);
   };
   plane_ = std::make_unique<transport::DataPlane>(
       transport::DataPlaneOptions{.token = options_.token,
@@ -127,37 +122,77 @@ std::size_t ObjectTransfer::objects_held() const {
 }
 
 void ObjectTransfer::push(ObjectId id, const std::string& peer,
-                          std::function<void(std::string error)> done) {
-  std::optional<Buffer> bytes;
+                          std::function<void(std::string error)> done,
+                          std::optional<Buffer> value) {
   transport::DataChannelPtr channel;
   std::vector<WaitingPush> expired;
+  std::string redial;
   {
     std::lock_guard lock(mu_);
     expired = expired_pushes_locked();
-    if (auto it = held_.find(id); it != held_.end()) bytes = it->second;
+    if (!value)
+      if (auto it = held_.find(id); it != held_.end()) value = it->second;
     if (auto it = accepted_.find(peer); it != accepted_.end()) channel = it->second.lock();
     if (!channel || channel->closed()) {
+      channel = nullptr;
       // A peer this process dialled itself (the head's relay, reached from behind a NAT).
       for (const auto& [address, dialled] : dialled_)
         if (!dialled->closed() && dialled->peer_name() == peer) channel = dialled;
     }
-    if (bytes && (!channel || channel->closed())) {
-      // Its channel's handshake has not finished on this side yet.
+    if (value && !channel) {
+      // Its channel's handshake has not finished on this side yet, or (the relay) the channel
+      // this process keeps to it broke: wait for it, and dial the relay again.
       waiting_pushes_[peer].push_back(
-          {id, std::move(done), std::chrono::steady_clock::now() + kChannelWait});
+          {id, std::move(done), std::chrono::steady_clock::now() + kChannelWait, *value});
+      if (!relay_address_.empty() && peer.starts_with(kRelayNamePrefix)) redial = relay_address_;
     }
   }
-  for (auto& w : expired)
-    w.done("the requester opened no data channel to '" + options_.name + "' in time");
-  if (!bytes) {
+  fail_expired(expired);
+  if (!value) {
     done("object " + id.to_string() + " is not held on '" + options_.name +
          "' (freed, or never stored here)");
     return;
   }
-  if (!channel || channel->closed()) return;  // waiting for it
-  channel->send(id, std::move(*bytes), [done = std::move(done)](transport::IoError error) {
+  if (!channel) {
+    if (!redial.empty())
+      with_channel(redial, [this](const transport::DataChannelPtr& c, const std::string&) {
+        if (c) flush_waiting(c->peer_name(), c);
+      });
+    return;  // waiting for it
+  }
+  channel->send(id, std::move(*value), [done = std::move(done)](transport::IoError error) {
     done(error ? std::string(error->what()) : std::string());
   });
+}
+
+void ObjectTransfer::flush_waiting(const std::string& peer, const transport::DataChannelPtr& c) {
+  std::vector<WaitingPush> ready;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = waiting_pushes_.find(peer); it != waiting_pushes_.end()) {
+      ready = std::move(it->second);
+      waiting_pushes_.erase(it);
+    }
+  }
+  for (auto& w : ready)
+    c->send(w.id, std::move(w.value), [done = std::move(w.done)](transport::IoError error) {
+      done(error ? std::string(error->what()) : std::string());
+    });
+}
+
+void ObjectTransfer::fail_expired(std::vector<WaitingPush>& expired) {
+  for (auto& w : expired)
+    w.done("the reader opened no data channel to '" + options_.name + "' within " +
+           std::to_string(kChannelWait.count()) + " s");
+}
+
+void ObjectTransfer::expire() {
+  std::vector<WaitingPush> expired;
+  {
+    std::lock_guard lock(mu_);
+    expired = expired_pushes_locked();
+  }
+  fail_expired(expired);
 }
 
 std::vector<ObjectTransfer::WaitingPush> ObjectTransfer::expired_pushes_locked() {
@@ -282,15 +317,14 @@ void ObjectTransfer::fetch_failed(ObjectId id, const std::string& why) {
   finish(id, {}, make_error(ErrorKind::object_lost, why));
 }
 
-void ObjectTransfer::fail_fetches(const std::string& why) {
+void ObjectTransfer::fail_fetches(const std::string& why, ErrorKind kind) {
   std::vector<ObjectId> ids;
   {
     std::lock_guard lock(mu_);
     for (const auto& [id, fetch] : fetches_) ids.push_back(id);
   }
   for (ObjectId id : ids)
-    finish(id, {},
-           make_error(ErrorKind::object_lost, "fetching object " + id.to_string() + ": " + why));
+    finish(id, {}, make_error(kind, "fetching object " + id.to_string() + ": " + why));
 }
 
 transport::Allocation ObjectTransfer::allocate(const transport::IncomingObject& o) {

@@ -59,6 +59,8 @@ std::string reachable_address(const std::string& advertised, const std::string& 
 // their producer and move over the data plane.
 inline constexpr std::size_t kMaxInlineObjectBytes = 100 * 1024;
 inline constexpr std::chrono::seconds kChannelWait{30};
+// The head's relay names itself with this prefix, so a holder knows to dial it again.
+inline constexpr std::string_view kRelayNamePrefix = "head-relay-";
 // An actor call's arguments travel inline (through the head) for now: bounded well below the
 // control plane's frame limit, so a large call is refused with a clear error instead.
 inline constexpr std::size_t kMaxInlineCallBytes = 8u << 20;
@@ -93,7 +95,12 @@ class ObjectTransfer {
   // "" once the peer holds every byte, or why not. The peer's request may overtake the end of
   // its channel's handshake on this side: a push then waits for the channel, for at most
   // kChannelWait (checked whenever a push or a channel comes).
-  void push(ObjectId id, const std::string& peer, std::function<void(std::string error)> done);
+  // `value`: push these bytes rather than the held object (the head's relay passing one on).
+  void push(ObjectId id, const std::string& peer, std::function<void(std::string error)> done,
+            std::optional<Buffer> value = std::nullopt);
+  // Fails pushes that waited longer than kChannelWait for their reader's channel (the head then
+  // tells the reader). Called periodically by the owner (a heartbeat or sweep tick).
+  void expire();
 
   // Gets object `id` (`size` bytes) from the holder at `holder_address`: connects (or reuses the
   // channel), asks the head through `send` to have it pushed here, and calls `done` once with the
@@ -111,7 +118,7 @@ class ObjectTransfer {
   // The head says the push of `id` to us failed: its fetchers get object_lost with `why`.
   void fetch_failed(ObjectId id, const std::string& why);
   // Fails every fetch under way (the connection to the head is gone).
-  void fail_fetches(const std::string& why);
+  void fail_fetches(const std::string& why, ErrorKind kind = ErrorKind::object_lost);
 
  private:
   struct Fetch {
@@ -146,7 +153,10 @@ class ObjectTransfer {
     ObjectId id;
     std::function<void(std::string)> done;
     std::chrono::steady_clock::time_point deadline;
+    Buffer value;
   };
+  void flush_waiting(const std::string& peer, const transport::DataChannelPtr& channel);
+  void fail_expired(std::vector<WaitingPush>& expired);
   std::map<std::string, std::vector<WaitingPush>> waiting_pushes_;  // by peer name
   // With mu_ held: takes the waiting pushes whose deadline passed, for the caller to fail.
   std::vector<WaitingPush> expired_pushes_locked();

@@ -1,5 +1,5 @@
 // A bounded memory of ids seen recently, so that a handler can recognise a request it was sent
-// again (a retry after a timeout or a reconnect) and not act on it twice. It remembers the last
+// again (a sender's retry on the same connection) and not act on it twice. It remembers the last
 // `capacity` ids inserted; an older id is forgotten, oldest first.
 //
 // Thread-safety: none; the owner guards it.

@@ -104,7 +104,8 @@ ATOLL_MODULE(test_job, reg) {
       .method("crash", &job::Counter::crash)
       .method("slow_incr", &job::Counter::slow_incr)
       .method("pid", &job::Counter::pid)
-      .method("measure", &job::Counter::measure);
+      .method("measure", &job::Counter::measure)
+      .method("make", &job::Counter::make);
   reg.actor<job::Faulty>("Faulty").constructor<int>().method("value", &job::Faulty::value);
   reg.actor<job::Rendezvous>("Rendezvous").method("meet", &job::Rendezvous::meet);
 }

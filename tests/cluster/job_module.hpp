@@ -34,6 +34,7 @@ class Counter {
   int slow_incr(int ms, int by);
   int pid() const;
   std::int64_t measure(std::string data) { return static_cast<std::int64_t>(data.size()); }
+  std::string make(int bytes) { return std::string(static_cast<std::size_t>(bytes), 'm'); }
 
  private:
   int n_ = 0;

@@ -62,6 +62,10 @@ TEST_F(ClusterObjectsTest, a_driver_s_large_values_reach_nodes_from_the_driver_i
     EXPECT_NE(std::string(e.what()).find("actor call"), std::string::npos) << e.what();
   }
   EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 1);  // the driver carries on
+  // So do results: one too large to travel inline fails the call, not the node.
+  EXPECT_THROW(counter.call(&job::Counter::make, 9 << 20).get(30s), atl::TaskError);
+  EXPECT_EQ(counter.call(&job::Counter::make, 1000).get(30s), std::string(1000, 'm'));
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 2);  // the same actor, still there
 }
 
 TEST_F(ClusterObjectsTest, objects_are_relayed_by_the_head_when_no_direct_path_exists) {

@@ -45,13 +45,17 @@ class ObjectTransferTest : public ::testing::Test {
 
   Outcome fetch(ObjectTransfer& receiver, ObjectTransfer& holder, ObjectId id, std::uint64_t size,
                 const std::string& address = "") {
-    std::promise<Outcome> done;
+    // Shared with the callback: a late one must not touch a finished test's stack.
+    auto done = std::make_shared<std::promise<Outcome>>();
     receiver.fetch(id, size, address.empty() ? holder.address() : address, head(holder, receiver),
-                   [&](Buffer value, ErrorPtr error) {
-                     done.set_value({value, error});
+                   [done](Buffer value, ErrorPtr error) {
+                     done->set_value({value, error});
                    });
-    auto f = done.get_future();
-    EXPECT_EQ(f.wait_for(30s), std::future_status::ready);
+    auto f = done->get_future();
+    if (f.wait_for(30s) != std::future_status::ready) {
+      ADD_FAILURE() << "the fetch did not end within 30 s";
+      return {{}, atl::runtime::make_error(atl::ErrorKind::timed_out, "fetch hung")};
+    }
     return f.get();
   }
 
