@@ -44,6 +44,7 @@ NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
     modules_ = std::make_unique<NodeModules>(options_.module_dir);
     objects_ = std::make_unique<ObjectTransfer>(object_transfer_options(options_));
     options_.info.data_address = objects_->address();
+    options_.info.data_name = objects_->name();
     runner_ = std::make_unique<NodeTaskRunner>(options_.name, *modules_, *objects_,
                                                options_.worker_executable,
                                                static_cast<std::size_t>(std::ceil(cpus)));

@@ -298,6 +298,7 @@ void ClusterCore::send_task(std::uint64_t task) {
       out[i].getObject().setSequence(refs[i].id.sequence);
       out[i].setSize(refs[i].size);
       out[i].setHolder(refs[i].holder);
+      if (!refs[i].holder.empty()) out[i].setHolderName(objects_->name());
     }
     spec.initResult().setOwner(owner_);  // the result's id: {owner, the task's sequence}
     spec.getResult().setSequence(task);
@@ -342,7 +343,7 @@ void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) 
     auto done = body.getTaskFinished();
     auto outcome = done.getOutcome();
     if (outcome.isStored()) {
-      on_stored(done.getTaskId(), outcome.getStored(), done.getHolder());
+      on_stored(done.getTaskId(), outcome.getStored(), done.getHolder(), done.getHolderName());
       return;
     }
     if (outcome.isValue()) {

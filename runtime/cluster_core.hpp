@@ -161,9 +161,11 @@ class ClusterCore final : public detail::Core {
   struct RemoteObject {
     std::uint64_t size = 0;
     std::string holder;                  // its node's data address
+    std::string holder_name;             // and its data plane's name
     std::shared_ptr<RemoteFetch> fetch;  // set once a fetch started
   };
-  void on_stored(std::uint64_t task, std::uint64_t size, const std::string& holder);
+  void on_stored(std::uint64_t task, std::uint64_t size, const std::string& holder,
+                 const std::string& holder_name);
   // The fetch of `id` (started now when none is under way; again after a failed one when
   // `retry_failed`), or nullptr when `id` is not held on a node. `then` runs once it has ended
   // (at once when it already has).

@@ -66,12 +66,14 @@ Liveness from_wire(wire::NodeLiveness l) {
 void write_node_info(wire::RegisterNode::Builder out, const NodeInfo& info) {
   write_common(out, info);
   out.setDataAddress(info.data_address);
+  out.setDataName(info.data_name);
 }
 
 NodeInfo read_node_info(wire::RegisterNode::Reader in) {
   NodeInfo info;
   read_common(in, info);
   info.data_address = in.getDataAddress();
+  info.data_name = in.getDataName();
   return info;
 }
 

@@ -10,7 +10,8 @@
 
 namespace atl::runtime {
 
-void ClusterCore::on_stored(std::uint64_t task, std::uint64_t size, const std::string& holder) {
+void ClusterCore::on_stored(std::uint64_t task, std::uint64_t size, const std::string& holder,
+                            const std::string& holder_name) {
   ObjectId id;
   {
     std::lock_guard lock(mu_);
@@ -20,7 +21,7 @@ void ClusterCore::on_stored(std::uint64_t task, std::uint64_t size, const std::s
   }
   {
     std::lock_guard lock(remote_mu_);
-    remote_[id] = RemoteObject{size, holder, nullptr};
+    remote_[id] = RemoteObject{size, holder, holder_name, nullptr};
   }
   // Ready here with no bytes: dependents may be sent (as ArgRefs) without fetching it.
   detail::Payload none;
@@ -32,7 +33,7 @@ std::shared_ptr<ClusterCore::RemoteFetch> ClusterCore::remote_fetch(const Object
                                                                     bool retry_failed) {
   std::shared_ptr<RemoteFetch> fetch;
   std::uint64_t size = 0;
-  std::string holder;
+  std::string holder, holder_name;
   std::shared_ptr<RemoteFetch> ended;  // an existing fetch that has ended: `then` runs now
   {
     std::lock_guard lock(remote_mu_);
@@ -51,6 +52,7 @@ std::shared_ptr<ClusterCore::RemoteFetch> ClusterCore::remote_fetch(const Object
       fetch = it->second.fetch = std::make_shared<RemoteFetch>();
       size = it->second.size;
       holder = it->second.holder;
+      holder_name = it->second.holder_name;
     }
   }
   if (ended) {
@@ -86,7 +88,7 @@ std::shared_ptr<ClusterCore::RemoteFetch> ClusterCore::remote_fetch(const Object
     return fetch;
   }
   objects_->fetch(
-      id, size, holder, [conn](capnp::MessageBuilder& msg) { conn->send(msg); },
+      id, size, holder, holder_name, [conn](capnp::MessageBuilder& msg) { conn->send(msg); },
       std::move(arrived));
   {
     // The head may have gone while the request was made: on_lost failed the fetches it saw.

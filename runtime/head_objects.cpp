@@ -40,6 +40,11 @@ std::string ClusterTasks::holder_of_locked(ObjectId id) const {
   return it->second.address;
 }
 
+std::string ClusterTasks::holder_name_locked(ObjectId id) const {
+  auto it = holders_.find(id);
+  return it == holders_.end() ? std::string() : it->second.name;
+}
+
 std::string ClusterTasks::start_relay(ObjectTransferOptions options) {
   relay_ = std::make_unique<ObjectTransfer>(std::move(options));
   return relay_->address();
@@ -225,7 +230,7 @@ void ClusterTasks::relayed(ObjectId id, const Buffer& value, ErrorPtr error) {
 
 void ClusterTasks::reply_stored(std::uint64_t task_id, std::uint64_t size) {
   std::unique_ptr<RemoteTask> task;
-  std::string holder;
+  std::string holder, holder_name;
   {
     std::lock_guard lock(mu_);
     auto it = tasks_.find(task_id);
@@ -233,6 +238,7 @@ void ClusterTasks::reply_stored(std::uint64_t task_id, std::uint64_t size) {
     task = std::move(it->second);
     tasks_.erase(it);
     holder = holder_of_locked(task->result);
+    holder_name = holder_name_locked(task->result);
   }
   capnp::MallocMessageBuilder msg;
   auto done = msg.initRoot<wire::Envelope>().getBody().initTaskFinished();
@@ -240,6 +246,7 @@ void ClusterTasks::reply_stored(std::uint64_t task_id, std::uint64_t size) {
   done.setNode(task->last_node);
   done.getOutcome().setStored(size);
   done.setHolder(holder);
+  done.setHolderName(holder_name);
   task->driver->send(msg);
 }
 

@@ -37,6 +37,7 @@ void ClusterTasks::node_joined(std::uint64_t node_id, const NodeInfo& info,
   node->id = node_id;
   node->name = info.name;
   node->data_address = info.data_address;
+  node->data_name = info.data_name;
   node->conn = std::move(conn);
   RemoteNode* raw = node.get();
   {
@@ -159,7 +160,7 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   for (auto r : spec.getArgRefs())
     task->arg_refs.push_back({r.getIndex(),
                               ObjectId{r.getObject().getOwner(), r.getObject().getSequence()},
-                              r.getSize(), r.getHolder()});
+                              r.getSize(), r.getHolder(), r.getHolderName()});
   task->max_retries = spec.getMaxRetries();
   task->record.custom_name =
       spec.getName().size() > 0 ? std::string(spec.getName()) : task->function;
@@ -181,7 +182,7 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
         error = "argument object " + r.id.to_string() + " does not belong to this driver";
         continue;
       }
-      holders_.try_emplace(r.id, Holder{0, r.size, driver, r.driver_address});
+      holders_.try_emplace(r.id, Holder{0, r.size, driver, r.driver_address, r.driver_name});
     }
   }
   TaskOptions options;
@@ -307,6 +308,7 @@ void ClusterTasks::send_on_lease_locked(RemoteNode& node, RemoteTask& t, std::ui
     refs[i].getObject().setSequence(r.id.sequence);
     refs[i].setSize(r.size);
     refs[i].setHolder(holder_of_locked(r.id));  // "": lost, the node fails the task saying so
+    refs[i].setHolderName(holder_name_locked(r.id));
   }
   node.conn->send(msg);
 }
@@ -364,8 +366,8 @@ void ClusterTasks::finished(std::uint64_t node_id, wire::TaskFinished::Reader do
           if (it->second->abandoned || it->second->driver->closed())
             orphaned = n->second->conn;
           else
-            holders_[result] =
-                Holder{node_id, outcome.getStored(), n->second->conn, n->second->data_address};
+            holders_[result] = Holder{node_id, outcome.getStored(), n->second->conn,
+                                      n->second->data_address, n->second->data_name};
         }
       }
     }

@@ -77,7 +77,7 @@ class ClusterTasks {
   void fetch_object(const transport::ConnectionPtr& requester, wire::ObjectPush::Reader fetch);
   void object_pushed(const transport::ConnectionPtr& holder, wire::ObjectPush::Reader pushed);
   void free_objects(const transport::ConnectionPtr& driver, wire::FreeObjects::Reader free);
-  // Where an object is held: its node's data address, or "" when no live node holds it.
+  // Where an object is held: its holder's data address, or "" when no live holder has it.
   std::string holder_of(ObjectId id) const;
   // Starts the head's data plane, through which it relays objects to readers that cannot dial
   // their holder; returns its address (told to every peer in the handshake's Welcome).
@@ -107,6 +107,7 @@ class ClusterTasks {
       ObjectId id;
       std::uint64_t size = 0;
       std::string driver_address;  // set when the driver holds it itself
+      std::string driver_name;     // its data plane's name then
     };
     std::vector<ArgRef> arg_refs;  // arguments held on nodes
   };
@@ -145,7 +146,7 @@ class ClusterTasks {
     std::uint64_t id = 0;
     std::string name;
     transport::ConnectionPtr conn;
-    std::string data_address;
+    std::string data_address, data_name;
     NodeState* state = nullptr;
     void run_task(TaskRecord* task) override { owner->send_run(*this, task); }
     void place_actor(TaskRecord* placement) override { owner->send_start(*this, placement); }
@@ -181,6 +182,7 @@ class ClusterTasks {
     const transport::Connection* holder = nullptr;  // compared, never dereferenced
   };
   std::string holder_of_locked(ObjectId id) const;
+  std::string holder_name_locked(ObjectId id) const;
   struct FailedPush {
     transport::ConnectionPtr requester;  // null: the head's own relay fetch
     ObjectId id;
@@ -227,6 +229,7 @@ class ClusterTasks {
     std::uint64_t size = 0;
     transport::ConnectionPtr conn;  // the holder's control connection
     std::string address;            // its data plane
+    std::string name;               // the name its data plane gives in handshakes
   };
   std::unordered_map<ObjectId, Holder> holders_;
   std::map<std::pair<ObjectId, std::string>, PendingPush> pushes_;  // by (object, peer)

@@ -29,6 +29,7 @@ struct NodeInfo {
   std::string address;
   std::uint32_t pid = 0;
   std::string data_address;  // its data plane, for objects (RegisterNode only)
+  std::string data_name;     // the name that data plane gives in handshakes
 };
 
 struct NodeView {

@@ -58,7 +58,7 @@ void NodeTaskRunner::run(const transport::ConnectionPtr& head, wire::TaskSpec::R
   for (auto r : spec.getArgRefs())
     job.refs.push_back({r.getIndex(),
                         ObjectId{r.getObject().getOwner(), r.getObject().getSequence()},
-                        r.getSize(), r.getHolder()});
+                        r.getSize(), r.getHolder(), r.getHolderName()});
   std::string hash = job.module_hash;
   modules_.with_module(head, hash,
                        [this, head, job = std::move(job)](const std::filesystem::path* path,
@@ -116,7 +116,8 @@ void NodeTaskRunner::resolve_then_enqueue(const transport::ConnectionPtr& head, 
       continue;
     }
     objects_.fetch(
-        ref.id, ref.size, ref.holder, [head](capnp::MessageBuilder& msg) { head->send(msg); },
+        ref.id, ref.size, ref.holder, ref.holder_name,
+        [head](capnp::MessageBuilder& msg) { head->send(msg); },
         [arrived, index = ref.index](Buffer value, ErrorPtr error) {
           arrived(index, value, std::move(error));
         });

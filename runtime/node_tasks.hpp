@@ -49,7 +49,7 @@ class NodeTaskRunner {
       std::uint32_t index = 0;
       ObjectId id;
       std::uint64_t size = 0;
-      std::string holder;
+      std::string holder, holder_name;
     };
     std::vector<Ref> refs;  // arguments held on nodes: fetched into args[index] before it runs
   };

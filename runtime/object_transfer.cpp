@@ -244,15 +244,18 @@ void ObjectTransfer::send_fetch(ObjectId id, const SendRequest& send, bool relay
 }
 
 void ObjectTransfer::fetch(ObjectId id, std::uint64_t size, const std::string& holder_address,
-                           const SendRequest& send, Fetched done) {
+                           const std::string& holder_name, const SendRequest& send, Fetched done) {
   if (!add_fetch(id, size, std::move(done))) return;  // a transfer of it is under way: share it
   with_channel(
-      holder_address, [this, id, holder_address, send](const transport::DataChannelPtr& channel,
-                                                       const std::string& error) {
-        if (channel) {
+      holder_address, [this, id, holder_address, holder_name, send](
+                          const transport::DataChannelPtr& channel, const std::string& dial_error) {
+        if (channel && (holder_name.empty() || channel->peer_name() == holder_name)) {
           send_fetch(id, send, false);
           return;
         }
+        std::string error =
+            channel ? "the peer there is '" + channel->peer_name() + "', not '" + holder_name + "'"
+                    : dial_error;
         std::string relay;
         {
           std::lock_guard lock(mu_);

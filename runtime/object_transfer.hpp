@@ -107,8 +107,11 @@ class ObjectTransfer {
   // bytes or the error. Concurrent fetches of one id share the transfer. When the holder cannot
   // be dialled and a relay is set, the request asks the head to relay the object (through the
   // channel this process opened to the head's data plane).
+  // `holder_name`, when known, is checked against the peer reached at the address (another
+  // process may listen there: an address such as 127.0.0.1 means something else on each host);
+  // a different peer counts as no direct path.
   void fetch(ObjectId id, std::uint64_t size, const std::string& holder_address,
-             const SendRequest& send, Fetched done);
+             const std::string& holder_name, const SendRequest& send, Fetched done);
   // Waits for object `id` to be pushed here without asking for it (the head relaying an object
   // it asked a holder for); `done` as for fetch.
   void expect(ObjectId id, std::uint64_t size, Fetched done);

@@ -82,6 +82,7 @@ std::string validate(wire::RegisterNode::Reader m) {
   if (auto e = check_labels(m.getLabels()); !e.empty()) return e;
   if (auto e = check_text(m.getGpuModel(), 64, "gpu model"); !e.empty()) return e;
   if (auto e = check_text(m.getDataAddress(), kMaxNameBytes, "data address"); !e.empty()) return e;
+  if (auto e = check_text(m.getDataName(), kMaxNameBytes, "data name"); !e.empty()) return e;
   return check_text(m.getHostname(), kMaxNameBytes, "hostname");
 }
 
@@ -144,6 +145,7 @@ std::string check_arg_refs(capnp::List<wire::ArgRef>::Reader refs, unsigned args
     previous = r.getIndex();
     if (auto e = check_object_key(r.getObject()); !e.empty()) return e;
     if (auto e = check_text(r.getHolder(), kMaxNameBytes, "holder address"); !e.empty()) return e;
+    if (auto e = check_text(r.getHolderName(), kMaxNameBytes, "holder name"); !e.empty()) return e;
   }
   return {};
 }
@@ -191,6 +193,7 @@ std::string validate(wire::ActorCall::Reader c) {
 std::string validate(wire::TaskFinished::Reader t) {
   if (auto e = check_text(t.getNode(), kMaxNameBytes, "node"); !e.empty()) return e;
   if (auto e = check_text(t.getHolder(), kMaxNameBytes, "holder address"); !e.empty()) return e;
+  if (auto e = check_text(t.getHolderName(), kMaxNameBytes, "holder name"); !e.empty()) return e;
   auto o = t.getOutcome();
   if (o.which() == wire::TaskFinished::Outcome::VALUE ||
       o.which() == wire::TaskFinished::Outcome::STORED)

@@ -47,8 +47,8 @@ class ObjectTransferTest : public ::testing::Test {
                 const std::string& address = "") {
     // Shared with the callback: a late one must not touch a finished test's stack.
     auto done = std::make_shared<std::promise<Outcome>>();
-    receiver.fetch(id, size, address.empty() ? holder.address() : address, head(holder, receiver),
-                   [done](Buffer value, ErrorPtr error) {
+    receiver.fetch(id, size, address.empty() ? holder.address() : address, holder.name(),
+                   head(holder, receiver), [done](Buffer value, ErrorPtr error) {
                      done->set_value({value, error});
                    });
     auto f = done->get_future();
@@ -141,6 +141,21 @@ TEST_F(ObjectTransferTest, an_unreachable_holder_or_bad_address_loses_the_object
   ASSERT_NE(unreachable.error, nullptr);
   EXPECT_NE(unreachable.error->message.find("unreachable"), std::string::npos)
       << unreachable.error->message;
+}
+
+TEST_F(ObjectTransferTest, another_process_at_the_holder_s_address_is_not_the_holder) {
+  // An address like 127.0.0.1:PORT names a different process on each host: the reader checks the
+  // name of the peer it reached, and treats a stranger as no direct path.
+  auto holder = make("holder", 1 << 20);
+  auto stranger = make("stranger", 1 << 20);
+  auto receiver = make("receiver", 1 << 20);
+  ObjectId id{7, 6};
+  holder->hold(id, pattern(1000));
+  auto got = fetch(*receiver, *holder, id, 1000, stranger->address());
+  ASSERT_NE(got.error, nullptr);
+  EXPECT_EQ(got.error->kind, atl::ErrorKind::object_lost);
+  EXPECT_NE(got.error->message.find("not 'holder'"), std::string::npos) << got.error->message;
+  EXPECT_EQ(requests_.load(), 0);  // nothing was asked of the stranger
 }
 
 }  // namespace

@@ -104,6 +104,7 @@ struct RegisterNode {
   pid @5 :UInt32;
   hostname @6 :Text;
   dataAddress @7 :Text;    # its data plane ("tcp://HOST:PORT[,ucx://HOST:PORT]"), for objects
+  dataName @8 :Text;       # the name its data plane gives in handshakes (readers check it)
 }
 
 struct NodeRegistered {
@@ -183,6 +184,7 @@ struct ArgRef {
   object @1 :ObjectKey;
   size @2 :UInt64;
   holder @3 :Text;         # runTask: the holder's data address (the head fills it in)
+  holderName @4 :Text;     # its data plane's name: a reader checks it reached the holder
 }
 
 # One task: driver -> head (submitTask, taskId is the driver's), head -> node (runTask, taskId is
@@ -270,6 +272,7 @@ struct TaskFinished {
   systemFailure @4 :Bool;  # the worker or node died: the head may retry
   runMicros @5 :UInt64;    # how long the task ran on its worker (node -> head)
   holder @7 :Text;         # stored, head -> driver: the holder's data address
+  holderName @8 :Text;     # and its data plane's name
 }
 
 # requester (driver or node) -> head: have `object` pushed to my data plane, named `peer`, on the
