@@ -6,8 +6,6 @@ namespace atl::runtime {
 
 namespace {
 
-constexpr int kSpinMicros = 50;
-
 // Notifies under its own mutex, so the sleeping thread cannot return (and destroy the waiter)
 // before on_ready has finished touching it.
 struct BlockingWaiter final : Waiter {
@@ -51,9 +49,9 @@ struct GroupWaiter final : Waiter {
 }  // namespace
 
 bool await_resolved(ObjectStore& store, ObjectEntry* e, detail::Deadline deadline,
-                    BlockHooks* hooks) {
+                    BlockHooks* hooks, int spin_us) {
   if (e->resolved()) return true;
-  if (spin_until([&] { return e->resolved() || detail::Clock::now() >= deadline; }, kSpinMicros))
+  if (spin_until([&] { return e->resolved() || detail::Clock::now() >= deadline; }, spin_us))
     return e->resolved();
   BlockingWaiter w;
   if (!store.add_waiter(e, &w)) return true;

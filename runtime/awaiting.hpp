@@ -23,9 +23,15 @@ class BlockHooks {
 template <class Ready>
 bool spin_until(Ready ready, int budget_us);
 
+// How long a blocked caller spins (yielding its core) before sleeping. In one process an answer
+// comes within microseconds; a cluster driver's comes back over several process hops (~150-200
+// µs on loopback), so it spins long enough to catch it without a futex sleep and wake-up.
+inline constexpr int kSpinMicros = 50;
+inline constexpr int kClusterSpinMicros = 300;
+
 // True once `e` is resolved; false when the deadline passed first.
 bool await_resolved(ObjectStore& store, ObjectEntry* e, detail::Deadline deadline,
-                    BlockHooks* hooks);
+                    BlockHooks* hooks, int spin_us = kSpinMicros);
 
 // Waits until `num_ready` of `entries` are resolved or the deadline passes. Never returns early.
 void await_some(ObjectStore& store, std::span<ObjectEntry* const> entries, std::size_t num_ready,

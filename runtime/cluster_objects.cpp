@@ -115,7 +115,7 @@ const detail::Payload& ClusterCore::await_fetch(RemoteFetch& fetch, const Object
 
 const detail::Payload& ClusterCore::get(const detail::RefToken& ref, detail::Deadline deadline) {
   const detail::Payload& value =
-      get_object(store_, entry_for(*this, ref), ref.id(), deadline, nullptr);
+      get_object(store_, entry_for(*this, ref), ref.id(), deadline, nullptr, kClusterSpinMicros);
   auto fetch = remote_fetch(ref.id(), {}, true);
   if (!fetch) return value;
   // The fetch lives as long as its entry (the caller holds a reference to it).

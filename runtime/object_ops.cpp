@@ -28,8 +28,8 @@ std::shared_ptr<detail::RefToken> put_object(ObjectStore& store,
 }
 
 const detail::Payload& get_object(ObjectStore& store, ObjectEntry* e, const ObjectId& id,
-                                  detail::Deadline deadline, BlockHooks* hooks) {
-  if (!e->resolved() && !await_resolved(store, e, deadline, hooks))
+                                  detail::Deadline deadline, BlockHooks* hooks, int spin_us) {
+  if (!e->resolved() && !await_resolved(store, e, deadline, hooks, spin_us))
     throw GetTimeoutError("object " + id.to_string() + " was not ready before the timeout");
   if (e->state.load(std::memory_order_acquire) == ObjectState::failed) raise(*e->error);
   return e->value;

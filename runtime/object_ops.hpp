@@ -25,7 +25,8 @@ std::shared_ptr<detail::RefToken> put_object(ObjectStore& store,
                                              ObjectId id, detail::Payload value);
 // Blocks until resolved (raising its error) or the deadline (GetTimeoutError).
 const detail::Payload& get_object(ObjectStore& store, ObjectEntry* e, const ObjectId& id,
-                                  detail::Deadline deadline, BlockHooks* hooks);
+                                  detail::Deadline deadline, BlockHooks* hooks,
+                                  int spin_us = kSpinMicros);
 // Reports at most num_ready refs ready, the first ones in input order (as Ray does).
 void wait_objects(ObjectStore& store, const std::vector<ObjectEntry*>& entries,
                   std::size_t num_ready, detail::Deadline deadline, BlockHooks* hooks,
