@@ -68,6 +68,11 @@ std::string blob(int bytes, int seed) {
   return out;
 }
 
+std::string slow_blob(int ms, int bytes, int seed) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return blob(bytes, seed);
+}
+
 std::uint64_t digest(std::string data) {
   std::uint64_t h = 1469598103934665603ull;
   for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
@@ -95,6 +100,7 @@ ATOLL_MODULE(test_job, reg) {
       .function("nested", &job::nested)
       .function("sleep_then", &job::sleep_then)
       .function("blob", &job::blob)
+      .function("slow_blob", &job::slow_blob)
       .function("digest", &job::digest);
   reg.actor<job::Counter>("Counter")
       .constructor<int>()

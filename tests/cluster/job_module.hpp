@@ -19,6 +19,8 @@ int nested(atl::RuntimeRef rt, int x);
 int sleep_then(int ms, int value);
 // `bytes` bytes of a pattern seeded by `seed` (large ones stay on the node that made them).
 std::string blob(int bytes, int seed);
+// blob(bytes, seed) after sleeping `ms` milliseconds.
+std::string slow_blob(int ms, int bytes, int seed);
 // FNV-1a of `data`.
 std::uint64_t digest(std::string data);
 

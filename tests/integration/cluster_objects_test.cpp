@@ -102,6 +102,20 @@ TEST_F(ClusterObjectsTest, objects_are_freed_with_their_last_reference_or_their_
   EXPECT_EQ(objects_held("eu-a"), 0u);
 }
 
+TEST_F(ClusterObjectsTest, a_result_finished_after_its_driver_left_is_freed) {
+  start_node("eu-a", "eu-1");
+  {
+    auto rt = driver();
+    auto late = rt.task(job::slow_blob).remote(800, kLarge, 4);
+    std::this_thread::sleep_for(200ms);  // running on the node by now (if not, it is dropped)
+    rt.shutdown();
+  }
+  // The task finishes after its driver left: nobody can read or free its result but the head.
+  std::this_thread::sleep_for(800ms);
+  for (int i = 0; i < 500 && objects_held("eu-a") != 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(objects_held("eu-a"), 0u);
+}
+
 TEST_F(ClusterObjectsTest, a_full_object_store_is_a_clear_error) {
   start_node("eu-a", "eu-1", 2, 1 << 20);  // holds at most 1 MiB
   auto rt = driver();
