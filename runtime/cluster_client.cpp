@@ -177,32 +177,18 @@ void NodeAgentProcess::beat() {
 bool NodeAgentProcess::dispatch_objects(const transport::Decoded<wire::Envelope>& message) {
   auto body = message.root().getBody();
   switch (body.which()) {
-    case wire::Envelope::Body::PUSH_OBJECT: {
-      auto push = body.getPushObject();
-      ObjectId id{push.getObject().getOwner(), push.getObject().getSequence()};
-      std::string peer = push.getPeer();
-      objects_->push(id, peer, [conn = conn_, id, peer](std::string error) {
-        capnp::MallocMessageBuilder msg;
-        auto pushed = msg.initRoot<wire::Envelope>().getBody().initObjectPushed();
-        pushed.initObject().setOwner(id.owner);
-        pushed.getObject().setSequence(id.sequence);
-        pushed.setPeer(peer);
-        pushed.setError(error.substr(0, transport::kMaxMessageTextBytes));
-        conn->send(msg);
-      });
+    case wire::Envelope::Body::PUSH_OBJECT:
+      objects_->answer_push(conn_, body.getPushObject());
       return true;
-    }
     case wire::Envelope::Body::OBJECT_PUSHED: {  // a fetch of ours that the holder could not serve
       auto pushed = body.getObjectPushed();
-      objects_->fetch_failed(
-          ObjectId{pushed.getObject().getOwner(), pushed.getObject().getSequence()},
-          pushed.getError());
+      objects_->fetch_failed(object_key(pushed.getObject()), pushed.getError());
       return true;
     }
     case wire::Envelope::Body::FREE_OBJECTS: {
       auto free = body.getFreeObjects();
       if (free.getOwner() != 0) objects_->release_owner(free.getOwner());
-      for (auto k : free.getObjects()) objects_->release(ObjectId{k.getOwner(), k.getSequence()});
+      for (auto k : free.getObjects()) objects_->release(object_key(k));
       return true;
     }
     default:

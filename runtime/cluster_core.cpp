@@ -294,14 +294,12 @@ void ClusterCore::send_task(std::uint64_t task) {
     auto out = spec.initArgRefs(static_cast<unsigned>(refs.size()));
     for (unsigned i = 0; i < refs.size(); ++i) {
       out[i].setIndex(refs[i].index);
-      out[i].initObject().setOwner(refs[i].id.owner);
-      out[i].getObject().setSequence(refs[i].id.sequence);
+      set_object_key(out[i].initObject(), refs[i].id);
       out[i].setSize(refs[i].size);
       out[i].setHolder(refs[i].holder);
       if (!refs[i].holder.empty()) out[i].setHolderName(objects_->name());
     }
-    spec.initResult().setOwner(owner_);  // the result's id: {owner, the task's sequence}
-    spec.getResult().setSequence(task);
+    set_object_key(spec.initResult(), ObjectId{owner_, task});  // the task's sequence names it
     t.sent = failed == nullptr;
     if (!failed && !lost_.empty()) failed = make_error(ErrorKind::shutdown, lost_);
   }
@@ -332,13 +330,15 @@ void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) 
       requests_.erase(it);
     }
   } else if (body.which() == wire::Envelope::Body::PUSH_OBJECT) {
-    on_push_request(body.getPushObject());
+    transport::ConnectionPtr conn;
+    {
+      std::lock_guard lock(mu_);
+      conn = conn_;
+    }
+    if (objects_ && conn) objects_->answer_push(conn, body.getPushObject());
   } else if (body.which() == wire::Envelope::Body::OBJECT_PUSHED) {
     auto pushed = body.getObjectPushed();
-    if (objects_)
-      objects_->fetch_failed(
-          ObjectId{pushed.getObject().getOwner(), pushed.getObject().getSequence()},
-          pushed.getError());
+    if (objects_) objects_->fetch_failed(object_key(pushed.getObject()), pushed.getError());
   } else if (body.which() == wire::Envelope::Body::TASK_FINISHED) {
     auto done = body.getTaskFinished();
     auto outcome = done.getOutcome();

@@ -141,7 +141,6 @@ class ClusterCore final : public detail::Core {
   void hold_here(const ObjectId& id, const detail::Payload& value);
   // Releases objects this driver held and tells the head to forget them.
   void release_held(const std::vector<ObjectId>& ids) noexcept;
-  void on_push_request(wire::ObjectPush::Reader push);
   // Sends the actor's calls whose arguments are ready, in order, up to the first that is not.
   // By id: another thread may have flushed and forgotten the actor meanwhile.
   void flush_actor(const ActorId& id);

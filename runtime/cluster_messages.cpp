@@ -185,4 +185,31 @@ ActorId actor_key(wire::ActorKey::Reader in) {
   return ActorId{in.getOwner(), in.getSequence()};
 }
 
+void set_object_key(wire::ObjectKey::Builder out, const ObjectId& id) {
+  out.setOwner(id.owner);
+  out.setSequence(id.sequence);
+}
+
+ObjectId object_key(wire::ObjectKey::Reader in) {
+  return ObjectId{in.getOwner(), in.getSequence()};
+}
+
+void send_object_pushed(transport::Connection& to, const ObjectId& id, const std::string& peer,
+                        const std::string& error) {
+  capnp::MallocMessageBuilder msg;
+  auto pushed = msg.initRoot<wire::Envelope>().getBody().initObjectPushed();
+  set_object_key(pushed.initObject(), id);
+  pushed.setPeer(peer);
+  pushed.setError(error.substr(0, transport::kMaxMessageTextBytes));
+  to.send(msg);
+}
+
+void send_free_objects(transport::Connection& to, std::span<const ObjectId> ids) {
+  capnp::MallocMessageBuilder msg;
+  auto list = msg.initRoot<wire::Envelope>().getBody().initFreeObjects().initObjects(
+      static_cast<unsigned>(ids.size()));
+  for (unsigned i = 0; i < ids.size(); ++i) set_object_key(list[i], ids[i]);
+  to.send(msg);
+}
+
 }  // namespace atl::runtime

@@ -2,6 +2,7 @@
 // messages.
 #pragma once
 
+#include <span>
 #include <vector>
 
 #include "atoll/ids.hpp"
@@ -26,6 +27,14 @@ void send_task_outcome(transport::Connection& conn, std::uint64_t task_id, const
 
 void set_actor_key(wire::ActorKey::Builder out, const ActorId& id);
 ActorId actor_key(wire::ActorKey::Reader in);
+void set_object_key(wire::ObjectKey::Builder out, const ObjectId& id);
+ObjectId object_key(wire::ObjectKey::Reader in);
+
+// ObjectPushed: how the push of `id` to `peer` ended ("" when the peer holds every byte).
+void send_object_pushed(transport::Connection& to, const ObjectId& id, const std::string& peer,
+                        const std::string& error);
+// FreeObjects naming `ids`.
+void send_free_objects(transport::Connection& to, std::span<const ObjectId> ids);
 
 void write_selectors(capnp::List<wire::Selector>::Builder out,
                      const std::vector<LabelSelector>& selectors);

@@ -217,37 +217,10 @@ void ClusterCore::release_held(const std::vector<ObjectId>& ids) noexcept {
     if (objects_) objects_->release(id);
   if (!conn || conn->closed()) return;
   try {
-    capnp::MallocMessageBuilder msg;
-    auto list = msg.initRoot<wire::Envelope>().getBody().initFreeObjects().initObjects(
-        static_cast<unsigned>(ids.size()));
-    for (unsigned i = 0; i < ids.size(); ++i) {
-      list[i].setOwner(ids[i].owner);
-      list[i].setSequence(ids[i].sequence);
-    }
-    conn->send(msg);  // the head forgets this driver as their holder
+    send_free_objects(*conn, ids);  // the head forgets this driver as their holder
   } catch (...) {
     // Out of memory while freeing: the head forgets them when this driver leaves.
   }
-}
-
-void ClusterCore::on_push_request(wire::ObjectPush::Reader push) {
-  ObjectId id{push.getObject().getOwner(), push.getObject().getSequence()};
-  std::string peer = push.getPeer();
-  transport::ConnectionPtr conn;
-  {
-    std::lock_guard lock(mu_);
-    conn = conn_;
-  }
-  if (!objects_ || !conn) return;
-  objects_->push(id, peer, [conn, id, peer](std::string error) {
-    capnp::MallocMessageBuilder msg;
-    auto pushed = msg.initRoot<wire::Envelope>().getBody().initObjectPushed();
-    pushed.initObject().setOwner(id.owner);
-    pushed.getObject().setSequence(id.sequence);
-    pushed.setPeer(peer);
-    pushed.setError(error.substr(0, transport::kMaxMessageTextBytes));
-    conn->send(msg);
-  });
 }
 
 void ClusterCore::object_erased(const ObjectId& id) noexcept {
@@ -265,11 +238,7 @@ void ClusterCore::object_erased(const ObjectId& id) noexcept {
   }
   if (!conn || conn->closed()) return;
   try {
-    capnp::MallocMessageBuilder msg;
-    auto key = msg.initRoot<wire::Envelope>().getBody().initFreeObjects().initObjects(1)[0];
-    key.setOwner(id.owner);
-    key.setSequence(id.sequence);
-    conn->send(msg);  // the node holding it drops it
+    send_free_objects(*conn, std::span(&id, 1));  // the node holding it drops it
   } catch (...) {
     // Out of memory while freeing: the node keeps the object until this driver leaves.
   }

@@ -10,39 +10,9 @@
 
 namespace atl::runtime {
 
-namespace {
-
-ObjectId object_key(wire::ObjectKey::Reader k) {
-  return ObjectId{k.getOwner(), k.getSequence()};
-}
-
-void send_pushed(transport::Connection& to, ObjectId id, const std::string& peer,
-                 const std::string& error) {
-  capnp::MallocMessageBuilder msg;
-  auto pushed = msg.initRoot<wire::Envelope>().getBody().initObjectPushed();
-  pushed.initObject().setOwner(id.owner);
-  pushed.getObject().setSequence(id.sequence);
-  pushed.setPeer(peer);
-  pushed.setError(error.substr(0, transport::kMaxMessageTextBytes));
-  to.send(msg);
-}
-
-}  // namespace
-
-std::string ClusterTasks::holder_of(ObjectId id) const {
-  std::lock_guard lock(mu_);
-  return holder_of_locked(id);
-}
-
-std::string ClusterTasks::holder_of_locked(ObjectId id) const {
+const ClusterTasks::Holder* ClusterTasks::holder_locked(ObjectId id) const {
   auto it = holders_.find(id);
-  if (it == holders_.end()) return {};
-  return it->second.address;
-}
-
-std::string ClusterTasks::holder_name_locked(ObjectId id) const {
-  auto it = holders_.find(id);
-  return it == holders_.end() ? std::string() : it->second.name;
+  return it == holders_.end() ? nullptr : &it->second;
 }
 
 std::string ClusterTasks::start_relay(ObjectTransferOptions options) {
@@ -56,7 +26,7 @@ void ClusterTasks::fetch_object(const transport::ConnectionPtr& requester,
   std::string peer = fetch.getPeer();
   if (peer.starts_with(kRelayNamePrefix)) {
     // Only the head's relay goes by that name: a reader claiming it would take over its fetches.
-    send_pushed(*requester, id, peer, "a reader may not use the relay's name");
+    send_object_pushed(*requester, id, peer, "a reader may not use the relay's name");
     return;
   }
   if (fetch.getRelay() && relay_) {
@@ -72,9 +42,9 @@ void ClusterTasks::fetch_object(const transport::ConnectionPtr& requester,
     }
   }
   if (!holder) {
-    send_pushed(*requester, id, peer,
-                "object " + id.to_string() +
-                    " is lost: no node holds it (freed, or its node left the cluster)");
+    send_object_pushed(*requester, id, peer,
+                       "object " + id.to_string() +
+                           " is lost: no node holds it (freed, or its node left the cluster)");
     return;
   }
   capnp::MallocMessageBuilder msg;
@@ -99,7 +69,7 @@ void ClusterTasks::object_pushed(const transport::ConnectionPtr& holder,
   // Success needs no word: the reader's data plane has every byte already.
   if (pushed.getError().size() == 0) return;
   if (requester)
-    send_pushed(*requester, id, peer, pushed.getError());
+    send_object_pushed(*requester, id, peer, pushed.getError());
   else if (relay_)
     relay_->fetch_failed(id, pushed.getError());  // the relay's own fetch
 }
@@ -127,18 +97,8 @@ void ClusterTasks::free_objects(const transport::ConnectionPtr& driver,
     }
   }
   std::size_t i = 0;
-  for (auto& [node_id, ids] : by_node) {
-    auto& conn = conns[i++];
-    if (!conn) continue;
-    capnp::MallocMessageBuilder msg;
-    auto list = msg.initRoot<wire::Envelope>().getBody().initFreeObjects().initObjects(
-        static_cast<unsigned>(ids.size()));
-    for (unsigned j = 0; j < ids.size(); ++j) {
-      list[j].setOwner(ids[j].owner);
-      list[j].setSequence(ids[j].sequence);
-    }
-    conn->send(msg);
-  }
+  for (auto& [node_id, ids] : by_node)
+    if (auto& conn = conns[i++]) send_free_objects(*conn, ids);
 }
 
 std::vector<ClusterTasks::FailedPush> ClusterTasks::objects_left_with_node_locked(
@@ -165,7 +125,7 @@ void ClusterTasks::send_push_failures(const std::vector<FailedPush>& failed,
   for (const auto& f : failed) {
     std::string message = "object " + f.id.to_string() + " is lost: " + why;
     if (f.requester)
-      send_pushed(*f.requester, f.id, f.peer, message);
+      send_object_pushed(*f.requester, f.id, f.peer, message);
     else if (relay_)
       relay_->fetch_failed(f.id, message);
   }
@@ -188,9 +148,9 @@ void ClusterTasks::relay_fetch(const transport::ConnectionPtr& requester, Object
     }
   }
   if (!holder) {
-    send_pushed(*requester, id, peer,
-                "object " + id.to_string() +
-                    " is lost: no node holds it (freed, or its node left the cluster)");
+    send_object_pushed(*requester, id, peer,
+                       "object " + id.to_string() +
+                           " is lost: no node holds it (freed, or its node left the cluster)");
     return;
   }
   if (!first) return;  // on its way to the relay already: it goes on to this reader too
@@ -198,8 +158,7 @@ void ClusterTasks::relay_fetch(const transport::ConnectionPtr& requester, Object
       id, size, [this, id](Buffer value, ErrorPtr error) { relayed(id, value, std::move(error)); });
   capnp::MallocMessageBuilder msg;
   auto push = msg.initRoot<wire::Envelope>().getBody().initPushObject();
-  push.initObject().setOwner(id.owner);
-  push.getObject().setSequence(id.sequence);
+  set_object_key(push.initObject(), id);
   push.setPeer(relay_->name());
   holder->send(msg);
 }
@@ -215,7 +174,7 @@ void ClusterTasks::relayed(ObjectId id, const Buffer& value, ErrorPtr error) {
     pushes_.erase({id, relay_->name()});
   }
   if (error) {
-    for (const auto& r : readers) send_pushed(*r.requester, id, r.peer, error->message);
+    for (const auto& r : readers) send_object_pushed(*r.requester, id, r.peer, error->message);
     return;
   }
   // The pushes share the received bytes; they go when the last push is done.
@@ -223,7 +182,7 @@ void ClusterTasks::relayed(ObjectId id, const Buffer& value, ErrorPtr error) {
     relay_->push(
         id, r.peer,
         [id, r](std::string push_error) {
-          if (!push_error.empty()) send_pushed(*r.requester, id, r.peer, push_error);
+          if (!push_error.empty()) send_object_pushed(*r.requester, id, r.peer, push_error);
         },
         value);
 }
@@ -237,8 +196,10 @@ void ClusterTasks::reply_stored(std::uint64_t task_id, std::uint64_t size) {
     if (it == tasks_.end()) return;
     task = std::move(it->second);
     tasks_.erase(it);
-    holder = holder_of_locked(task->result);
-    holder_name = holder_name_locked(task->result);
+    if (const Holder* h = holder_locked(task->result)) {
+      holder = h->address;
+      holder_name = h->name;
+    }
   }
   capnp::MallocMessageBuilder msg;
   auto done = msg.initRoot<wire::Envelope>().getBody().initTaskFinished();

@@ -155,12 +155,10 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   task->module_name = spec.getModuleName();
   task->function = spec.getFunction();
   for (auto a : spec.getArgs()) task->args.push_back(string_of(a));
-  if (spec.hasResult())
-    task->result = ObjectId{spec.getResult().getOwner(), spec.getResult().getSequence()};
+  if (spec.hasResult()) task->result = object_key(spec.getResult());
   for (auto r : spec.getArgRefs())
-    task->arg_refs.push_back({r.getIndex(),
-                              ObjectId{r.getObject().getOwner(), r.getObject().getSequence()},
-                              r.getSize(), r.getHolder(), r.getHolderName()});
+    task->arg_refs.push_back(
+        {r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(), r.getHolderName()});
   task->max_retries = spec.getMaxRetries();
   task->record.custom_name =
       spec.getName().size() > 0 ? std::string(spec.getName()) : task->function;
@@ -297,18 +295,18 @@ void ClusterTasks::send_on_lease_locked(RemoteNode& node, RemoteTask& t, std::ui
   auto args = spec.initArgs(static_cast<unsigned>(t.args.size()));
   for (unsigned i = 0; i < t.args.size(); ++i) args.set(i, data_of(t.args[i]));
   if (!t.result.is_nil()) {
-    spec.initResult().setOwner(t.result.owner);
-    spec.getResult().setSequence(t.result.sequence);
+    set_object_key(spec.initResult(), t.result);
   }
   auto refs = spec.initArgRefs(static_cast<unsigned>(t.arg_refs.size()));
   for (unsigned i = 0; i < t.arg_refs.size(); ++i) {
     const auto& r = t.arg_refs[i];
     refs[i].setIndex(r.index);
-    refs[i].initObject().setOwner(r.id.owner);
-    refs[i].getObject().setSequence(r.id.sequence);
+    set_object_key(refs[i].initObject(), r.id);
     refs[i].setSize(r.size);
-    refs[i].setHolder(holder_of_locked(r.id));  // "": lost, the node fails the task saying so
-    refs[i].setHolderName(holder_name_locked(r.id));
+    if (const Holder* h = holder_locked(r.id)) {
+      refs[i].setHolder(h->address);
+      refs[i].setHolderName(h->name);
+    }  // else none: lost, and the node fails the task saying so
   }
   node.conn->send(msg);
 }
@@ -371,13 +369,7 @@ void ClusterTasks::finished(std::uint64_t node_id, wire::TaskFinished::Reader do
         }
       }
     }
-    if (orphaned) {
-      capnp::MallocMessageBuilder msg;
-      auto key = msg.initRoot<wire::Envelope>().getBody().initFreeObjects().initObjects(1)[0];
-      key.setOwner(result.owner);
-      key.setSequence(result.sequence);
-      orphaned->send(msg);
-    }
+    if (orphaned) send_free_objects(*orphaned, std::span(&result, 1));
     reply_stored(id, outcome.getStored());
   } else if (outcome.isValue()) {
     std::string value = string_of(outcome.getValue());

@@ -77,8 +77,6 @@ class ClusterTasks {
   void fetch_object(const transport::ConnectionPtr& requester, wire::ObjectPush::Reader fetch);
   void object_pushed(const transport::ConnectionPtr& holder, wire::ObjectPush::Reader pushed);
   void free_objects(const transport::ConnectionPtr& driver, wire::FreeObjects::Reader free);
-  // Where an object is held: its holder's data address, or "" when no live holder has it.
-  std::string holder_of(ObjectId id) const;
   // Starts the head's data plane, through which it relays objects to readers that cannot dial
   // their holder; returns its address (told to every peer in the handshake's Welcome).
   std::string start_relay(ObjectTransferOptions options);
@@ -181,8 +179,16 @@ class ClusterTasks {
     transport::ConnectionPtr requester;             // null: the head's own relay fetch
     const transport::Connection* holder = nullptr;  // compared, never dereferenced
   };
-  std::string holder_of_locked(ObjectId id) const;
-  std::string holder_name_locked(ObjectId id) const;
+  // Who holds an object: a node (its large task result) or a driver (a large value it sends as
+  // an argument).
+  struct Holder {
+    std::uint64_t node_id = 0;  // 0: a driver
+    std::uint64_t size = 0;
+    transport::ConnectionPtr conn;  // the holder's control connection
+    std::string address;            // its data plane
+    std::string name;               // the name its data plane gives in handshakes
+  };
+  const Holder* holder_locked(ObjectId id) const;  // null: no live holder has it
   struct FailedPush {
     transport::ConnectionPtr requester;  // null: the head's own relay fetch
     ObjectId id;
@@ -222,15 +228,6 @@ class ClusterTasks {
   std::uint64_t next_task_ = 1;
   // Task and call ids each driver connection sent (keys compared, never dereferenced).
   std::unordered_map<const transport::Connection*, RecentIds> submitted_;
-  // Who holds an object: a node (its large task result) or a driver (a large value it sends as
-  // an argument).
-  struct Holder {
-    std::uint64_t node_id = 0;  // 0: a driver
-    std::uint64_t size = 0;
-    transport::ConnectionPtr conn;  // the holder's control connection
-    std::string address;            // its data plane
-    std::string name;               // the name its data plane gives in handshakes
-  };
   std::unordered_map<ObjectId, Holder> holders_;
   std::map<std::pair<ObjectId, std::string>, PendingPush> pushes_;  // by (object, peer)
   std::unordered_map<ObjectId, std::vector<RelayReader>> relays_;   // objects being relayed

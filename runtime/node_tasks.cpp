@@ -5,6 +5,7 @@
 #include <asio/post.hpp>
 
 #include "atoll/errors.hpp"
+#include "runtime/cluster_messages.hpp"
 
 namespace atl::runtime {
 
@@ -53,12 +54,10 @@ void NodeTaskRunner::run(const transport::ConnectionPtr& head, wire::TaskSpec::R
   job.function = spec.getFunction();
   for (auto a : spec.getArgs())
     job.args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
-  if (spec.hasResult())
-    job.result = ObjectId{spec.getResult().getOwner(), spec.getResult().getSequence()};
+  if (spec.hasResult()) job.result = object_key(spec.getResult());
   for (auto r : spec.getArgRefs())
-    job.refs.push_back({r.getIndex(),
-                        ObjectId{r.getObject().getOwner(), r.getObject().getSequence()},
-                        r.getSize(), r.getHolder(), r.getHolderName()});
+    job.refs.push_back(
+        {r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(), r.getHolderName()});
   std::string hash = job.module_hash;
   modules_.with_module(head, hash,
                        [this, head, job = std::move(job)](const std::filesystem::path* path,

@@ -1,17 +1,9 @@
 #include "runtime/object_transfer.hpp"
 
+#include "runtime/cluster_messages.hpp"
 #include "transport/schema/control.capnp.h"
 
 namespace atl::runtime {
-
-namespace {
-
-void set_key(wire::ObjectKey::Builder out, ObjectId id) {
-  out.setOwner(id.owner);
-  out.setSequence(id.sequence);
-}
-
-}  // namespace
 
 ObjectTransfer::ObjectTransfer(ObjectTransferOptions options) : options_(std::move(options)) {
   transport::ReceiveHandlers handlers;
@@ -195,6 +187,14 @@ void ObjectTransfer::expire() {
   fail_expired(expired);
 }
 
+void ObjectTransfer::answer_push(const transport::ConnectionPtr& head,
+                                 wire::ObjectPush::Reader request) {
+  ObjectId id = object_key(request.getObject());
+  std::string peer = request.getPeer();
+  push(id, peer,
+       [head, id, peer](std::string error) { send_object_pushed(*head, id, peer, error); });
+}
+
 std::vector<ObjectTransfer::WaitingPush> ObjectTransfer::expired_pushes_locked() {
   std::vector<WaitingPush> expired;
   auto now = std::chrono::steady_clock::now();
@@ -237,7 +237,7 @@ void ObjectTransfer::set_relay(const std::string& address) {
 void ObjectTransfer::send_fetch(ObjectId id, const SendRequest& send, bool relay) {
   capnp::MallocMessageBuilder msg;
   auto request = msg.initRoot<wire::Envelope>().getBody().initFetchObject();
-  set_key(request.initObject(), id);
+  set_object_key(request.initObject(), id);
   request.setPeer(options_.name);
   request.setRelay(relay);
   send(msg);

@@ -37,6 +37,7 @@
 #include "atoll/buffer.hpp"
 #include "atoll/ids.hpp"
 #include "runtime/error_info.hpp"
+#include "transport/connection.hpp"
 #include "transport/data_plane.hpp"
 
 namespace atl::runtime {
@@ -95,6 +96,8 @@ class ObjectTransfer {
   // "" once the peer holds every byte, or why not. The peer's request may overtake the end of
   // its channel's handshake on this side: a push then waits for the channel, for at most
   // kChannelWait (checked whenever a push or a channel comes).
+  // The head's PushObject: pushes as asked and tells the head how it ended (ObjectPushed).
+  void answer_push(const transport::ConnectionPtr& head, wire::ObjectPush::Reader request);
   // `value`: push these bytes rather than the held object (the head's relay passing one on).
   void push(ObjectId id, const std::string& peer, std::function<void(std::string error)> done,
             std::optional<Buffer> value = std::nullopt);

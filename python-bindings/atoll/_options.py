@@ -20,10 +20,10 @@ ACTOR_OPTIONS = frozenset(
 _NOT_YET = {
     "num_returns": "tasks return one value",
     "scheduling_strategy": "use label_selector and resources",
-    "placement_group": "placement groups are not implemented yet",
-    "runtime_env": "runtime environments are not implemented yet",
+    "placement_group": "atoll has no placement groups: place work by label_selector and resources",
+    "runtime_env": "atoll has no runtime environments: a worker runs in the driver's environment",
     "lifetime": "a named actor already lives until atoll.kill or shutdown",
-    "namespace": "namespaces are not implemented yet",
+    "namespace": "atoll has no namespaces: an actor's name is unique in the whole runtime",
     "accelerator_type": "use label_selector={'gpu_model': ...}",
     "concurrency_groups": "use max_concurrency",
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import atexit
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, overload
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, overload
 
 from atoll import _core, _serialization, _worker
 from atoll.exceptions import AtollError, RuntimeShutdownError, UnsupportedOptionError
@@ -28,6 +28,14 @@ class Runtime:
         n = self._names.get(name, 0) + 1
         self._names[name] = n
         return name if n == 1 else f"{name}#{n}"
+
+    def entry(self, uid: str, name: str, register: Callable[[str], Any]) -> Any:
+        """The registry entry of definition ``uid``: made once by ``register(unique name)``."""
+        with self.lock:
+            found = self.entries.get(uid)
+            if found is None:
+                found = self.entries[uid] = register(self.unique_name(name))
+            return found
 
 
 # The "current runtime" handle that atoll.init sets and every call uses, as in Ray. Module state

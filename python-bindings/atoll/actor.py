@@ -54,16 +54,13 @@ class ActorClass:
         registered = self._registered
         if registered is not None and registered[0] is rt:
             return registered[1]
-        with rt.lock:
-            entry = rt.entries.get(self._uid)
-            if entry is None:
-                if self._pickled is None:
-                    self._pickled = _serialization.dumps_code(self._class)
-                entry = rt.core.register_actor_class(
-                    rt.unique_name(self._name), self._pickled, self._methods
-                )
-                rt.entries[self._uid] = entry
-            self._registered = (rt, entry)
+        def register(name: str) -> Any:
+            if self._pickled is None:
+                self._pickled = _serialization.dumps_code(self._class)
+            return rt.core.register_actor_class(name, self._pickled, self._methods)
+
+        entry = rt.entry(self._uid, self._name, register)
+        self._registered = (rt, entry)
         return entry
 
     def __getstate__(self) -> Dict[str, Any]:

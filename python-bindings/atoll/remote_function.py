@@ -53,14 +53,13 @@ class RemoteFunction(Generic[R]):
         registered = self._registered
         if registered is not None and registered[0] is rt:
             return registered[1]
-        with rt.lock:
-            entry = rt.entries.get(self._uid)
-            if entry is None:
-                if self._pickled is None:
-                    self._pickled = _serialization.dumps_code(self._function)
-                entry = rt.core.register_function(rt.unique_name(self._name), self._pickled)
-                rt.entries[self._uid] = entry
-            self._registered = (rt, entry)
+        def register(name: str) -> Any:
+            if self._pickled is None:
+                self._pickled = _serialization.dumps_code(self._function)
+            return rt.core.register_function(name, self._pickled)
+
+        entry = rt.entry(self._uid, self._name, register)
+        self._registered = (rt, entry)
         return entry
 
     def remote(self, *args: Any, **kwargs: Any) -> ObjectRef:
