@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, overload
 
 from atoll import _core, _serialization, _worker
@@ -36,6 +37,50 @@ class Runtime:
             if found is None:
                 found = self.entries[uid] = register(self.unique_name(name))
             return found
+
+
+def qualified_name(obj: Any) -> str:
+    module = getattr(obj, "__module__", None) or "__main__"
+    return f"{module}.{getattr(obj, '__qualname__', None) or getattr(obj, '__name__', 'function')}"
+
+
+class Definition:
+    """A remote function or actor class: registered with each runtime it is used in, once.
+
+    The uid names this definition in every runtime, also in copies unpickled from it (a remote
+    function calling itself, or one passed to a task), so they share one registry entry.
+    """
+
+    def __init__(self, obj: Any) -> None:
+        self._definition = obj
+        self._name = qualified_name(obj)
+        self._uid = uuid.uuid4().hex
+        self._pickled: Optional[bytes] = None
+        self._registered: Optional[Tuple[Runtime, Any]] = None
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_pickled"] = None
+        state["_registered"] = None  # belongs to this process's runtime
+        return state
+
+    def _register(self, rt: Runtime, name: str, code: bytes) -> Any:
+        """Adds the definition (pickled as ``code``) to ``rt``'s registry under ``name``."""
+        return rt.core.register_function(name, code)
+
+    def _entry(self, rt: Runtime) -> Any:
+        registered = self._registered
+        if registered is not None and registered[0] is rt:
+            return registered[1]
+
+        def register(name: str) -> Any:
+            if self._pickled is None:
+                self._pickled = _serialization.dumps_code(self._definition)
+            return self._register(rt, name, self._pickled)
+
+        entry = rt.entry(self._uid, self._name, register)
+        self._registered = (rt, entry)
+        return entry
 
 
 # The "current runtime" handle that atoll.init sets and every call uses, as in Ray. Module state

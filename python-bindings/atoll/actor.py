@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import inspect
-import uuid
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from atoll import _core, _options, _runtime, _serialization
 from atoll._core import ObjectRef
-from atoll.remote_function import qualified_name
 
 
 def _method_names(cls: type) -> List[str]:
@@ -21,7 +19,7 @@ def _method_names(cls: type) -> List[str]:
     return names
 
 
-class ActorClass:
+class ActorClass(_runtime.Definition):
     """A class whose instances are actors: create one with ``.remote(*ctor_args)``.
 
     The instance lives on a runtime worker thread; its methods run one at a time in the order
@@ -31,14 +29,11 @@ class ActorClass:
     """
 
     def __init__(self, cls: type, options: Dict[str, Any]) -> None:
+        super().__init__(cls)
         self._class = cls
         self._options = _options.check(options, _options.ACTOR_OPTIONS, "actor")
         self._actor_options = _options.actor_options(self._options)
-        self._name = qualified_name(cls)
         self._methods = _method_names(cls)
-        self._uid = uuid.uuid4().hex  # shared by copies unpickled from this one (see RemoteFunction)
-        self._pickled: Optional[bytes] = None
-        self._registered: Optional[Tuple[Any, Any]] = None
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
         self.__doc__ = cls.__doc__
@@ -50,24 +45,8 @@ class ActorClass:
             f"{self._class.__name__}.remote(...)"
         )
 
-    def _entry(self, rt: _runtime.Runtime) -> Any:
-        registered = self._registered
-        if registered is not None and registered[0] is rt:
-            return registered[1]
-        def register(name: str) -> Any:
-            if self._pickled is None:
-                self._pickled = _serialization.dumps_code(self._class)
-            return rt.core.register_actor_class(name, self._pickled, self._methods)
-
-        entry = rt.entry(self._uid, self._name, register)
-        self._registered = (rt, entry)
-        return entry
-
-    def __getstate__(self) -> Dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_pickled"] = None
-        state["_registered"] = None
-        return state
+    def _register(self, rt: _runtime.Runtime, name: str, code: bytes) -> Any:
+        return rt.core.register_actor_class(name, code, self._methods)
 
     def remote(self, *args: Any, **kwargs: Any) -> "ActorHandle":
         """Creates the actor (its constructor runs on the actor's thread) and returns its handle.
