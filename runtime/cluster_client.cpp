@@ -53,7 +53,9 @@ NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
 }
 
 NodeAgentProcess::~NodeAgentProcess() {
-  // Its running tasks and actors hold connections: end them before the io_context goes.
+  // Its running tasks and actors hold connections: end them before the io_context goes. Fetches
+  // for tasks' arguments call back into the runner: end them while it is still there.
+  if (objects_) objects_->fail_fetches("the node agent is stopping");
   actors_.reset();
   runner_.reset();
   objects_.reset();

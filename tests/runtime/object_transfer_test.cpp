@@ -31,7 +31,8 @@ class ObjectTransferTest : public ::testing::Test {
   }
 
   // Plays the head: a FetchObject from `receiver` becomes a push by `holder`, whose failure goes
-  // back to the receiver.
+  // back to the receiver. Tests create the receiver first: a holder's data plane may still end a
+  // push (failing it) while it is destroyed, and that reaches into the receiver.
   ObjectTransfer::SendRequest head(ObjectTransfer& holder, ObjectTransfer& receiver) {
     return [&holder, &receiver, this](capnp::MessageBuilder& msg) {
       auto fetch = msg.getRoot<atl::wire::Envelope>().asReader().getBody().getFetchObject();
@@ -70,8 +71,8 @@ class ObjectTransferTest : public ::testing::Test {
 };
 
 TEST_F(ObjectTransferTest, a_held_object_reaches_its_fetcher_byte_for_byte) {
-  auto holder = make("holder", 64 << 20);
   auto receiver = make("receiver", 64 << 20);
+  auto holder = make("holder", 64 << 20);
   ObjectId id{7, 1};
   Buffer value = pattern(3 << 20);  // several chunks
   holder->hold(id, value);
@@ -88,8 +89,8 @@ TEST_F(ObjectTransferTest, a_held_object_reaches_its_fetcher_byte_for_byte) {
 }
 
 TEST_F(ObjectTransferTest, an_object_the_holder_lacks_is_lost) {
-  auto holder = make("holder", 1 << 20);
   auto receiver = make("receiver", 1 << 20);
+  auto holder = make("holder", 1 << 20);
   auto got = fetch(*receiver, *holder, ObjectId{7, 2}, 1000);
   ASSERT_NE(got.error, nullptr);
   EXPECT_EQ(got.error->kind, atl::ErrorKind::object_lost);
@@ -97,8 +98,8 @@ TEST_F(ObjectTransferTest, an_object_the_holder_lacks_is_lost) {
 }
 
 TEST_F(ObjectTransferTest, a_fetch_that_does_not_fit_fails_store_full) {
-  auto holder = make("holder", 8 << 20);
   auto receiver = make("receiver", 1 << 20);
+  auto holder = make("holder", 8 << 20);
   ObjectId id{7, 3};
   holder->hold(id, pattern(2 << 20));
   auto got = fetch(*receiver, *holder, id, 2 << 20);
@@ -127,8 +128,8 @@ TEST_F(ObjectTransferTest, holding_beyond_capacity_is_refused_and_release_frees_
 }
 
 TEST_F(ObjectTransferTest, an_unreachable_holder_or_bad_address_loses_the_object) {
-  auto holder = make("holder", 1 << 20);
   auto receiver = make("receiver", 1 << 20);
+  auto holder = make("holder", 1 << 20);
   auto bad = fetch(*receiver, *holder, ObjectId{7, 4}, 10, "not an address");
   ASSERT_NE(bad.error, nullptr);
   EXPECT_EQ(bad.error->kind, atl::ErrorKind::object_lost);
@@ -146,9 +147,9 @@ TEST_F(ObjectTransferTest, an_unreachable_holder_or_bad_address_loses_the_object
 TEST_F(ObjectTransferTest, another_process_at_the_holder_s_address_is_not_the_holder) {
   // An address like 127.0.0.1:PORT names a different process on each host: the reader checks the
   // name of the peer it reached, and treats a stranger as no direct path.
+  auto receiver = make("receiver", 1 << 20);
   auto holder = make("holder", 1 << 20);
   auto stranger = make("stranger", 1 << 20);
-  auto receiver = make("receiver", 1 << 20);
   ObjectId id{7, 6};
   holder->hold(id, pattern(1000));
   auto got = fetch(*receiver, *holder, id, 1000, stranger->address());
