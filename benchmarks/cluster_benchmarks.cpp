@@ -23,6 +23,7 @@
 
 #include "atoll/atoll.hpp"
 #include "atoll/serialization.hpp"
+#include "benchmarks/local_cluster.hpp"
 #include "runtime/module_store.hpp"
 #include "runtime/worker_process.hpp"
 #include "tests/cluster/job_module.hpp"
@@ -124,51 +125,16 @@ void worker_task_round_trip(benchmark::State& state) {
   std::string hash = store.put(std::as_bytes(std::span(bytes)));
   auto worker = atl::runtime::WorkerProcess::spawn(
       {ATOLL_CLI, store.verified_path(hash)->string(), hash, "test_job"}, 10s);
-  std::vector<std::string> args{atl::detail::serialize(1).bytes, atl::detail::serialize(2).bytes};
+  std::string one = atl::detail::serialize(1).bytes, two = atl::detail::serialize(2).bytes;
+  std::vector<atl::Buffer> args{atl::Buffer::copy_of(one.data(), one.size()),
+                                atl::Buffer::copy_of(two.data(), two.size())};
   for (auto _ : state) benchmark::DoNotOptimize(worker->execute("add", args, 10s));
   state.SetItemsProcessed(state.iterations());
   worker.reset();
   fs::remove_all(dir);
 }
 
-// A local cluster of real processes (a head and one node agent, started with `atoll up`) and
-// this process as the driver: the numbers include every hop, driver -> head -> node -> worker.
-class LocalCluster {
- public:
-  LocalCluster() {
-    namespace fs = std::filesystem;
-    dir_ = fs::temp_directory_path() / ("atoll-bench-cluster-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    std::string up = "ATOLL_STATE_DIR='" + dir_.string() + "' " ATOLL_CLI +
-                     std::string(" up --islands 1 --nodes-per-island 1 --cpus 2 > /dev/null");
-    if (std::system(up.c_str()) != 0) throw std::runtime_error("atoll up failed");
-    std::ifstream(dir_ / "head.addr") >> address_;
-    std::ifstream(dir_ / "token") >> token_;
-    runtime_.emplace(connect());
-    runtime_->task(job::add).remote(0, 0).get(std::chrono::seconds(30));  // warm a worker
-  }
-  ~LocalCluster() {
-    runtime_.reset();
-    std::string down =
-        "ATOLL_STATE_DIR='" + dir_.string() + "' " ATOLL_CLI + std::string(" down > /dev/null");
-    [[maybe_unused]] int rc = std::system(down.c_str());
-    std::filesystem::remove_all(dir_);
-  }
-  atl::Runtime& runtime() { return *runtime_; }
-  // Another driver of the same cluster.
-  atl::Runtime connect() {
-    return atl::init({.address = address_,
-                      .token = token_,
-                      .modules = {test_job},
-                      .job_module = {.library = ATOLL_TEST_JOB, .name = "test_job"}});
-  }
-
- private:
-  std::filesystem::path dir_;
-  std::string address_, token_;
-  std::optional<atl::Runtime> runtime_;
-};
+using bench::LocalCluster;
 
 void cluster_tasks_sync(benchmark::State& state) {
   LocalCluster cluster;

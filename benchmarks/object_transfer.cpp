@@ -11,8 +11,11 @@
 // BufferPool, as a node's object store does, so after the warm-up its block is reused rather than
 // faulted in again; the raw receiver reuses one buffer likewise.
 //
+//   node agents   the object held by one node agent of a local cluster and read by a task on
+//                 another node agent: the path a task's argument takes between nodes
+//
 //   atoll_object_transfer [--size BYTES] [--repeat N] [--streams N] [--backends tcp,ucx]
-//                         [--ucx-tls tcp] [--raw-piece BYTES] [--no-perftest]
+//                         [--ucx-tls tcp] [--raw-piece BYTES] [--no-perftest] [--no-nodes]
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -26,12 +29,14 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "benchmarks/local_cluster.hpp"
 #include "runtime/buffer_pool.hpp"
 #include "transport/auth.hpp"
 #include "transport/data_plane.hpp"
@@ -260,6 +265,51 @@ double transfer(DataChannel& channel, const Buffer& object, std::uint64_t n) {
   return seconds_since(t0);
 }
 
+// ---- node agents ------------------------------------------------------------------------------
+
+// The object made by a task on one node agent of a local cluster (`atoll up`, two islands of one
+// node), then read by a task on the other: that node fetches it from the first node's data plane
+// into its shared memory and lends it to its worker, which returns the size. One transfer is one
+// such task, submitted and awaited by this process as the driver: every hop is counted.
+class NodeLink {
+ public:
+  explicit NodeLink(std::size_t size)
+      : size_(size),
+        // Room for the object in each node's store (30% of its memory) and for its block in the
+        // reader's pool of reusable shared memory (a quarter of the store).
+        cluster_({.islands = 2,
+                  .nodes_per_island = 1,
+                  .cpus = 1,
+                  .memory = std::to_string(std::max<std::size_t>(16 * size >> 20, 4096)) + "M"}) {
+    auto& rt = cluster_.runtime();
+    object_ =
+        rt.task(job::buffer_blob).options(on_island("island-0")).remote(static_cast<int>(size), 1);
+    std::vector<atl::ObjectRef<Buffer>> refs{*object_};
+    if (rt.wait(refs, 1, std::chrono::minutes(5)).ready.size() != 1)
+      throw std::runtime_error("the object was not made on the first node in time");
+  }
+
+  double transfer() {
+    auto t0 = Clock::now();
+    std::uint64_t got = cluster_.runtime()
+                            .task(job::buffer_size)
+                            .options(on_island("island-1"))
+                            .remote(*object_)
+                            .get(std::chrono::minutes(5));
+    double secs = seconds_since(t0);
+    if (got != size_) throw std::runtime_error("the second node read a different size");
+    return secs;
+  }
+
+ private:
+  static atl::TaskOptions on_island(const std::string& island) {
+    return {.label_selector = {atl::LabelSelector::equals("island", island)}};
+  }
+  std::size_t size_;
+  bench::LocalCluster cluster_;
+  std::optional<atl::ObjectRef<Buffer>> object_;
+};
+
 // ---- ucx_perftest -----------------------------------------------------------------------------
 
 // UCX's tag bandwidth test over loopback: GB/s, or nullopt when it cannot run.
@@ -333,12 +383,21 @@ int main(int argc, char** argv) {
 
   struct Path {
     std::string name, backend;
-    DataChannelPtr channel;  // null: raw TCP
+    DataChannelPtr channel;  // null: raw TCP or the node agents
     std::vector<double> rates;
+    NodeLink* nodes = nullptr;
   };
   RawLink raw_link(self, size, repeat + 1, raw_piece);
   std::vector<std::unique_ptr<PlaneLink>> links;
   std::vector<Path> paths{{"raw TCP, one stream (baseline)", "", nullptr, {}}};
+  std::unique_ptr<NodeLink> node_link;
+  if (!a.contains("--no-nodes")) {
+    if (size > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      throw std::runtime_error("--size: the node agents' path takes at most 2 GiB - 1");
+    node_link = std::make_unique<NodeLink>(size);
+    paths.push_back(
+        {"node agent to node agent (a task's argument)", "", nullptr, {}, node_link.get()});
+  }
   const std::string tls = arg(a, "--ucx-tls", "tcp");
   for (const auto& backend : backends) {
     Args b = a;
@@ -358,7 +417,8 @@ int main(int argc, char** argv) {
     for (auto& p : paths) {
       const double secs = p.channel
                               ? transfer(*p.channel, object, static_cast<std::uint64_t>(round))
-                              : raw_link.transfer(object.bytes());
+                          : p.nodes ? p.nodes->transfer()
+                                    : raw_link.transfer(object.bytes());
       if (round > 0) p.rates.push_back(size / secs / 1e9);
     }
   }
@@ -385,7 +445,7 @@ int main(int argc, char** argv) {
       note = buf;
     }
     print(p.name, median(p.rates), p.rates, note);
-    if (p.channel == nullptr && ucx_raw)
+    if (p.channel == nullptr && p.nodes == nullptr && ucx_raw)
       print("ucx_perftest tag_bw, UCX_TLS=" + tls + " (baseline)", *ucx_raw, {},
             " (its own run, after the rounds)");
   }

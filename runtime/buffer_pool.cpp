@@ -7,14 +7,13 @@ namespace atl::runtime {
 
 namespace {
 constexpr std::size_t kAlignment = 4096;
+}  // namespace
 
-std::size_t round_up(std::size_t size) {
-  // Round to 1/16 of the size's power of two, so near sizes share blocks with little waste.
+std::size_t pooled_capacity(std::size_t size) {
   std::size_t step = kAlignment;
   while (step * 16 < size) step *= 2;
   return (size + step - 1) / step * step;
 }
-}  // namespace
 
 std::shared_ptr<BufferPool> BufferPool::create(std::uint64_t max_cached_bytes) {
   return std::shared_ptr<BufferPool>(new BufferPool(max_cached_bytes));
@@ -26,7 +25,7 @@ BufferPool::~BufferPool() {
 
 MutableBuffer BufferPool::allocate(std::size_t size) {
   if (size < min_pooled_size) return MutableBuffer::allocate(size);
-  const std::size_t capacity = round_up(size);
+  const std::size_t capacity = pooled_capacity(size);
   void* block = nullptr;
   {
     std::lock_guard lock(mu_);

@@ -14,6 +14,10 @@
 
 namespace atl::runtime {
 
+// The capacity a pooled block of `size` bytes gets: `size` rounded up to 1/16 of its power of
+// two, so near sizes share blocks with little waste.
+std::size_t pooled_capacity(std::size_t size);
+
 class BufferPool : public std::enable_shared_from_this<BufferPool> {
  public:
   static std::shared_ptr<BufferPool> create(std::uint64_t max_cached_bytes);

@@ -3,8 +3,10 @@
 #include <capnp/message.h>
 
 #include "runtime/cluster_core.hpp"
+
 #include "runtime/invocation.hpp"
 #include "runtime/object_ops.hpp"
+#include "runtime/wire_values.hpp"
 
 namespace atl::runtime {
 
@@ -51,16 +53,17 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
     const detail::Payload* p = &args[i].value;
     if (args[i].kind == detail::ArgSpec::Kind::resolve_ref)
       p = &get(*args[i].ref, detail::no_deadline);
-    if (p->out_of_band) not_on_cluster_yet("sending an atl::Buffer to another process");
-    inline_bytes += p->bytes.size();
+    std::string scratch;
+    const std::string& bytes = wire_bytes(*p, scratch);
+    inline_bytes += bytes.size();
     if (inline_bytes > kMaxInlineCallBytes)
       throw Error(ErrorCategory::invalid_argument,
                   "the constructor arguments of '" + cls.name + "' add up to more than " +
                       std::to_string(kMaxInlineCallBytes) +
                       " bytes, more than a control message carries; give the actor large "
                       "values through a method that takes them from a task's result");
-    values.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(p->bytes.data()),
-                                      p->bytes.size()));
+    values.set(i,
+               capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
   }
   HeadReply reply = request(msg, kHeadAnswerTimeout);
   if (!reply.error.empty())

@@ -8,6 +8,7 @@
 
 #include "atoll/errors.hpp"
 #include "runtime/cluster_messages.hpp"
+#include "runtime/shared_memory.hpp"
 
 namespace atl::runtime {
 
@@ -26,11 +27,15 @@ ObjectTransferOptions object_transfer_options(const NodeAgentOptions& node) {
   std::random_device rd;
   char suffix[9];
   std::snprintf(suffix, sizeof suffix, "%08x", rd());
+  // Fetched objects land in shared memory, so the node's workers map them instead of copying;
+  // freed blocks are kept for reuse (fresh shared pages are slow to fault in).
+  auto pool = SharedMemoryPool::create(capacity / 4);
   return {.token = node.token,
           .name = node.name.substr(0, 48) + "-" + suffix,
           .listen_host = node.data_host,
           .advertise_host = node.data_advertise_host,
-          .capacity_bytes = capacity};
+          .capacity_bytes = capacity,
+          .allocate = [pool](std::size_t size) { return pool->allocate(size); }};
 }
 
 }  // namespace

@@ -94,7 +94,10 @@ void ClusterCore::connect() {
   char name[32];
   std::snprintf(name, sizeof name, "driver-%016llx", static_cast<unsigned long long>(owner_));
   objects_ = std::make_unique<ObjectTransfer>(ObjectTransferOptions{
-      .token = options_.token, .name = name, .capacity_bytes = store_.capacity()});
+      .token = options_.token,
+      .name = name,
+      .capacity_bytes = store_.capacity(),
+      .allocate = [pool = buffers_](std::size_t size) { return pool->allocate(size); }});
   std::promise<std::pair<transport::ConnectionPtr, std::string>> dialled;
   work_.emplace(io_.get_executor());
   transport::dial(io_, host, port,
@@ -188,8 +191,6 @@ void ClusterCore::check_arguments(const std::vector<detail::ArgSpec>& args,
       not_on_cluster_yet("passing an ObjectRef parameter (to " + what + ")");
     if (a.kind == detail::ArgSpec::Kind::actor)
       not_on_cluster_yet("passing an ActorHandle (to " + what + ")");
-    if (a.kind == detail::ArgSpec::Kind::value && a.value.out_of_band)
-      not_on_cluster_yet("sending an atl::Buffer to another process");
     if (a.ref && &a.ref->core() != this)
       throw Error(ErrorCategory::invalid_argument,
                   "an argument of " + what + " belongs to another runtime");

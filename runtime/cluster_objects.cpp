@@ -7,6 +7,7 @@
 
 #include "runtime/invocation.hpp"
 #include "runtime/object_ops.hpp"
+#include "runtime/wire_values.hpp"
 
 namespace atl::runtime {
 
@@ -67,7 +68,7 @@ std::shared_ptr<ClusterCore::RemoteFetch> ClusterCore::remote_fetch(const Object
       if (error)
         fetch->error = std::move(error);
       else
-        fetch->value.bytes.assign(reinterpret_cast<const char*>(value.data()), value.size());
+        fetch->value = payload_of(value);  // a Buffer keeps the fetched block: no copy
       fetch->done = true;
       then.swap(fetch->then);
     }
@@ -165,10 +166,8 @@ ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingT
         p = &r->second.fetch->value;
       }
     }
-    if (p->out_of_band)
-      return make_error(ErrorKind::unimplemented,
-                        "an atl::Buffer cannot be sent to another process yet");
-    if (refs != nullptr && p->bytes.size() > kMaxInlineObjectBytes && objects_) {
+    const std::size_t size = wire_size(*p);
+    if (refs != nullptr && size > kMaxInlineObjectBytes && objects_) {
       // Too large for the control plane: the task's node fetches it from this driver.
       bool by_value = id.is_nil();
       if (by_value) id = ObjectId{owner_, next_sequence_.fetch_add(1)};
@@ -178,10 +177,10 @@ ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingT
         return make_error(ErrorKind::store_full, std::string("an argument: ") + e.what());
       }
       if (by_value) t.held_args.push_back(id);
-      refs->push_back({i, id, p->bytes.size(), objects_->address()});
+      refs->push_back({i, id, size, objects_->address()});
       continue;
     }
-    inline_bytes += p->bytes.size();
+    inline_bytes += size;
     if (inline_bytes > kMaxInlineCallBytes)
       return make_error(ErrorKind::invalid_argument,
                         std::string(refs == nullptr ? "the arguments of an actor call"
@@ -189,8 +188,15 @@ ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingT
                             " add up to more than " + std::to_string(kMaxInlineCallBytes) +
                             " bytes, more than a control message carries; pass large values "
                             "to tasks, or as the results of tasks (they move between nodes)");
-    out.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(p->bytes.data()),
-                                   p->bytes.size()));
+    std::string scratch;
+    const std::string* bytes = &p->bytes;
+    try {
+      bytes = &wire_bytes(*p, scratch);
+    } catch (const Error& e) {
+      return make_error(ErrorKind::invalid_argument, e.what());
+    }
+    out.set(i,
+            capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes->data()), bytes->size()));
   }
   return nullptr;
 }
@@ -200,7 +206,9 @@ void ClusterCore::hold_here(const ObjectId& id, const detail::Payload& value) {
     std::lock_guard lock(remote_mu_);
     if (held_here_.contains(id)) return;
   }
-  objects_->hold(id, Buffer::copy_of(value.bytes.data(), value.bytes.size()));
+  MutableBuffer copy = buffers_->allocate(wire_size(value));
+  write_wire(value, copy.data());
+  objects_->hold(id, std::move(copy).freeze());
   std::lock_guard lock(remote_mu_);
   held_here_.insert(id);
 }

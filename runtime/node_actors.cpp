@@ -58,8 +58,7 @@ void NodeActors::start(const transport::ConnectionPtr& head, wire::ActorSpec::Re
   actor->head = head;
   actor->module_hash = spec.getModuleHash();
   actor->module_name = spec.getModuleName();
-  for (auto a : spec.getArgs())
-    actor->ctor_args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
+  for (auto a : spec.getArgs()) actor->ctor_args.push_back(Buffer::copy_of(a.begin(), a.size()));
   actor->max_concurrency = spec.getMaxConcurrency();
   Hosted* raw = actor.get();
   {
@@ -97,7 +96,7 @@ void NodeActors::call(const transport::ConnectionPtr& head, wire::ActorCall::Rea
       Call c;
       c.id = call.getTaskId();
       c.method = call.getMethod();
-      for (auto a : call.getArgs()) c.args.push_back(string_of(a));
+      for (auto a : call.getArgs()) c.args.push_back(Buffer::copy_of(a.begin(), a.size()));
       actor->mailbox.push_back(std::move(c));
       lock.unlock();
       actor->cv.notify_one();
@@ -255,7 +254,7 @@ void NodeActors::run_reader(Hosted& actor) {
                               std::to_string(result.second.value.size()) +
                               " bytes; an actor method's result may be at most " +
                               std::to_string(kMaxInlineCallBytes) + " bytes on a cluster for now";
-      result.second.value.clear();
+      result.second.value = Buffer();
     }
     send_task_finished(actor.head, node_name_, result.first, result.second, false);
   }

@@ -43,14 +43,14 @@ class NodeActors {
   struct Call {
     std::uint64_t id = 0;
     std::string method;
-    std::vector<std::string> args;
+    std::vector<Buffer> args;
   };
   struct Hosted {
     ActorId id;
     std::string display;  // for messages: "actor 'name'" or "actor Class"
     transport::ConnectionPtr head;
     std::string module_hash, module_name, class_name;
-    std::vector<std::string> ctor_args;
+    std::vector<Buffer> ctor_args;
     std::uint32_t max_concurrency = 1;
 
     std::mutex mu;

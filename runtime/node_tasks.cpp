@@ -6,6 +6,7 @@
 
 #include "atoll/errors.hpp"
 #include "runtime/cluster_messages.hpp"
+#include "runtime/shared_memory.hpp"
 
 namespace atl::runtime {
 
@@ -52,8 +53,7 @@ void NodeTaskRunner::run(const transport::ConnectionPtr& head, wire::TaskSpec::R
   job.module_hash = spec.getModuleHash();
   job.module_name = spec.getModuleName();
   job.function = spec.getFunction();
-  for (auto a : spec.getArgs())
-    job.args.emplace_back(reinterpret_cast<const char*>(a.begin()), a.size());
+  for (auto a : spec.getArgs()) job.args.push_back(Buffer::copy_of(a.begin(), a.size()));
   if (spec.hasResult()) job.result = object_key(spec.getResult());
   for (auto r : spec.getArgRefs())
     job.refs.push_back(
@@ -89,8 +89,7 @@ void NodeTaskRunner::resolve_then_enqueue(const transport::ConnectionPtr& head, 
   auto arrived = [this, head, state](std::uint32_t index, const Buffer& value, ErrorPtr error) {
     std::unique_lock lock(state->mu);
     if (error && !state->error) state->error = std::move(error);
-    if (!error)
-      state->job.args[index].assign(reinterpret_cast<const char*>(value.data()), value.size());
+    if (!error) state->job.args[index] = value;  // the fetched block itself: no copy
     if (--state->left > 0) return;
     lock.unlock();
     if (state->error) {
@@ -129,11 +128,11 @@ void NodeTaskRunner::report(const transport::ConnectionPtr& head, const Job& job
     send_task_finished(head, node_name_, job.task_id, out, false, run_micros);
     return;
   }
-  // Too large for the control plane: it stays here until its owner frees it.
-  auto bytes = std::make_shared<std::string>(std::move(out.value));
-  std::uint64_t size = bytes->size();
+  // Too large for the control plane: it stays here (in the shared block the worker wrote it to)
+  // until its owner frees it.
+  std::uint64_t size = out.value.size();
   try {
-    objects_.hold(job.result, Buffer::adopt(bytes->data(), bytes->size(), [bytes] {}));
+    objects_.hold(job.result, std::move(out.value));
   } catch (const Error& e) {
     fail(head, job.task_id, "atl::ObjectStoreFullError",
          "the result of the task on node '" + node_name_ + "': " + e.what(), false);
@@ -174,9 +173,12 @@ void NodeTaskRunner::serve(const transport::ConnectionPtr& head, std::uint64_t l
 }
 
 namespace {
-std::size_t argument_bytes(const std::vector<std::string>& args) {
+// What the arguments add to the worker's socket: a large value in shared memory goes as a
+// descriptor.
+std::size_t argument_bytes(const std::vector<Buffer>& args) {
   std::size_t n = 0;
-  for (const auto& a : args) n += a.size();
+  for (const auto& a : args)
+    if (a.size() <= kMaxInlineWorkerValue || !shared_span_of(a)) n += a.size();
   return n;
 }
 }  // namespace
@@ -226,11 +228,20 @@ bool NodeTaskRunner::send_pending(const transport::ConnectionPtr& head, InFlight
   }
   worker_module = first.module_hash;
   if (flight.sent == 0) flight.last_outcome = std::chrono::steady_clock::now();
-  for (; flight.sent < flight.jobs.size(); ++flight.sent) {
+  while (flight.sent < flight.jobs.size()) {
     const Job& job = flight.jobs[flight.sent];
-    if (!worker->send_execute(job.task_id, job.function, job.args)) break;  // the reader learns why
+    try {
+      if (!worker->send_execute(job.task_id, job.function, job.args)) break;  // the reader learns
+    } catch (const Error& e) {
+      // This task cannot be handed over (its shared arguments); the others still can.
+      fail(head, job.task_id, "atl::Error", "on node '" + node_name_ + "': " + e.what(), false);
+      flight.bytes -= argument_bytes(job.args);
+      flight.jobs.erase(flight.jobs.begin() + static_cast<std::ptrdiff_t>(flight.sent));
+      continue;
+    }
+    ++flight.sent;
   }
-  return true;
+  return !flight.jobs.empty() || flight.sent > 0;
 }
 
 void NodeTaskRunner::finish_oldest(const transport::ConnectionPtr& head, InFlight& flight,

@@ -42,7 +42,7 @@ class NodeTaskRunner {
     std::uint64_t task_id = 0;
     std::string module_hash, module_name, function;
     std::filesystem::path module_path;
-    std::vector<std::string> args;
+    std::vector<Buffer> args;  // large ones in the node's shared memory, lent to the worker
     std::uint64_t lease = 0;
     ObjectId result;  // nil: the head did not name it (the value always travels inline)
     struct Ref {
@@ -58,7 +58,7 @@ class NodeTaskRunner {
   struct InFlight {
     std::deque<Job> jobs;
     std::size_t sent = 0;   // jobs[0, sent) are with the worker
-    std::size_t bytes = 0;  // argument bytes of `jobs`
+    std::size_t bytes = 0;  // argument bytes of `jobs` written to the socket
     std::chrono::steady_clock::time_point last_outcome;
   };
 

@@ -347,12 +347,22 @@ transport::Allocation ObjectTransfer::allocate(const transport::IncomingObject& 
     if (held_bytes_ + fetching_bytes_ + o.size <= options_.capacity_bytes) {
       it->second.accepted = true;
       fetching_bytes_ += o.size;
-      return transport::Allocation::accept(MutableBuffer::allocate(o.size));
+    } else {
+      full = "the object store of '" + options_.name + "' is full: object " + o.id.to_string() +
+             " (" + std::to_string(o.size) + " bytes) does not fit (" +
+             std::to_string(held_bytes_ + fetching_bytes_) + " of " +
+             std::to_string(options_.capacity_bytes) + " in use)";
     }
-    full = "the object store of '" + options_.name + "' is full: object " + o.id.to_string() +
-           " (" + std::to_string(o.size) + " bytes) does not fit (" +
-           std::to_string(held_bytes_ + fetching_bytes_) + " of " +
-           std::to_string(options_.capacity_bytes) + " in use)";
+  }
+  if (full.empty()) {
+    try {
+      // Outside the lock: a fresh block of a GiB takes a while to fault in.
+      return transport::Allocation::accept(options_.allocate ? options_.allocate(o.size)
+                                                             : MutableBuffer::allocate(o.size));
+    } catch (const std::exception& e) {
+      full = "'" + options_.name + "' has no memory for object " + o.id.to_string() + " (" +
+             std::to_string(o.size) + " bytes): " + e.what();
+    }
   }
   finish(o.id, {}, make_error(ErrorKind::store_full, full));
   return transport::Allocation::refuse(Error(ErrorCategory::overloaded, full));

@@ -50,6 +50,9 @@ struct ObjectTransferOptions {
   // Bytes held for others plus bytes being fetched; beyond it `hold` and fetches fail store-full.
   std::uint64_t capacity_bytes = 2ull << 30;
   transport::DataBackend backend = transport::DataBackend::ucx;  // falls back to TCP
+  // Where fetched objects land (a node's shared memory, a driver's buffer pool); empty: the heap.
+  // May raise; the fetch then fails store-full.
+  std::function<MutableBuffer(std::size_t)> allocate;
 };
 
 // `advertised` with an unspecified host (0.0.0.0, ::) replaced by `dialled_host`, the host this

@@ -18,6 +18,7 @@
 #include "runtime/invocation.hpp"
 #include "runtime/module_store.hpp"
 #include "runtime/worker_process.hpp"
+#include "runtime/worker_values.hpp"
 #include "transport/codec.hpp"
 
 namespace atl::runtime {
@@ -30,18 +31,13 @@ struct Call {
   std::vector<detail::ArgSpec> args;
 };
 
-template <class List>
-std::vector<detail::ArgSpec> copy_args(List list) {
-  std::vector<detail::ArgSpec> args(list.size());
-  for (unsigned i = 0; i < args.size(); ++i)
-    args[i].value.bytes.assign(reinterpret_cast<const char*>(list[i].begin()), list[i].size());
-  return args;
-}
-
 class WorkerLoop {
  public:
   WorkerLoop(int fd, const Registry& registry) : fd_(fd), registry_(registry) {}
-  ~WorkerLoop() { stop_threads(); }
+  ~WorkerLoop() {
+    stop_threads();
+    close_all(fds_);
+  }
 
   // Returns the process's exit status once the node agent closes the socket or misbehaves.
   int run() {
@@ -52,29 +48,47 @@ class WorkerLoop {
         auto decoded = transport::decode_worker_message(std::move(*frame));
         if (!decoded.message) return 2;  // the node agent sent garbage: a bug or an attack
         auto m = decoded.message->root();
-        if (m.which() == wire::WorkerMessage::CONSTRUCT && cls_ == nullptr && !ran_tasks_) {
-          if (!construct(m.getConstruct())) return 0;
-        } else if (m.which() == wire::WorkerMessage::EXECUTE) {
-          auto e = m.getExecute();
-          Call call{e.getTaskId(), e.getFunction(), copy_args(e.getArgs())};
-          if (!dispatch(std::move(call))) return 0;
-        } else {
-          return 2;
+        try {
+          if (m.which() == wire::WorkerMessage::CONSTRUCT && cls_ == nullptr && !ran_tasks_) {
+            auto c = m.getConstruct();
+            if (!construct(c, arguments(c.getArgs(), c.getSharedArgs()))) return 0;
+          } else if (m.which() == wire::WorkerMessage::EXECUTE) {
+            auto e = m.getExecute();
+            Call call{e.getTaskId(), e.getFunction(), arguments(e.getArgs(), e.getSharedArgs())};
+            if (!dispatch(std::move(call))) return 0;
+          } else {
+            return 2;
+          }
+        } catch (const Error&) {
+          return 2;  // shared values the node agent did not send as it said: a bug
         }
       }
       if (decoder.failed()) return 2;
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      ssize_t n = transport::receive_with_fds(fd_, buf, fds_);
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EMSGSIZE) return 2;
       if (n <= 0) return 0;  // the node agent is done with this worker: finish queued calls
       decoder.feed({buf, static_cast<std::size_t>(n)});
     }
   }
 
  private:
-  bool send(capnp::MessageBuilder& msg) {
+  bool send(capnp::MessageBuilder& msg, const OutgoingFds& fds = {}) {
     auto frame = transport::encode(msg);
-    std::lock_guard lock(write_mu_);
-    return transport::send_all(fd_, frame);
+    std::lock_guard lock(write_mu_);  // no Buffer is released under it: see `released`
+    return transport::send_all_with_fds(fd_, frame, fds.fds);
+  }
+
+  // Runs wherever the last reference to a lent value goes (any thread, never under write_mu_).
+  void released(std::uint64_t lend) {
+    capnp::MallocMessageBuilder msg;
+    msg.initRoot<wire::WorkerMessage>().setReleased(lend);
+    send(msg);
+  }
+
+  std::vector<detail::ArgSpec> arguments(capnp::List<capnp::Data>::Reader args,
+                                         capnp::List<wire::SharedValue>::Reader shared) {
+    return read_arguments(args, shared, fds_, [this](std::uint64_t lend) { released(lend); });
   }
 
   bool send_failure(std::uint64_t id, const std::string& type, const std::string& text) {
@@ -88,24 +102,25 @@ class WorkerLoop {
   }
 
   bool send_value(std::uint64_t id, const detail::Payload& out) {
-    if (out.out_of_band)
-      return send_failure(id, "atl::Error", "Buffer results do not cross processes yet");
     capnp::MallocMessageBuilder msg;
     auto o = msg.initRoot<wire::WorkerMessage>().initOutcome();
     o.setTaskId(id);
-    o.setValue(
-        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(out.bytes.data()), out.bytes.size()));
-    return send(msg);
+    OutgoingFds fds;
+    try {
+      write_result(o, out, fds);
+    } catch (const Error& e) {
+      return send_failure(id, "atl::Error", std::string("the result: ") + e.what());
+    }
+    return send(msg, fds);
   }
 
   // Answers with taskId 0: an empty value once constructed, or why it could not be.
-  bool construct(wire::ConstructActor::Reader spec) {
+  bool construct(wire::ConstructActor::Reader spec, std::vector<detail::ArgSpec> args) {
     std::string name = spec.getClassName();
     const detail::ActorClassEntry* cls = registry_.find_actor_class(name);
     if (cls == nullptr)
       return send_failure(0, "atl::Error",
                           "no actor class named '" + name + "' is registered in the job's module");
-    auto args = copy_args(spec.getArgs());
     const detail::ConstructorEntry* ctor = cls->find_constructor(args.size());
     if (ctor == nullptr)
       return send_failure(0, "atl::Error",
@@ -123,6 +138,7 @@ class WorkerLoop {
       return send_failure(0, "unknown exception", "");
     }
     cls_ = cls;
+    args.clear();  // the actor keeps what it kept; the rest of the lent values go back now
     // With max_concurrency 1 calls run on the reading thread, strictly in arrival order.
     if (spec.getMaxConcurrency() > 1)
       for (std::uint32_t i = 0; i < spec.getMaxConcurrency(); ++i)
@@ -131,7 +147,7 @@ class WorkerLoop {
   }
 
   bool dispatch(Call call) {
-    if (threads_.empty()) return execute(call);
+    if (threads_.empty()) return execute(std::move(call));
     {
       std::lock_guard lock(mu_);
       queue_.push_back(std::move(call));
@@ -150,7 +166,7 @@ class WorkerLoop {
         call = std::move(queue_.front());
         queue_.pop_front();
       }
-      if (!execute(call)) write_failed_.store(true);
+      if (!execute(std::move(call))) write_failed_.store(true);
     }
   }
 
@@ -163,7 +179,7 @@ class WorkerLoop {
     for (auto& t : threads_) t.join();
   }
 
-  bool execute(const Call& call) {
+  bool execute(Call call) {
     const detail::FunctionEntry* fn = nullptr;
     const detail::MethodEntry* method = nullptr;
     if (cls_ != nullptr) {
@@ -195,6 +211,8 @@ class WorkerLoop {
     try {
       detail::Payload out =
           method != nullptr ? method->invoke(instance_.get(), frame) : fn->invoke(frame);
+      // Lent arguments go back before the outcome, so the node may reuse their blocks at once.
+      call.args.clear();
       return send_value(call.id, out);
     } catch (const std::exception& e) {
       return send_failure(call.id, detail::demangle(typeid(e).name()), e.what());
@@ -205,6 +223,7 @@ class WorkerLoop {
 
   const int fd_;
   const Registry& registry_;
+  std::deque<int> fds_;  // received with the node's frames, not yet claimed (reading thread)
   std::mutex write_mu_;
   const detail::ActorClassEntry* cls_ = nullptr;
   std::shared_ptr<void> instance_;

@@ -63,14 +63,12 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
   }
   ::close(fds[1]);
   std::unique_ptr<WorkerProcess> worker(new WorkerProcess(pid, fds[0]));
-  transport::Frame frame;
+  transport::DecodeResult<wire::WorkerMessage> decoded;
   try {
-    frame = worker->read_frame(timeout);
+    decoded = worker->read_message(timeout);
   } catch (const Error& e) {
     throw Error(ErrorCategory::failed, std::string("the worker could not start: ") + e.what());
   }
-  auto decoded = transport::decode_worker_message(std::move(frame));
-  if (!decoded.message) throw Error(ErrorCategory::failed, "worker: " + decoded.error);
   auto m = decoded.message->root();
   if (m.which() == wire::WorkerMessage::OUTCOME && m.getOutcome().isFailure())
     throw Error(ErrorCategory::failed, "the worker could not start: " +
@@ -83,6 +81,7 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
 
 WorkerProcess::~WorkerProcess() {
   ::close(fd_);  // the worker exits at end of input
+  close_all(received_fds_);
   std::lock_guard lock(reap_mu_);
   if (reaped_) return;
   for (int i = 0; i < 100; ++i) {
@@ -95,6 +94,7 @@ WorkerProcess::~WorkerProcess() {
 
 void WorkerProcess::died() {
   dead_.store(true);
+  lent_.clear();  // nothing maps them any more
   std::string how = "vanished";
   {
     std::lock_guard lock(reap_mu_);
@@ -145,19 +145,42 @@ transport::Frame WorkerProcess::read_frame(std::chrono::milliseconds timeout) {
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) continue;
     std::byte buf[64 * 1024];
-    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    ssize_t n = transport::receive_with_fds(fd_, buf, received_fds_);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EMSGSIZE) kill();
     if (n <= 0) died();
     decoder_.feed({buf, static_cast<std::size_t>(n)});
   }
 }
 
+transport::DecodeResult<wire::WorkerMessage> WorkerProcess::read_message(
+    std::chrono::milliseconds timeout) {
+  for (;;) {
+    auto decoded = transport::decode_worker_message(read_frame(timeout));
+    if (!decoded.message) {
+      kill();
+      died();
+    }
+    auto m = decoded.message->root();
+    if (m.which() != wire::WorkerMessage::RELEASED) return decoded;
+    lent_.released(m.getReleased());
+  }
+}
+
+bool WorkerProcess::send(capnp::MessageBuilder& message, const OutgoingFds& fds) {
+  return transport::send_all_with_fds(fd_, transport::encode(message), fds.fds);
+}
+
 WorkerOutcome WorkerProcess::outcome_of(wire::TaskOutcome::Reader o) {
   WorkerOutcome out;
-  if (o.isValue()) {
+  if (o.isValue() || o.isShared()) {
     out.ok = true;
-    auto v = o.getValue();
-    out.value.assign(reinterpret_cast<const char*>(v.begin()), v.size());
+    try {
+      out.value = read_result(o, received_fds_);
+    } catch (const Error&) {
+      kill();  // a shared result without its descriptor, or one that does not fit it
+      died();
+    }
   } else {
     out.remote_type = o.getFailure().getRemoteType();
     out.message = o.getFailure().getMessage();
@@ -166,17 +189,15 @@ WorkerOutcome WorkerProcess::outcome_of(wire::TaskOutcome::Reader o) {
 }
 
 bool WorkerProcess::send_execute(std::uint64_t id, const std::string& function,
-                                 const std::vector<std::string>& args) {
+                                 const std::vector<Buffer>& args) {
   if (dead_.load()) return false;
   capnp::MallocMessageBuilder msg;
   auto e = msg.initRoot<wire::WorkerMessage>().initExecute();
   e.setTaskId(id);
   e.setFunction(function);
-  auto list = e.initArgs(static_cast<unsigned>(args.size()));
-  for (unsigned i = 0; i < args.size(); ++i)
-    list.set(
-        i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(args[i].data()), args[i].size()));
-  return transport::send_all(fd_, transport::encode(msg));
+  OutgoingFds fds;
+  write_arguments(e, args, lent_, fds);
+  return send(msg, fds);
 }
 
 std::pair<std::uint64_t, WorkerOutcome> WorkerProcess::next_outcome() {
@@ -185,8 +206,8 @@ std::pair<std::uint64_t, WorkerOutcome> WorkerProcess::next_outcome() {
     if (reaped_) throw Error(ErrorCategory::disconnected, "the worker process is gone");
   }
   // An actor's call may run for as long as it likes: no deadline beyond the worker's life.
-  auto decoded = transport::decode_worker_message(read_frame(std::chrono::hours(24 * 365)));
-  if (!decoded.message || decoded.message->root().which() != wire::WorkerMessage::OUTCOME) {
+  auto decoded = read_message(std::chrono::hours(24 * 365));
+  if (decoded.message->root().which() != wire::WorkerMessage::OUTCOME) {
     kill();
     died();
   }
@@ -195,7 +216,7 @@ std::pair<std::uint64_t, WorkerOutcome> WorkerProcess::next_outcome() {
 }
 
 WorkerOutcome WorkerProcess::construct(const std::string& class_name,
-                                       const std::vector<std::string>& args,
+                                       const std::vector<Buffer>& args,
                                        std::uint32_t max_concurrency,
                                        std::chrono::milliseconds timeout) {
   if (dead_.load()) throw Error(ErrorCategory::disconnected, "the worker process is gone");
@@ -204,17 +225,11 @@ WorkerOutcome WorkerProcess::construct(const std::string& class_name,
     auto c = msg.initRoot<wire::WorkerMessage>().initConstruct();
     c.setClassName(class_name);
     c.setMaxConcurrency(max_concurrency);
-    auto list = c.initArgs(static_cast<unsigned>(args.size()));
-    for (unsigned i = 0; i < args.size(); ++i)
-      list.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(args[i].data()),
-                                      args[i].size()));
-    if (!transport::send_all(fd_, transport::encode(msg))) died();
+    OutgoingFds fds;
+    write_arguments(c, args, lent_, fds);
+    if (!send(msg, fds)) died();
   }
-  auto decoded = transport::decode_worker_message(read_frame(timeout));
-  if (!decoded.message) {
-    kill();
-    died();
-  }
+  auto decoded = read_message(timeout);
   auto m = decoded.message->root();
   if (m.which() != wire::WorkerMessage::OUTCOME || m.getOutcome().getTaskId() != 0) {
     kill();
@@ -223,17 +238,12 @@ WorkerOutcome WorkerProcess::construct(const std::string& class_name,
   return outcome_of(m.getOutcome());
 }
 
-WorkerOutcome WorkerProcess::execute(const std::string& function,
-                                     const std::vector<std::string>& args,
+WorkerOutcome WorkerProcess::execute(const std::string& function, const std::vector<Buffer>& args,
                                      std::chrono::milliseconds timeout) {
   if (dead_.load()) throw Error(ErrorCategory::disconnected, "the worker process is gone");
   std::uint64_t id = next_task_++;
   if (!send_execute(id, function, args)) died();
-  auto decoded = transport::decode_worker_message(read_frame(timeout));
-  if (!decoded.message) {
-    kill();
-    died();
-  }
+  auto decoded = read_message(timeout);
   auto m = decoded.message->root();
   if (m.which() != wire::WorkerMessage::OUTCOME || m.getOutcome().getTaskId() != id) {
     kill();

@@ -23,14 +23,18 @@
 #include <string>
 #include <vector>
 
+#include "atoll/buffer.hpp"
+#include "runtime/worker_values.hpp"
+#include "transport/codec.hpp"
 #include "transport/frame.hpp"
 #include "transport/schema/control.capnp.h"
 
 namespace atl::runtime {
 
-// The largest message on a worker's socketpair: a task's arguments or result travel in one frame
-// (a value is also bounded by Cap'n Proto's 512 MiB blob limit). The peer is a local process of
-// this node, so the control plane's 16 MiB limit against hostile peers does not apply.
+// The largest message on a worker's socketpair: a task's inline arguments or result travel in one
+// frame (values in the node's shared memory travel as descriptors instead, worker_values.hpp).
+// The peer is a local process of this node, so the control plane's 16 MiB limit against hostile
+// peers does not apply.
 inline constexpr std::size_t kMaxWorkerFrameBytes = std::size_t{1} << 30;
 
 struct WorkerSpec {
@@ -42,7 +46,7 @@ struct WorkerSpec {
 
 struct WorkerOutcome {
   bool ok = false;
-  std::string value;        // msgpack bytes, when ok
+  Buffer value;             // msgpack bytes, when ok (a large one in shared memory)
   std::string remote_type;  // when not ok
   std::string message;
 };
@@ -60,16 +64,17 @@ class WorkerProcess {
   // Runs one task. Returns its value or the exception it threw. Raises atl::Error(disconnected)
   // naming the signal or exit status when the worker dies (the worker is then unusable), and
   // atl::Error(timed_out) when it does not answer in time (the worker is killed).
-  WorkerOutcome execute(const std::string& function, const std::vector<std::string>& args,
+  // Arguments larger than kMaxInlineWorkerValue that live in shared memory are lent to the worker
+  // rather than copied (worker_values.hpp).
+  WorkerOutcome execute(const std::string& function, const std::vector<Buffer>& args,
                         std::chrono::milliseconds timeout);
 
   // Makes this worker host an actor of `class_name`. Returns how construction went (not ok: the
   // class is unknown or its constructor threw). Raises like `execute` when the worker dies.
-  WorkerOutcome construct(const std::string& class_name, const std::vector<std::string>& args,
+  WorkerOutcome construct(const std::string& class_name, const std::vector<Buffer>& args,
                           std::uint32_t max_concurrency, std::chrono::milliseconds timeout);
   // Sends one call; false when the worker is gone (the reader learns why).
-  bool send_execute(std::uint64_t id, const std::string& function,
-                    const std::vector<std::string>& args);
+  bool send_execute(std::uint64_t id, const std::string& function, const std::vector<Buffer>& args);
   // The next outcome, in completion order, with its call's id. Raises Error(disconnected) naming
   // the signal or exit status once the worker has exited (after a clean exit too).
   std::pair<std::uint64_t, WorkerOutcome> next_outcome();
@@ -80,12 +85,19 @@ class WorkerProcess {
 
   pid_t pid() const noexcept { return pid_; }
   bool alive() const noexcept { return !dead_.load(); }
+  // Values lent to the worker that it has not said it unmapped (read as its messages arrive).
+  std::size_t values_lent() const { return lent_.count(); }
   std::uint32_t functions() const noexcept { return functions_; }
 
  private:
   WorkerProcess(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
   transport::Frame read_frame(std::chrono::milliseconds timeout);
-  static WorkerOutcome outcome_of(wire::TaskOutcome::Reader o);
+  // The next message other than `released` (which it handles). Kills the worker and raises like
+  // died() when the worker sends something that does not decode.
+  transport::DecodeResult<wire::WorkerMessage> read_message(std::chrono::milliseconds timeout);
+  // Writes one message with its descriptors; false when the worker is gone.
+  bool send(capnp::MessageBuilder& message, const OutgoingFds& fds);
+  WorkerOutcome outcome_of(wire::TaskOutcome::Reader o);
   // Marks the worker dead, reaps it and raises Error(disconnected) saying how it ended.
   [[noreturn]] void died();
   void kill_and_reap() noexcept;
@@ -98,6 +110,8 @@ class WorkerProcess {
   std::uint32_t functions_ = 0;
   std::uint64_t next_task_ = 1;
   transport::FrameDecoder decoder_{kMaxWorkerFrameBytes};
+  std::deque<int> received_fds_;  // from the worker, in arrival order (read side only)
+  LentValues lent_;
 };
 
 // Describes a wait() status: "killed by signal SIGSEGV (Segmentation fault)", "exited with

@@ -284,6 +284,18 @@ std::string validate(wire::Envelope::Reader e) {
   return "unknown message type";
 }
 
+// Shared values name distinct arguments, each left empty inline.
+std::string check_shared_values(capnp::List<wire::SharedValue>::Reader shared,
+                                unsigned argument_count) {
+  if (shared.size() > kMaxSharedValues) return "too many shared values";
+  std::vector<bool> seen(argument_count, false);
+  for (auto v : shared) {
+    if (v.getIndex() >= argument_count || seen[v.getIndex()]) return "bad shared value index";
+    seen[v.getIndex()] = true;
+  }
+  return {};
+}
+
 std::string validate(wire::WorkerMessage::Reader m) {
   switch (m.which()) {
     case wire::WorkerMessage::READY:
@@ -292,11 +304,13 @@ std::string validate(wire::WorkerMessage::Reader m) {
       auto e = m.getExecute();
       if (e.getFunction().size() == 0 || e.getFunction().size() > kMaxNameBytes)
         return "bad function name";
-      return e.getArgs().size() <= kMaxTaskArgs ? std::string() : "too many arguments";
+      if (e.getArgs().size() > kMaxTaskArgs) return "too many arguments";
+      return check_shared_values(e.getSharedArgs(), e.getArgs().size());
     }
     case wire::WorkerMessage::OUTCOME: {
       auto o = m.getOutcome();
       if (o.which() == wire::TaskOutcome::VALUE) return {};
+      if (o.which() == wire::TaskOutcome::SHARED) return {};
       if (o.which() != wire::TaskOutcome::FAILURE) return "unknown outcome";
       if (auto e = check_text(o.getFailure().getRemoteType(), kMaxNameBytes, "remote type");
           !e.empty())
@@ -308,8 +322,11 @@ std::string validate(wire::WorkerMessage::Reader m) {
       if (auto e = check_name(c.getClassName(), "actor class name"); !e.empty()) return e;
       if (c.getMaxConcurrency() < 1 || c.getMaxConcurrency() > kMaxActorConcurrency)
         return "bad max concurrency";
-      return c.getArgs().size() <= kMaxTaskArgs ? std::string() : "too many arguments";
+      if (c.getArgs().size() > kMaxTaskArgs) return "too many arguments";
+      return check_shared_values(c.getSharedArgs(), c.getArgs().size());
     }
+    case wire::WorkerMessage::RELEASED:
+      return {};
   }
   return "unknown worker message";
 }

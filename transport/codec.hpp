@@ -26,6 +26,9 @@ inline constexpr unsigned kNestingLimit = 16;
 inline constexpr std::size_t kMaxNameBytes = 256;
 inline constexpr std::size_t kMaxMessageTextBytes = 64u << 10;
 inline constexpr std::size_t kMaxTaskArgs = 1024;
+// Shared-memory values in one worker message: each brings a descriptor (SCM_RIGHTS carries at
+// most 253 in one message).
+inline constexpr std::size_t kMaxSharedValues = 128;
 inline constexpr std::uint32_t kMaxActorConcurrency = 1024;
 
 template <class Root>

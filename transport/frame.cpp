@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <sys/uio.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -66,6 +68,52 @@ bool send_all(int fd, std::span<const std::byte> bytes) {
     bytes = bytes.subspan(static_cast<std::size_t>(n));
   }
   return true;
+}
+
+bool send_all_with_fds(int fd, std::span<const std::byte> bytes, std::span<const int> fds) {
+  if (fds.empty()) return send_all(fd, bytes);
+  if (bytes.empty() || fds.size() > kMaxFdsPerSend) return false;
+  std::vector<std::byte> control(CMSG_SPACE(sizeof(int) * fds.size()));
+  iovec iov{const_cast<std::byte*>(bytes.data()), bytes.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.data();
+  msg.msg_controllen = control.size();
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return false;
+  // The descriptors went with the first byte; the rest of the frame follows as plain bytes.
+  return send_all(fd, bytes.subspan(static_cast<std::size_t>(n)));
+}
+
+ssize_t receive_with_fds(int fd, std::span<std::byte> buffer, std::deque<int>& fds) {
+  alignas(cmsghdr) std::byte control[CMSG_SPACE(sizeof(int) * kMaxFdsPerSend)];
+  iovec iov{buffer.data(), buffer.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int received;
+      std::memcpy(&received, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds.push_back(received);
+    }
+  }
+  if (msg.msg_flags & MSG_CTRUNC) errno = EMSGSIZE;
+  return (msg.msg_flags & MSG_CTRUNC) ? -1 : n;
 }
 
 }  // namespace atl::transport

@@ -8,8 +8,11 @@
 // Thread-safety: a FrameDecoder belongs to one connection's reading side.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 #include <string>
@@ -58,5 +61,15 @@ std::vector<std::byte> encode_frame(std::span<const std::byte> payload);
 // Writes all of `bytes` to a blocking stream socket (retrying on EINTR, never raising SIGPIPE).
 // False when the peer is gone.
 bool send_all(int fd, std::span<const std::byte> bytes);
+
+// Unix sockets only: descriptors travel with a frame (SCM_RIGHTS), at most this many per frame.
+inline constexpr std::size_t kMaxFdsPerSend = 250;
+// `send_all`, passing `fds` (duplicated into the peer; still owned by the caller) with the first
+// byte. False when the peer is gone or there are too many descriptors.
+bool send_all_with_fds(int fd, std::span<const std::byte> bytes, std::span<const int> fds);
+// One recvmsg: bytes into `buffer`, descriptors that came with them appended to `fds` (owned by
+// the caller from then on, close-on-exec). Returns like recv; -1 with EMSGSIZE when descriptors
+// were dropped because too many came at once (the stream can no longer be trusted).
+ssize_t receive_with_fds(int fd, std::span<std::byte> buffer, std::deque<int>& fds);
 
 }  // namespace atl::transport

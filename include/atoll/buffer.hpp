@@ -23,6 +23,10 @@
 
 namespace atl {
 
+namespace detail {
+struct BufferAccess;  // the runtime's view of a block's owner (shared memory)
+}  // namespace detail
+
 class Buffer {
  public:
   Buffer() = default;
@@ -47,6 +51,7 @@ class Buffer {
 
  private:
   friend class MutableBuffer;
+  friend struct detail::BufferAccess;
   Buffer(std::shared_ptr<const void> owner, const std::byte* data, std::size_t size)
       : owner_(std::move(owner)), data_(data), size_(size) {}
 
@@ -76,6 +81,7 @@ class MutableBuffer {
   Buffer freeze() &&;
 
  private:
+  friend struct detail::BufferAccess;
   std::shared_ptr<void> owner_;
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;

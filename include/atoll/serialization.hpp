@@ -7,7 +7,9 @@
 // msgpack's own adaptor specialisations (the ADL-free hook msgpack-cxx documents).
 //
 // An atl::Buffer at the top level of a value travels out of band: it is never copied inside one
-// process. A Buffer nested in a container is encoded as msgpack `bin` (copied).
+// process, nor when a worker on the same node reads it (shared memory). Between processes it is a
+// msgpack `bin`, so a parameter that reads a bin (std::vector<char>, std::string) takes a Buffer's
+// bytes too. A Buffer nested in a container is encoded as `bin` (copied).
 //
 // Errors: a value that does not decode as the requested type raises atl::SerializationError
 // naming the type.
@@ -79,8 +81,17 @@ T deserialize(const Payload& p) {
   if constexpr (std::is_same_v<T, Buffer>) {
     if (p.out_of_band) return p.buffer;
   }
-  if (p.out_of_band) throw_decode_error(typeid(T), "the value is an atl::Buffer");
   try {
+    if (p.out_of_band) {
+      // A Buffer is a msgpack bin between processes: a type that reads a bin reads it here too.
+      if (p.buffer.size() > 0xffffffffu)
+        throw_decode_error(typeid(T), "the value is an atl::Buffer");
+      msgpack::object bin;
+      bin.type = msgpack::type::BIN;
+      bin.via.bin.size = static_cast<std::uint32_t>(p.buffer.size());
+      bin.via.bin.ptr = reinterpret_cast<const char*>(p.buffer.data());
+      return bin.as<T>();
+    }
     msgpack::zone& zone = scratch_zone();
     zone.clear();
     std::size_t offset = 0;

@@ -430,6 +430,7 @@ int up(const UpArgs& args) {
     invalid("--islands and --nodes-per-island must be at least 1");
   if (args.gpus_per_node > 0 && args.gpu_model.empty())
     invalid("--gpus-per-node needs --gpu-model");
+  parse_size(args.memory_per_node);  // refused before anything starts
   HeadArgs head{.bind = "127.0.0.1", .port = args.port};
   if (start_head(head) != 0) return 1;
   std::string address;
@@ -441,7 +442,7 @@ int up(const UpArgs& args) {
                     .cpus = args.cpus_per_node,
                     .gpus = args.gpus_per_node,
                     .gpu_model = args.gpu_model,
-                    .memory = "4G",
+                    .memory = args.memory_per_node,
                     .name = "island-" + std::to_string(i) + "-node-" + std::to_string(j)};
       if (start_node(node) != 0) return 1;
     }

@@ -37,6 +37,7 @@ struct UpArgs {
   double gpus_per_node = 0;
   std::string gpu_model;
   double cpus_per_node = 1;
+  std::string memory_per_node = "4G";
   int port = 0;
 };
 

@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
   up_cmd->add_option("--gpus-per-node", up.gpus_per_node, "GPUs each node declares");
   up_cmd->add_option("--gpu-model", up.gpu_model, "model of the declared GPUs");
   up_cmd->add_option("--cpus", up.cpus_per_node, "CPUs each node offers");
+  up_cmd->add_option("--memory", up.memory_per_node,
+                     "memory each node offers, e.g. 16G (30% of it holds objects; default 4G)");
   up_cmd->add_option("--port", up.port, "head port (0: any free port)");
   app.add_subcommand("down", "stop the local cluster started by `atoll up`");
 

@@ -79,6 +79,32 @@ std::uint64_t digest(std::string data) {
   return h;
 }
 
+atl::Buffer buffer_blob(int bytes, int seed) {
+  std::string b = blob(bytes, seed);
+  return atl::Buffer::copy_of(b.data(), b.size());
+}
+
+std::uint64_t buffer_digest(atl::Buffer data) {
+  return digest(std::string(reinterpret_cast<const char*>(data.data()), data.size()));
+}
+
+std::uint64_t buffer_size(atl::Buffer data) {
+  return data.size();
+}
+
+namespace {
+atl::Buffer stashed;  // a worker process's own state: one test job at a time
+}  // namespace
+
+std::uint64_t stash(atl::Buffer data) {
+  stashed = std::move(data);
+  return stashed_digest();
+}
+
+std::uint64_t stashed_digest() {
+  return buffer_digest(stashed);
+}
+
 int Rendezvous::meet(int parties) {
   int seen = ++inside_;
   for (int i = 0; i < 1000 && seen < parties; ++i) {
@@ -101,7 +127,12 @@ ATOLL_MODULE(test_job, reg) {
       .function("sleep_then", &job::sleep_then)
       .function("blob", &job::blob)
       .function("slow_blob", &job::slow_blob)
-      .function("digest", &job::digest);
+      .function("digest", &job::digest)
+      .function("buffer_blob", &job::buffer_blob)
+      .function("buffer_digest", &job::buffer_digest)
+      .function("buffer_size", &job::buffer_size)
+      .function("stash", &job::stash)
+      .function("stashed_digest", &job::stashed_digest);
   reg.actor<job::Counter>("Counter")
       .constructor<int>()
       .method("incr", &job::Counter::incr)

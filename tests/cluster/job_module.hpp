@@ -23,6 +23,15 @@ std::string blob(int bytes, int seed);
 std::string slow_blob(int ms, int bytes, int seed);
 // FNV-1a of `data`.
 std::uint64_t digest(std::string data);
+// The same bytes as blob(bytes, seed), as an atl::Buffer (which crosses processes as a msgpack bin
+// and reaches a worker on the value's node through shared memory).
+atl::Buffer buffer_blob(int bytes, int seed);
+std::uint64_t buffer_digest(atl::Buffer data);
+std::uint64_t buffer_size(atl::Buffer data);
+// Keeps `data` in the worker process (a global) and returns its digest; stashed_digest() reads it
+// again later, so a test can tell whether its bytes changed underneath the worker.
+std::uint64_t stash(atl::Buffer data);
+std::uint64_t stashed_digest();
 
 // State kept in its worker process between calls.
 class Counter {

@@ -68,6 +68,38 @@ TEST_F(ClusterObjectsTest, a_driver_s_large_values_reach_nodes_from_the_driver_i
   EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 2);  // the same actor, still there
 }
 
+TEST_F(ClusterObjectsTest, buffers_cross_processes_and_reach_workers_through_shared_memory) {
+  start_node("eu-a", "eu-1", 1);  // one CPU: one task worker, so its state carries over
+  start_node("us-a", "us-2");
+  auto rt = driver();
+  const auto expected = [](int bytes, int seed) { return job::digest(job::blob(bytes, seed)); };
+  // A Buffer result, large (held on its node, fetched by the driver) and small (inline).
+  auto big = rt.task(job::buffer_blob).options(on_island("us-2")).remote(kLarge, 7);
+  EXPECT_EQ(job::buffer_digest(big.get(30s)), expected(kLarge, 7));
+  EXPECT_EQ(job::buffer_digest(rt.task(job::buffer_blob).remote(300, 8).get(30s)),
+            expected(300, 8));
+  // The driver's Buffers as arguments: put, by value, large and small.
+  auto put = rt.put(job::buffer_blob(kLarge, 9));
+  EXPECT_EQ(rt.task(job::buffer_digest).remote(put).get(30s), expected(kLarge, 9));
+  EXPECT_EQ(rt.task(job::buffer_digest).remote(job::buffer_blob(500, 10)).get(30s),
+            expected(500, 10));
+  // Node to node, into a worker through the node's shared memory.
+  EXPECT_EQ(rt.task(job::buffer_digest).options(on_island("eu-1")).remote(big).get(30s),
+            expected(kLarge, 7));
+
+  // A worker that keeps an argument keeps its bytes: the node reuses the block of a fetched
+  // object only once the worker has let go of it, so fetching another object of the same size
+  // onto that node must not change what the worker holds.
+  auto first = rt.task(job::buffer_blob).options(on_island("us-2")).remote(kLarge, 11);
+  auto second = rt.task(job::buffer_blob).options(on_island("us-2")).remote(kLarge, 12);
+  EXPECT_EQ(rt.task(job::stash).options(on_island("eu-1")).remote(first).get(30s),
+            expected(kLarge, 11));
+  EXPECT_EQ(rt.task(job::buffer_digest).options(on_island("eu-1")).remote(second).get(30s),
+            expected(kLarge, 12));
+  EXPECT_EQ(rt.task(job::stashed_digest).options(on_island("eu-1")).remote().get(30s),
+            expected(kLarge, 11));
+}
+
 TEST_F(ClusterObjectsTest, objects_are_relayed_by_the_head_when_no_direct_path_exists) {
   // Both nodes advertise a data address nobody can dial, as nodes behind NAT do: each read of the
   // object goes through the head's relay, on channels the nodes and the driver dialled out.

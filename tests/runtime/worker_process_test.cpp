@@ -10,6 +10,9 @@
 #include "atoll/errors.hpp"
 #include "atoll/serialization.hpp"
 #include "runtime/module_store.hpp"
+#include "runtime/shared_memory.hpp"
+#include "runtime/wire_values.hpp"
+#include "tests/cluster/job_module.hpp"
 
 namespace {
 
@@ -26,15 +29,14 @@ std::vector<std::byte> read_file(const fs::path& p) {
 }
 
 template <class T>
-std::string arg(const T& v) {
-  return atl::detail::serialize(v).bytes;
+atl::Buffer arg(const T& v) {
+  std::string bytes = atl::runtime::wire_string(atl::detail::serialize(v));
+  return atl::Buffer::copy_of(bytes.data(), bytes.size());
 }
 
 template <class T>
 T result(const atl::runtime::WorkerOutcome& o) {
-  atl::detail::Payload p;
-  p.bytes = o.value;
-  return atl::detail::deserialize<T>(p);
+  return atl::detail::deserialize<T>(atl::runtime::payload_of(o.value));
 }
 
 class WorkerProcessTest : public ::testing::Test {
@@ -64,7 +66,7 @@ TEST(Sha256Test, known_vector) {
 
 TEST_F(WorkerProcessTest, runs_tasks_from_a_shipped_module) {
   auto worker = WorkerProcess::spawn(spec(), 10s);
-  EXPECT_EQ(worker->functions(), 11u);
+  EXPECT_EQ(worker->functions(), 16u);
   auto sum = worker->execute("add", {arg(1), arg(2)}, 10s);
   ASSERT_TRUE(sum.ok) << sum.message;
   EXPECT_EQ(result<int>(sum), 3);
@@ -88,6 +90,53 @@ TEST_F(WorkerProcessTest, exceptions_come_back_with_type_and_message) {
   EXPECT_NE(nested.message.find("nested tasks"), std::string::npos) << nested.message;
   auto wrong_args = worker->execute("add", {arg(1)}, 10s);
   EXPECT_FALSE(wrong_args.ok);
+}
+
+// A Buffer's form between processes (a msgpack bin), in a block of the node's shared memory.
+atl::Buffer shared_value(atl::runtime::SharedMemoryPool& pool, const atl::Buffer& value) {
+  atl::detail::Payload p = atl::detail::serialize(value);
+  atl::MutableBuffer block = pool.allocate(atl::runtime::wire_size(p));
+  atl::runtime::write_wire(p, block.data());
+  return std::move(block).freeze();
+}
+
+TEST_F(WorkerProcessTest, large_values_travel_through_shared_memory_both_ways) {
+  constexpr int kBytes = 3 << 20;
+  auto pool = atl::runtime::SharedMemoryPool::create(64 << 20);
+  auto worker = WorkerProcess::spawn(spec(), 10s);
+  atl::Buffer lent = shared_value(*pool, job::buffer_blob(kBytes, 5));
+  auto d = worker->execute("buffer_digest", {lent}, 10s);
+  ASSERT_TRUE(d.ok) << d.message;
+  EXPECT_EQ(result<std::uint64_t>(d), job::digest(job::blob(kBytes, 5)));
+  EXPECT_EQ(worker->values_lent(), 0u);  // unmapped before the outcome was sent
+  // A parameter that reads a bin takes the same bytes.
+  auto as_string = worker->execute("digest", {lent}, 10s);
+  ASSERT_TRUE(as_string.ok) << as_string.message;
+  EXPECT_EQ(result<std::uint64_t>(as_string), job::digest(job::blob(kBytes, 5)));
+
+  // A value the worker keeps stays lent, so its block is not reused under it.
+  auto kept = worker->execute("stash", {lent}, 10s);
+  ASSERT_TRUE(kept.ok) << kept.message;
+  EXPECT_EQ(worker->values_lent(), 1u);
+
+  // A large result comes back in shared memory.
+  auto big = worker->execute("buffer_blob", {arg(kBytes), arg(9)}, 10s);
+  ASSERT_TRUE(big.ok) << big.message;
+  EXPECT_TRUE(atl::runtime::shared_span_of(big.value).has_value());
+  EXPECT_EQ(job::buffer_digest(result<atl::Buffer>(big)), job::digest(job::blob(kBytes, 9)));
+  auto small = worker->execute("buffer_blob", {arg(100), arg(9)}, 10s);
+  ASSERT_TRUE(small.ok) << small.message;
+  EXPECT_FALSE(atl::runtime::shared_span_of(small.value).has_value());  // inline
+  EXPECT_EQ(job::buffer_digest(result<atl::Buffer>(small)), job::digest(job::blob(100, 9)));
+
+  // Letting go of the kept value gives the block back.
+  auto replaced = worker->execute("stash", {arg(atl::Buffer::copy_of("x", 1))}, 10s);
+  ASSERT_TRUE(replaced.ok) << replaced.message;
+  EXPECT_EQ(worker->values_lent(), 0u);
+  // A large value on the heap goes inline.
+  auto heap = worker->execute("buffer_digest", {arg(job::buffer_blob(kBytes, 6))}, 10s);
+  ASSERT_TRUE(heap.ok) << heap.message;
+  EXPECT_EQ(result<std::uint64_t>(heap), job::digest(job::blob(kBytes, 6)));
 }
 
 // In sanitizer builds the worker's sanitizer would catch the signal, print a report and exit(1);

@@ -329,10 +329,20 @@ struct Envelope {
 }
 
 # Between a node agent and one of its worker processes (over a socketpair, same framing).
+# A value in a shared-memory file on the worker's node, instead of inline: the file's descriptor
+# travels with the frame (SCM_RIGHTS), one per SharedValue, in list order.
+struct SharedValue {
+  index @0 :UInt32;        # the argument it fills (0 in an outcome)
+  offset @1 :UInt64;       # where the value starts in the file
+  size @2 :UInt64;
+  lend @3 :UInt64;         # node to worker: answered by `released` once the worker unmaps it
+}
+
 struct ExecuteTask {
   taskId @0 :UInt64;
   function @1 :Text;       # a registered name
-  args @2 :List(Data);     # msgpack payloads, one per parameter
+  args @2 :List(Data);     # msgpack payloads, one per parameter (empty where shared)
+  sharedArgs @3 :List(SharedValue);
 }
 
 struct TaskFailure {
@@ -345,6 +355,7 @@ struct TaskOutcome {
   union {
     value @1 :Data;        # the msgpack-encoded result
     failure @2 :TaskFailure;
+    shared @3 :SharedValue;  # a large result, in a shared-memory file (worker to node only)
   }
 }
 
@@ -358,6 +369,7 @@ struct ConstructActor {
   className @0 :Text;
   args @1 :List(Data);
   maxConcurrency @2 :UInt32;
+  sharedArgs @3 :List(SharedValue);
 }
 
 struct WorkerMessage {
@@ -366,5 +378,6 @@ struct WorkerMessage {
     execute @1 :ExecuteTask;
     outcome @2 :TaskOutcome;
     construct @3 :ConstructActor;   # answered by an outcome with taskId 0
+    released @4 :UInt64;            # the worker unmapped the SharedValue lent with this id
   }
 }

@@ -1,0 +1,32 @@
+// Values between processes. In one process an atl::Buffer travels out of band (no copy); between
+// processes it is a msgpack `bin`, so other languages read it as bytes and a C++ parameter of a
+// byte-container type reads it too. A large value read from shared memory or the data plane keeps
+// its block: a Buffer inside it becomes a slice of that block rather than a copy.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "atoll/buffer.hpp"
+#include "atoll/serialization.hpp"
+
+namespace atl::runtime {
+
+// The bytes a payload has between processes.
+std::size_t wire_size(const detail::Payload& p) noexcept;
+// Writes them to `out` (wire_size(p) bytes).
+void write_wire(const detail::Payload& p, std::byte* out);
+// The same, as a string (small values). Raises Error(invalid_argument) for a Buffer of 4 GiB or
+// more (a msgpack bin's size is 32 bits).
+std::string wire_string(const detail::Payload& p);
+// `wire_string` with msgpack bytes returned as they are (no copy when not a Buffer).
+const std::string& wire_bytes(const detail::Payload& p, std::string& scratch);
+
+// The payload a value read from another process stands for: a lone msgpack bin becomes an
+// out-of-band Buffer over the same bytes (sharing `encoded`'s block); anything else is copied
+// into the payload's msgpack bytes.
+detail::Payload payload_of(const Buffer& encoded);
+
+}  // namespace atl::runtime

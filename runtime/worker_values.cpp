@@ -1,0 +1,180 @@
+#include "runtime/worker_values.hpp"
+
+#include <unistd.h>
+
+#include <cstring>
+
+#include "atoll/errors.hpp"
+#include "runtime/shared_memory.hpp"
+#include "runtime/wire_values.hpp"
+#include "transport/codec.hpp"
+
+namespace atl::runtime {
+
+std::uint64_t LentValues::lend(Buffer value) {
+  std::lock_guard lock(mu_);
+  std::uint64_t id = next_++;
+  lent_.emplace(id, std::move(value));
+  return id;
+}
+
+void LentValues::released(std::uint64_t id) {
+  Buffer value;  // dropped outside the lock: a pooled block goes back to its pool
+  std::lock_guard lock(mu_);
+  if (auto it = lent_.find(id); it != lent_.end()) {
+    value = std::move(it->second);
+    lent_.erase(it);
+  }
+}
+
+void LentValues::clear() {
+  std::unordered_map<std::uint64_t, Buffer> lent;
+  std::lock_guard lock(mu_);
+  lent.swap(lent_);
+}
+
+std::size_t LentValues::count() const {
+  std::lock_guard lock(mu_);
+  return lent_.size();
+}
+
+OutgoingFds::~OutgoingFds() {
+  for (int fd : fds) ::close(fd);
+}
+
+void close_all(std::deque<int>& fds) noexcept {
+  for (int fd : fds) ::close(fd);
+  fds.clear();
+}
+
+namespace {
+
+capnp::Data::Reader data_of(const Buffer& b) {
+  return {reinterpret_cast<const kj::byte*>(b.data()), b.size()};
+}
+
+template <class Builder>
+void write_values(Builder message, const std::vector<Buffer>& values, LentValues& lent,
+                  OutgoingFds& fds) {
+  std::vector<unsigned> shared;
+  std::vector<SharedSpan> spans;
+  for (unsigned i = 0; i < values.size(); ++i) {
+    if (values[i].size() <= kMaxInlineWorkerValue) continue;
+    if (auto span = shared_span_of(values[i])) {
+      shared.push_back(i);
+      spans.push_back(*span);
+    }
+  }
+  if (shared.size() > transport::kMaxSharedValues)
+    throw Error(ErrorCategory::invalid_argument,
+                "a call may take at most " + std::to_string(transport::kMaxSharedValues) +
+                    " arguments larger than " + std::to_string(kMaxInlineWorkerValue) + " bytes");
+  auto args = message.initArgs(static_cast<unsigned>(values.size()));
+  auto out = message.initSharedArgs(static_cast<unsigned>(shared.size()));
+  std::size_t next_shared = 0;
+  for (unsigned i = 0; i < values.size(); ++i) {
+    if (next_shared < shared.size() && shared[next_shared] == i) {
+      const SharedSpan& span = spans[next_shared];
+      fds.fds.push_back(reopen_read_only(span.fd));
+      auto v = out[static_cast<unsigned>(next_shared)];
+      v.setIndex(i);
+      v.setOffset(span.offset);
+      v.setSize(span.size);
+      v.setLend(lent.lend(values[i]));
+      ++next_shared;
+      continue;
+    }
+    args.set(i, data_of(values[i]));
+  }
+}
+
+int take_fd(std::deque<int>& fds) {
+  if (fds.empty())
+    throw Error(ErrorCategory::invalid_argument, "a shared value came without its descriptor");
+  int fd = fds.front();
+  fds.pop_front();
+  return fd;
+}
+
+}  // namespace
+
+void write_arguments(wire::ExecuteTask::Builder message, const std::vector<Buffer>& values,
+                     LentValues& lent, OutgoingFds& fds) {
+  write_values(message, values, lent, fds);
+}
+
+void write_arguments(wire::ConstructActor::Builder message, const std::vector<Buffer>& values,
+                     LentValues& lent, OutgoingFds& fds) {
+  write_values(message, values, lent, fds);
+}
+
+std::vector<detail::ArgSpec> read_arguments(capnp::List<capnp::Data>::Reader args,
+                                            capnp::List<wire::SharedValue>::Reader shared,
+                                            std::deque<int>& fds,
+                                            const std::function<void(std::uint64_t)>& release) {
+  std::vector<detail::ArgSpec> out(args.size());
+  for (unsigned i = 0; i < args.size(); ++i)
+    out[i].value.bytes.assign(reinterpret_cast<const char*>(args[i].begin()), args[i].size());
+  // Every descriptor is taken before any can fail, so a bad message leaves none behind.
+  std::vector<int> taken;
+  for (unsigned i = 0; i < shared.size(); ++i) {
+    if (fds.empty()) {
+      for (int fd : taken) ::close(fd);
+      throw Error(ErrorCategory::invalid_argument, "a shared value came without its descriptor");
+    }
+    taken.push_back(take_fd(fds));
+  }
+  for (unsigned i = 0; i < shared.size(); ++i) {
+    auto v = shared[i];
+    std::uint64_t lend = v.getLend();
+    Buffer mapped;
+    try {
+      // The codec checked the index; the validity of the range is checked against the file.
+      mapped = map_shared(taken[i], v.getOffset(), v.getSize(), false,
+                          [release, lend] { release(lend); });
+      taken[i] = -1;
+    } catch (...) {
+      for (unsigned j = i + 1; j < taken.size(); ++j) ::close(taken[j]);
+      throw;
+    }
+    out[v.getIndex()].value = payload_of(mapped);
+  }
+  return out;
+}
+
+void write_result(wire::TaskOutcome::Builder outcome, const detail::Payload& result,
+                  OutgoingFds& fds) {
+  std::size_t size = wire_size(result);
+  if (size <= kMaxInlineWorkerValue) {
+    std::string scratch;
+    const std::string& bytes = wire_bytes(result, scratch);
+    outcome.setValue(
+        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
+    return;
+  }
+  MutableBuffer block = allocate_shared(size);
+  write_wire(result, block.data());
+  Buffer value = std::move(block).freeze();
+  auto span = shared_span_of(value);
+  int fd = ::dup(span->fd);  // the block unmaps when `value` goes; the node maps its own view
+  if (fd < 0) throw Error(ErrorCategory::overloaded, "no descriptor for a shared result");
+  fds.fds.push_back(fd);
+  auto s = outcome.initShared();
+  s.setIndex(0);
+  s.setOffset(span->offset);
+  s.setSize(span->size);
+  s.setLend(0);
+}
+
+Buffer read_result(wire::TaskOutcome::Reader outcome, std::deque<int>& fds) {
+  if (outcome.isValue()) {
+    auto v = outcome.getValue();
+    return Buffer::copy_of(v.begin(), v.size());
+  }
+  if (!outcome.isShared()) return Buffer();
+  auto s = outcome.getShared();
+  // Mapped with every page now: the node pushes it to readers, which should not wait on faults.
+  return map_shared(take_fd(fds), s.getOffset(), s.getSize(), true);
+}
+
+}  // namespace atl::runtime

@@ -1,0 +1,82 @@
+// Values on the socketpair between a node agent and its worker processes. A small value travels
+// inline in its message; a larger one that lives in shared memory (the node's object store) is
+// lent instead: the message names its range and the file's descriptor goes with the frame
+// (SCM_RIGHTS, read-only), so the worker maps the node's copy rather than receiving one. The
+// worker says when it unmapped a lent value (`released`); until then the node keeps the block out
+// of its pool, so reuse never changes bytes a worker still reads. A worker's large result comes
+// back the same way, in a shared block the worker made.
+//
+// Thread-safety: LentValues is thread-safe; the functions are not tied to a thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "atoll/buffer.hpp"
+#include "atoll/detail/core.hpp"
+#include "atoll/serialization.hpp"
+#include "transport/schema/control.capnp.h"
+
+namespace atl::runtime {
+
+// Values of at most this many bytes always travel inline.
+inline constexpr std::size_t kMaxInlineWorkerValue = 100 * 1024;
+
+// The node's record of values lent to one worker.
+class LentValues {
+ public:
+  std::uint64_t lend(Buffer value);
+  void released(std::uint64_t id);
+  void clear();
+  std::size_t count() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::uint64_t next_ = 1;
+  std::unordered_map<std::uint64_t, Buffer> lent_;
+};
+
+// Descriptors to send with one frame; closed when this goes.
+struct OutgoingFds {
+  std::vector<int> fds;
+  OutgoingFds() = default;
+  OutgoingFds(const OutgoingFds&) = delete;
+  OutgoingFds& operator=(const OutgoingFds&) = delete;
+  ~OutgoingFds();
+};
+
+// Node side: fills `args` and `shared` (initialised here) of an ExecuteTask or ConstructActor
+// builder from `values`. Raises Error(invalid_argument) for more shared values than a frame
+// carries.
+void write_arguments(wire::ExecuteTask::Builder message, const std::vector<Buffer>& values,
+                     LentValues& lent, OutgoingFds& fds);
+void write_arguments(wire::ConstructActor::Builder message, const std::vector<Buffer>& values,
+                     LentValues& lent, OutgoingFds& fds);
+
+// Worker side: the arguments of a message, shared ones mapped from the descriptors that came
+// with it (taken from `fds`, in order); `release` runs with the lend id once the worker no
+// longer maps one. Raises Error(invalid_argument) when the message and the descriptors disagree.
+std::vector<detail::ArgSpec> read_arguments(capnp::List<capnp::Data>::Reader args,
+                                            capnp::List<wire::SharedValue>::Reader shared,
+                                            std::deque<int>& fds,
+                                            const std::function<void(std::uint64_t)>& release);
+
+// Worker side: sets `outcome`'s value from a task's result, in a new shared block (its descriptor
+// into `fds`) when it is larger than kMaxInlineWorkerValue.
+void write_result(wire::TaskOutcome::Builder outcome, const detail::Payload& result,
+                  OutgoingFds& fds);
+
+// Node side: the value of an outcome (mapped from the next descriptor when shared). Raises
+// Error(invalid_argument) when a shared value came without its descriptor or does not fit it.
+Buffer read_result(wire::TaskOutcome::Reader outcome, std::deque<int>& fds);
+
+// Closes and forgets received descriptors nobody claimed.
+void close_all(std::deque<int>& fds) noexcept;
+
+}  // namespace atl::runtime
