@@ -1,8 +1,8 @@
 // libFuzzer target for the control-plane wire path: bytes -> FrameDecoder -> decode_handshake /
-// decode_envelope -> every field of an accepted message, through the generated union accessors and
-// then through the dynamic API (which also covers Envelope members added later). Nothing here
-// catches exceptions: the decoders promise to report errors, never throw, and an accepted message
-// must be readable.
+// decode_envelope / decode_worker_message -> every field of an accepted message, through the
+// generated union accessors and then through the dynamic API (which also covers members added
+// later). Nothing here catches exceptions: the decoders promise to report errors, never throw, and
+// an accepted message must be readable.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -102,6 +102,9 @@ void decode(const Frame& frame) {
     read_all(e.message->root());
     touch(atl::wire_test::walk_message(e.message->root()));
   }
+  // A worker's messages come from the job's code: decoded with the same care.
+  auto w = atl::transport::decode_worker_message(frame);
+  if (w.message) touch(atl::wire_test::walk_message(w.message->root()));
 }
 
 void drain(atl::transport::FrameDecoder& decoder) {

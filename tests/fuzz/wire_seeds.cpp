@@ -1,5 +1,5 @@
-// Writes valid frames of every control-plane message type into a directory, as a seed corpus for
-// atoll_wire_fuzz: atoll_wire_seeds DIR
+// Writes valid frames of every control-plane message type (and of the worker socketpair's) into a
+// directory, as a seed corpus for atoll_wire_fuzz: atoll_wire_seeds DIR
 #include <capnp/message.h>
 
 #include <array>
@@ -174,6 +174,36 @@ std::vector<std::byte> free_objects() {
   return encode(m);
 }
 
+// Worker socketpair messages (decode_worker_message): a task with a shared argument, a shared
+// result, a release.
+std::vector<std::byte> worker_execute_shared() {
+  capnp::MallocMessageBuilder m;
+  auto e = m.initRoot<wire::WorkerMessage>().initExecute();
+  e.setTaskId(5);
+  e.setFunction("digest");
+  e.initArgs(2).set(1, capnp::Data::Reader(reinterpret_cast<const kj::byte*>("\x2a"), 1));
+  auto v = e.initSharedArgs(1)[0];
+  v.setIndex(0);
+  v.setOffset(4096);
+  v.setSize(3 << 20);
+  v.setLend(9);
+  return encode(m);
+}
+
+std::vector<std::byte> worker_shared_outcome() {
+  capnp::MallocMessageBuilder m;
+  auto o = m.initRoot<wire::WorkerMessage>().initOutcome();
+  o.setTaskId(5);
+  o.initShared().setSize(3 << 20);
+  return encode(m);
+}
+
+std::vector<std::byte> worker_released() {
+  capnp::MallocMessageBuilder m;
+  m.initRoot<wire::WorkerMessage>().setReleased(9);
+  return encode(m);
+}
+
 std::vector<std::byte> multi_segment_hello() {
   capnp::MallocMessageBuilder m(1, capnp::AllocationStrategy::FIXED_SIZE);
   auto h = m.initRoot<wire::Handshake>().initHello();
@@ -208,6 +238,9 @@ int main(int argc, char** argv) {
       {"fetch-object", fetch_object()},
       {"free-objects", free_objects()},
       {"hello-multi-segment", multi_segment_hello()},
+      {"worker-execute-shared", worker_execute_shared()},
+      {"worker-shared-outcome", worker_shared_outcome()},
+      {"worker-released", worker_released()},
   };
   std::vector<std::byte> stream;  // a whole handshake and some traffic on one connection
   for (const auto& [name, frame] : seeds) {

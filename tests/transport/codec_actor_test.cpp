@@ -1,5 +1,8 @@
 // The codec on the actor and lease messages: well-formed ones pass, and every key, count, enum and
 // text a driver or node could get wrong is refused.
+#include <tuple>
+#include <vector>
+
 #include "tests/transport/codec_test_support.hpp"
 
 namespace atl::transport {
@@ -112,6 +115,27 @@ TEST(CodecActorTest, ConstructActorIsValidatedForWorkers) {
   EXPECT_EQ(decode_worker_message(to_frame(m)).error, "");
   c.setMaxConcurrency(0);
   EXPECT_EQ(decode_worker_message(to_frame(m)).error, "bad max concurrency");
+}
+
+TEST(CodecActorTest, SharedValuesMustNameDistinctArguments) {
+  for (auto [first, second, expected] : std::vector<std::tuple<int, int, std::string>>{
+           {0, 1, ""}, {1, 1, "bad shared value index"}, {0, 2, "bad shared value index"}}) {
+    capnp::MallocMessageBuilder m;
+    auto e = m.initRoot<wire::WorkerMessage>().initExecute();
+    e.setFunction("digest");
+    e.initArgs(2);
+    auto shared = e.initSharedArgs(2);
+    shared[0].setIndex(static_cast<std::uint32_t>(first));
+    shared[1].setIndex(static_cast<std::uint32_t>(second));
+    EXPECT_EQ(decode_worker_message(to_frame(m)).error, expected) << first << ", " << second;
+  }
+  capnp::MallocMessageBuilder many;
+  auto e = many.initRoot<wire::WorkerMessage>().initExecute();
+  e.setFunction("digest");
+  e.initArgs(kMaxSharedValues + 1);
+  auto shared = e.initSharedArgs(kMaxSharedValues + 1);
+  for (unsigned i = 0; i < shared.size(); ++i) shared[i].setIndex(i);
+  EXPECT_EQ(decode_worker_message(to_frame(many)).error, "too many shared values");
 }
 
 }  // namespace
