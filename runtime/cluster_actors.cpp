@@ -133,7 +133,6 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_actor_call(
 
 void ClusterCore::flush_actor(const ActorId& id) {
   std::vector<std::pair<std::uint64_t, ErrorPtr>> failed;
-  std::vector<ObjectId> fetch;
   {
     std::lock_guard lock(mu_);
     auto found = actors_.find(id);
@@ -145,15 +144,17 @@ void ClusterCore::flush_actor(const ActorId& id) {
       if (it != pending_.end() && !it->second->finished) {
         PendingTask& t = *it->second;
         if (t.waiting > 0) break;  // its arguments are not ready: later calls wait behind it
-        // Objects held on nodes come here first: an actor's node gets values (for now).
-        if (!call_args_local_locked(t, fetch)) break;
         capnp::MallocMessageBuilder msg;
         auto call = msg.initRoot<wire::Envelope>().getBody().initActorCall();
         set_actor_key(call.initActor(), actor->id);
         call.setTaskId(seq);
         call.setMethod(t.method->name);
-        ErrorPtr error =
-            write_args(call.initArgs(static_cast<unsigned>(t.args.size())), t, nullptr);
+        // Objects held elsewhere (and large values of this driver's) go as references: the
+        // actor's node fetches them, keeping the calls in this order.
+        std::vector<ArgRefOut> refs;
+        ErrorPtr error = write_args(call.initArgs(static_cast<unsigned>(t.args.size())), t, refs);
+        write_arg_refs(call.initArgRefs(static_cast<unsigned>(refs.size())), refs);
+        set_object_key(call.initResult(), ObjectId{owner_, seq});
         if (!error && (!conn_ || !lost_.empty()))
           error = make_error(ErrorKind::shutdown, lost_.empty() ? "the runtime shut down" : lost_);
         if (error) {
@@ -176,7 +177,6 @@ void ClusterCore::flush_actor(const ActorId& id) {
     }
   }
   for (auto& [seq, error] : failed) complete(seq, nullptr, error);
-  for (const ObjectId& object : fetch) remote_fetch(object, [this, id] { flush_actor(id); });
 }
 
 void ClusterCore::kill_actor(const detail::ActorToken& actor) {

@@ -53,7 +53,8 @@ NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
     runner_ = std::make_unique<NodeTaskRunner>(options_.name, *modules_, *objects_,
                                                options_.worker_executable,
                                                static_cast<std::size_t>(std::ceil(cpus)));
-    actors_ = std::make_unique<NodeActors>(options_.name, *modules_, options_.worker_executable);
+    actors_ = std::make_unique<NodeActors>(options_.name, *modules_, *objects_,
+                                           options_.worker_executable);
   }
 }
 

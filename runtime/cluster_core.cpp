@@ -291,15 +291,8 @@ void ClusterCore::send_task(std::uint64_t task) {
     write_selectors(spec.initPreferredLabels(static_cast<unsigned>(t.preferred_labels.size())),
                     t.preferred_labels);
     std::vector<ArgRefOut> refs;
-    failed = write_args(spec.initArgs(static_cast<unsigned>(t.args.size())), t, &refs);
-    auto out = spec.initArgRefs(static_cast<unsigned>(refs.size()));
-    for (unsigned i = 0; i < refs.size(); ++i) {
-      out[i].setIndex(refs[i].index);
-      set_object_key(out[i].initObject(), refs[i].id);
-      out[i].setSize(refs[i].size);
-      out[i].setHolder(refs[i].holder);
-      if (!refs[i].holder.empty()) out[i].setHolderName(objects_->name());
-    }
+    failed = write_args(spec.initArgs(static_cast<unsigned>(t.args.size())), t, refs);
+    write_arg_refs(spec.initArgRefs(static_cast<unsigned>(refs.size())), refs);
     set_object_key(spec.initResult(), ObjectId{owner_, task});  // the task's sequence names it
     t.sent = failed == nullptr;
     if (!failed && !lost_.empty()) failed = make_error(ErrorKind::shutdown, lost_);

@@ -127,7 +127,8 @@ class ClusterCore final : public detail::Core {
   void argument_ready(std::uint64_t task) noexcept;
   void send_task(std::uint64_t task);
   // Writes the argument values (with mu_ held); returns the error of a failed ObjectRef argument.
-  // Objects held on nodes go into `refs` (tasks), or inline once fetched (actor calls: refs null).
+  // Objects held on nodes, and values of this driver's too large for a control message (held here
+  // for the node to fetch), go into `refs` instead.
   struct ArgRefOut {
     std::uint32_t index;
     ObjectId id;
@@ -135,7 +136,9 @@ class ClusterCore final : public detail::Core {
     std::string holder;  // set when this driver holds it (a large value of its own)
   };
   ErrorPtr write_args(capnp::List<capnp::Data>::Builder out, PendingTask& task,
-                      std::vector<ArgRefOut>* refs);
+                      std::vector<ArgRefOut>& refs);
+  void write_arg_refs(capnp::List<wire::ArgRef>::Builder out,
+                      const std::vector<ArgRefOut>& refs) const;
   // Holds `value` as object `id` for nodes to fetch (a copy; once per id). Raises like
   // ObjectTransfer::hold.
   void hold_here(const ObjectId& id, const detail::Payload& value);
@@ -147,15 +150,14 @@ class ClusterCore final : public detail::Core {
 
   // Objects held on nodes (cluster_objects.cpp). A task's large result stays on its node: the
   // driver's entry is ready with no bytes, and `remote_` says where the value is. `get` fetches it
-  // over the data plane (once; the copy lives until the entry goes), a task argument travels as an
-  // ArgRef (node to node), and an actor call's argument is fetched here first.
+  // over the data plane (once; the copy lives until the entry goes), and a task's or actor call's
+  // argument travels as an ArgRef (node to node).
   struct RemoteFetch {
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
     detail::Payload value;
     ErrorPtr error;
-    std::vector<std::function<void()>> then;  // run once it ends (actors waiting to flush)
   };
   struct RemoteObject {
     std::uint64_t size = 0;
@@ -165,16 +167,11 @@ class ClusterCore final : public detail::Core {
   };
   void on_stored(std::uint64_t task, std::uint64_t size, const std::string& holder,
                  const std::string& holder_name);
-  // The fetch of `id` (started now when none is under way; again after a failed one when
-  // `retry_failed`), or nullptr when `id` is not held on a node. `then` runs once it has ended
-  // (at once when it already has).
-  std::shared_ptr<RemoteFetch> remote_fetch(const ObjectId& id, std::function<void()> then = {},
-                                            bool retry_failed = false);
+  // The fetch of `id` (started now when none is under way or the last one failed), or nullptr
+  // when `id` is not held on a node.
+  std::shared_ptr<RemoteFetch> remote_fetch(const ObjectId& id);
   const detail::Payload& await_fetch(RemoteFetch& fetch, const ObjectId& id,
                                      detail::Deadline deadline);
-  // With mu_ held: true when every ObjectRef argument of the actor call `t` is here; otherwise
-  // adds the ids still to fetch to `fetch`.
-  bool call_args_local_locked(const PendingTask& t, std::vector<ObjectId>& fetch);
   // The store erased an entry: a value held on a node is freed there.
   void object_erased(const ObjectId& id) noexcept;
   void on_message(const transport::Decoded<wire::Envelope>& message);

@@ -1,6 +1,7 @@
 // A cluster driver's objects that are held on nodes: large task results stay where they were
-// made; the driver fetches one only when its value is read here (get, or an actor call's
-// argument), and tells the head to free it when its last reference goes.
+// made; the driver fetches one only when its value is read here (`get`; tasks and actor calls
+// take it as a reference their node fetches), and tells the head to free it when its last
+// reference goes.
 #include "runtime/cluster_core.hpp"
 
 #include <capnp/message.h>
@@ -29,40 +30,26 @@ void ClusterCore::on_stored(std::uint64_t task, std::uint64_t size, const std::s
   complete(task, &none, nullptr);
 }
 
-std::shared_ptr<ClusterCore::RemoteFetch> ClusterCore::remote_fetch(const ObjectId& id,
-                                                                    std::function<void()> then,
-                                                                    bool retry_failed) {
+std::shared_ptr<ClusterCore::RemoteFetch> ClusterCore::remote_fetch(const ObjectId& id) {
   std::shared_ptr<RemoteFetch> fetch;
   std::uint64_t size = 0;
   std::string holder, holder_name;
-  std::shared_ptr<RemoteFetch> ended;  // an existing fetch that has ended: `then` runs now
   {
     std::lock_guard lock(remote_mu_);
     auto it = remote_.find(id);
     if (it == remote_.end()) return nullptr;
     if (auto& existing = it->second.fetch) {
       std::lock_guard done(existing->mu);
-      if (!existing->done) {
-        if (then) existing->then.push_back(std::move(then));
-        return existing;
-      }
-      // `get` tries again after a failure (a full store, a holder that was unreachable).
-      if (!(retry_failed && existing->error)) ended = existing;
+      // Under way, or ended with the value; `get` tries again after a failure (a full store, a
+      // holder that was unreachable).
+      if (!existing->done || !existing->error) return existing;
     }
-    if (!ended) {
-      fetch = it->second.fetch = std::make_shared<RemoteFetch>();
-      size = it->second.size;
-      holder = it->second.holder;
-      holder_name = it->second.holder_name;
-    }
+    fetch = it->second.fetch = std::make_shared<RemoteFetch>();
+    size = it->second.size;
+    holder = it->second.holder;
+    holder_name = it->second.holder_name;
   }
-  if (ended) {
-    if (then) then();  // outside remote_mu_: `then` takes mu_
-    return ended;
-  }
-  if (then) fetch->then.push_back(std::move(then));
   auto arrived = [fetch](Buffer value, ErrorPtr error) {
-    std::vector<std::function<void()>> then;
     {
       std::lock_guard lock(fetch->mu);
       if (error)
@@ -70,10 +57,8 @@ std::shared_ptr<ClusterCore::RemoteFetch> ClusterCore::remote_fetch(const Object
       else
         fetch->value = payload_of(value);  // a Buffer keeps the fetched block: no copy
       fetch->done = true;
-      then.swap(fetch->then);
     }
     fetch->cv.notify_all();
-    for (auto& t : then) t();
   };
   transport::ConnectionPtr conn;
   std::string lost;
@@ -117,33 +102,25 @@ const detail::Payload& ClusterCore::await_fetch(RemoteFetch& fetch, const Object
 const detail::Payload& ClusterCore::get(const detail::RefToken& ref, detail::Deadline deadline) {
   const detail::Payload& value =
       get_object(store_, entry_for(*this, ref), ref.id(), deadline, nullptr, kClusterSpinMicros);
-  auto fetch = remote_fetch(ref.id(), {}, true);
+  auto fetch = remote_fetch(ref.id());
   if (!fetch) return value;
   // The fetch lives as long as its entry (the caller holds a reference to it).
   return await_fetch(*fetch, ref.id(), deadline);
 }
 
-bool ClusterCore::call_args_local_locked(const PendingTask& t, std::vector<ObjectId>& fetch) {
-  bool local = true;
-  std::lock_guard lock(remote_mu_);
-  for (const auto& a : t.args) {
-    if (a.kind != detail::ArgSpec::Kind::resolve_ref) continue;
-    auto it = remote_.find(a.ref->id());
-    if (it == remote_.end()) continue;
-    if (it->second.fetch) {
-      std::lock_guard done(it->second.fetch->mu);
-      if (it->second.fetch->done) continue;
-    }
-    // Not here yet: the caller asks for it (or joins the fetch under way) and flushes the actor
-    // again when it ends.
-    fetch.push_back(a.ref->id());
-    local = false;
+void ClusterCore::write_arg_refs(capnp::List<wire::ArgRef>::Builder out,
+                                 const std::vector<ArgRefOut>& refs) const {
+  for (unsigned i = 0; i < refs.size(); ++i) {
+    out[i].setIndex(refs[i].index);
+    set_object_key(out[i].initObject(), refs[i].id);
+    out[i].setSize(refs[i].size);
+    out[i].setHolder(refs[i].holder);
+    if (!refs[i].holder.empty()) out[i].setHolderName(objects_->name());
   }
-  return local;
 }
 
 ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingTask& t,
-                                 std::vector<ArgRefOut>* refs) {
+                                 std::vector<ArgRefOut>& refs) {
   std::size_t inline_bytes = 0;
   for (unsigned i = 0; i < t.args.size(); ++i) {
     const detail::ArgSpec& a = t.args[i];
@@ -156,19 +133,13 @@ ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingT
       id = a.ref->id();
       std::lock_guard lock(remote_mu_);
       if (auto r = remote_.find(id); r != remote_.end()) {
-        if (refs != nullptr) {
-          refs->push_back({i, id, r->second.size, {}});
-          continue;  // the node fetches it from the holder
-        }
-        // An actor call: fetched here already (call_args_local_locked checked it is done).
-        std::lock_guard done(r->second.fetch->mu);
-        if (r->second.fetch->error) return r->second.fetch->error;
-        p = &r->second.fetch->value;
+        refs.push_back({i, id, r->second.size, {}});
+        continue;  // the node fetches it from the holder
       }
     }
     const std::size_t size = wire_size(*p);
-    if (refs != nullptr && size > kMaxInlineObjectBytes && objects_) {
-      // Too large for the control plane: the task's node fetches it from this driver.
+    if (size > kMaxInlineObjectBytes && objects_) {
+      // Too large for the control plane: the node fetches it from this driver.
       bool by_value = id.is_nil();
       if (by_value) id = ObjectId{owner_, next_sequence_.fetch_add(1)};
       try {
@@ -177,17 +148,15 @@ ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingT
         return make_error(ErrorKind::store_full, std::string("an argument: ") + e.what());
       }
       if (by_value) t.held_args.push_back(id);
-      refs->push_back({i, id, size, objects_->address()});
+      refs.push_back({i, id, size, objects_->address()});
       continue;
     }
     inline_bytes += size;
-    if (inline_bytes > kMaxInlineCallBytes)
+    if (inline_bytes > kMaxInlineCallBytes)  // only without a data plane
       return make_error(ErrorKind::invalid_argument,
-                        std::string(refs == nullptr ? "the arguments of an actor call"
-                                                    : "the inline arguments of a task") +
-                            " add up to more than " + std::to_string(kMaxInlineCallBytes) +
-                            " bytes, more than a control message carries; pass large values "
-                            "to tasks, or as the results of tasks (they move between nodes)");
+                        "the inline arguments add up to more than " +
+                            std::to_string(kMaxInlineCallBytes) +
+                            " bytes, more than a control message carries");
     std::string scratch;
     const std::string* bytes = &p->bytes;
     try {

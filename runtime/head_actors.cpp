@@ -108,6 +108,8 @@ void ClusterTasks::forward_call_locked(const RemoteActor& actor, RemoteTask& cal
   c.setMethod(call.function);
   auto args = c.initArgs(static_cast<unsigned>(call.args.size()));
   for (unsigned i = 0; i < call.args.size(); ++i) args.set(i, data_of(call.args[i]));
+  if (!call.result.is_nil()) set_object_key(c.initResult(), call.result);
+  write_arg_refs_locked(c.initArgRefs(static_cast<unsigned>(call.arg_refs.size())), call);
   node->second->conn->send(msg);
   call.args.clear();
 }
@@ -134,15 +136,20 @@ void ClusterTasks::actor_call(const transport::ConnectionPtr& driver,
   task->function = call.getMethod();
   task->actor = actor_key(call.getActor());
   for (auto a : call.getArgs()) task->args.push_back(string_of(a));
-  std::string dead;
+  if (call.hasResult()) task->result = object_key(call.getResult());
+  read_arg_refs(*task, call.getArgRefs());
+  std::string type = "atl::ActorDiedError", why;
   {
     std::lock_guard lock(mu_);
+    why = accept_objects_locked(driver, *task);
     auto it = actors_.find(task->actor);
-    if (it == actors_.end()) {
-      dead = "actor " + task->actor.to_string() + " does not exist (it ended long ago, or was " +
-             "never created)";
+    if (!why.empty()) {
+      type = "atl::Error";
+    } else if (it == actors_.end()) {
+      why = "actor " + task->actor.to_string() + " does not exist (it ended long ago, or was " +
+            "never created)";
     } else if (it->second->state == RemoteActor::State::dead) {
-      dead = it->second->death;
+      why = it->second->death;
     } else {
       std::uint64_t id = next_task_++;
       RemoteTask& t = *task;
@@ -154,7 +161,7 @@ void ClusterTasks::actor_call(const transport::ConnectionPtr& driver,
       return;
     }
   }
-  send_task_outcome(*driver, call.getTaskId(), "", nullptr, "atl::ActorDiedError", dead);
+  send_task_outcome(*driver, call.getTaskId(), "", nullptr, type, why);
 }
 
 void ClusterTasks::stop_actor(const transport::ConnectionPtr& driver,

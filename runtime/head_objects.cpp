@@ -187,6 +187,44 @@ void ClusterTasks::relayed(ObjectId id, const Buffer& value, ErrorPtr error) {
         value);
 }
 
+void ClusterTasks::read_arg_refs(RemoteTask& task, capnp::List<wire::ArgRef>::Reader refs) {
+  for (auto r : refs)
+    task.arg_refs.push_back(
+        {r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(), r.getHolderName()});
+}
+
+std::string ClusterTasks::accept_objects_locked(const transport::ConnectionPtr& driver,
+                                                const RemoteTask& task) {
+  if (!task.result.is_nil()) {
+    auto [owner, fresh] = owners_.try_emplace(task.result.owner, driver.get());
+    if (!fresh && owner->second != driver.get())
+      return "owner id " + std::to_string(task.result.owner) + " belongs to another driver";
+  }
+  // Arguments the driver holds itself (too large to travel inline): it is their holder.
+  for (const auto& r : task.arg_refs) {
+    if (r.driver_address.empty()) continue;
+    auto owner = owners_.find(r.id.owner);
+    if (owner == owners_.end() || owner->second != driver.get())
+      return "argument object " + r.id.to_string() + " does not belong to this driver";
+    holders_.try_emplace(r.id, Holder{0, r.size, driver, r.driver_address, r.driver_name});
+  }
+  return {};
+}
+
+void ClusterTasks::write_arg_refs_locked(capnp::List<wire::ArgRef>::Builder out,
+                                         const RemoteTask& task) {
+  for (unsigned i = 0; i < task.arg_refs.size(); ++i) {
+    const auto& r = task.arg_refs[i];
+    out[i].setIndex(r.index);
+    set_object_key(out[i].initObject(), r.id);
+    out[i].setSize(r.size);
+    if (const Holder* h = holder_locked(r.id)) {
+      out[i].setHolder(h->address);
+      out[i].setHolderName(h->name);
+    }
+  }
+}
+
 void ClusterTasks::reply_stored(std::uint64_t task_id, std::uint64_t size) {
   std::unique_ptr<RemoteTask> task;
   std::string holder, holder_name;

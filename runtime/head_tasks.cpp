@@ -156,9 +156,7 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   task->function = spec.getFunction();
   for (auto a : spec.getArgs()) task->args.push_back(string_of(a));
   if (spec.hasResult()) task->result = object_key(spec.getResult());
-  for (auto r : spec.getArgRefs())
-    task->arg_refs.push_back(
-        {r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(), r.getHolderName()});
+  read_arg_refs(*task, spec.getArgRefs());
   task->max_retries = spec.getMaxRetries();
   task->record.custom_name =
       spec.getName().size() > 0 ? std::string(spec.getName()) : task->function;
@@ -166,22 +164,7 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   {
     std::lock_guard lock(mu_);
     if (!modules_.contains(task->module_hash)) error = "the job's module was not uploaded";
-    // Objects are freed by their owner's driver: bind the owner id to this connection.
-    if (!task->result.is_nil()) {
-      auto [owner, fresh] = owners_.try_emplace(task->result.owner, driver.get());
-      if (!fresh && owner->second != driver.get())
-        error = "owner id " + std::to_string(task->result.owner) + " belongs to another driver";
-    }
-    // Arguments the driver holds itself (too large to travel inline): it is their holder.
-    for (const auto& r : task->arg_refs) {
-      if (r.driver_address.empty() || !error.empty()) continue;
-      auto owner = owners_.find(r.id.owner);
-      if (owner == owners_.end() || owner->second != driver.get()) {
-        error = "argument object " + r.id.to_string() + " does not belong to this driver";
-        continue;
-      }
-      holders_.try_emplace(r.id, Holder{0, r.size, driver, r.driver_address, r.driver_name});
-    }
+    if (error.empty()) error = accept_objects_locked(driver, *task);
   }
   TaskOptions options;
   read_resources(spec.getResources(), options);
@@ -294,20 +277,8 @@ void ClusterTasks::send_on_lease_locked(RemoteNode& node, RemoteTask& t, std::ui
   spec.setName(t.record.custom_name);
   auto args = spec.initArgs(static_cast<unsigned>(t.args.size()));
   for (unsigned i = 0; i < t.args.size(); ++i) args.set(i, data_of(t.args[i]));
-  if (!t.result.is_nil()) {
-    set_object_key(spec.initResult(), t.result);
-  }
-  auto refs = spec.initArgRefs(static_cast<unsigned>(t.arg_refs.size()));
-  for (unsigned i = 0; i < t.arg_refs.size(); ++i) {
-    const auto& r = t.arg_refs[i];
-    refs[i].setIndex(r.index);
-    set_object_key(refs[i].initObject(), r.id);
-    refs[i].setSize(r.size);
-    if (const Holder* h = holder_locked(r.id)) {
-      refs[i].setHolder(h->address);
-      refs[i].setHolderName(h->name);
-    }  // else none: lost, and the node fails the task saying so
-  }
+  if (!t.result.is_nil()) set_object_key(spec.initResult(), t.result);
+  write_arg_refs_locked(spec.initArgRefs(static_cast<unsigned>(t.arg_refs.size())), t);
   node.conn->send(msg);
 }
 
@@ -353,7 +324,7 @@ void ClusterTasks::finished(std::uint64_t node_id, wire::TaskFinished::Reader do
     }
   }
   auto outcome = done.getOutcome();
-  if (outcome.isStored() && !actor_call) {
+  if (outcome.isStored()) {
     transport::ConnectionPtr orphaned;  // its driver left: nobody will read or free it
     ObjectId result;
     {

@@ -24,14 +24,16 @@ WorkerOutcome died_outcome(const std::string& reason) {
 
 }  // namespace
 
-NodeActors::NodeActors(std::string node_name, NodeModules& modules, std::string worker_executable)
+NodeActors::NodeActors(std::string node_name, NodeModules& modules, ObjectTransfer& objects,
+                       std::string worker_executable)
     : node_name_(std::move(node_name)),
       modules_(modules),
+      objects_(objects),
       worker_executable_(std::move(worker_executable)) {}
 
 NodeActors::~NodeActors() {
   kill_all("the node agent is stopping");
-  std::map<ActorId, std::unique_ptr<Hosted>> all;
+  std::map<ActorId, std::shared_ptr<Hosted>> all;
   {
     std::lock_guard lock(mu_);
     all.swap(actors_);
@@ -50,7 +52,7 @@ NodeActors::~NodeActors() {
 
 void NodeActors::start(const transport::ConnectionPtr& head, wire::ActorSpec::Reader spec) {
   reap_finished();
-  auto actor = std::make_unique<Hosted>();
+  auto actor = std::make_shared<Hosted>();
   actor->id = actor_key(spec.getActor());
   actor->class_name = spec.getClassName();
   actor->display = spec.getName().size() > 0 ? "actor '" + std::string(spec.getName()) + "'"
@@ -81,12 +83,12 @@ void NodeActors::start(const transport::ConnectionPtr& head, wire::ActorSpec::Re
 void NodeActors::call(const transport::ConnectionPtr& head, wire::ActorCall::Reader call) {
   if (finished_.load() > 0) reap_finished();
   ActorId id = actor_key(call.getActor());
-  Hosted* actor = nullptr;
+  std::shared_ptr<Hosted> actor;
   std::string why;
   {
     std::lock_guard lock(mu_);
     if (auto it = actors_.find(id); it != actors_.end())
-      actor = it->second.get();
+      actor = it->second;
     else if (auto e = ended_.find(id); e != ended_.end())
       why = e->second;
   }
@@ -97,14 +99,43 @@ void NodeActors::call(const transport::ConnectionPtr& head, wire::ActorCall::Rea
       c.id = call.getTaskId();
       c.method = call.getMethod();
       for (auto a : call.getArgs()) c.args.push_back(Buffer::copy_of(a.begin(), a.size()));
+      if (call.hasResult()) c.result = object_key(call.getResult());
+      auto refs = read_object_args(call.getArgRefs());
+      if (!refs.empty()) {
+        c.resolving = std::make_shared<Resolving>();
+        c.resolving->left = refs.size();
+      }
+      auto resolving = c.resolving;
       actor->mailbox.push_back(std::move(c));
       lock.unlock();
       actor->cv.notify_one();
+      if (resolving) fetch_arguments(actor, resolving, std::move(refs));
       return;
     }
   }
   if (why.empty()) why = "actor " + id.to_string() + " is not on node '" + node_name_ + "'";
   send_task_finished(head, node_name_, call.getTaskId(), died_outcome(why), false);
+}
+
+void NodeActors::fetch_arguments(const std::shared_ptr<Hosted>& actor,
+                                 const std::shared_ptr<Resolving>& resolving,
+                                 std::vector<ObjectArg> refs) {
+  std::weak_ptr<Hosted> weak = actor;
+  fetch_object_args(objects_, actor->head, refs,
+                    [weak, resolving](std::uint32_t index, Buffer value, ErrorPtr error) {
+                      auto hosted = weak.lock();
+                      if (!hosted) return;  // reaped: nobody waits for this call any more
+                      {
+                        std::lock_guard lock(hosted->mu);
+                        if (error) {
+                          if (!resolving->error) resolving->error = std::move(error);
+                        } else {
+                          resolving->values.emplace_back(index, std::move(value));
+                        }
+                        --resolving->left;
+                      }
+                      hosted->cv.notify_all();
+                    });
 }
 
 void NodeActors::stop(const transport::ConnectionPtr&, wire::StopActor::Reader stop) {
@@ -192,8 +223,10 @@ void NodeActors::run_sender(Hosted& actor, std::filesystem::path module_path) {
     Call call;
     {
       std::unique_lock lock(actor.mu);
+      // In order: the oldest call goes once its object arguments are here.
       actor.cv.wait(lock, [&] {
-        return !actor.mailbox.empty() || actor.draining || !actor.kill_reason.empty() ||
+        return (!actor.mailbox.empty() && actor.mailbox.front().ready()) ||
+               (actor.draining && actor.mailbox.empty()) || !actor.kill_reason.empty() ||
                actor.finished;
       });
       if (!actor.kill_reason.empty() || actor.finished) return;
@@ -203,10 +236,64 @@ void NodeActors::run_sender(Hosted& actor, std::filesystem::path module_path) {
       }
       call = std::move(actor.mailbox.front());
       actor.mailbox.pop_front();
-      actor.in_flight[call.id] = true;
+      if (!call.resolving || !call.resolving->error) actor.in_flight[call.id] = call.result;
     }
-    if (!worker.send_execute(call.id, call.method, call.args)) return;  // the reader reports it
+    if (call.resolving) {
+      if (call.resolving->error) {
+        auto out =
+            object_arg_failure(*call.resolving->error, node_name_, "a call to " + actor.display);
+        send_task_finished(actor.head, node_name_, call.id, out, false);
+        continue;
+      }
+      for (auto& [index, value] : call.resolving->values) call.args[index] = std::move(value);
+    }
+    try {
+      if (!worker.send_execute(call.id, call.method, call.args)) return;  // the reader reports it
+    } catch (const Error& e) {
+      {
+        std::lock_guard lock(actor.mu);
+        actor.in_flight.erase(call.id);
+      }
+      WorkerOutcome out;
+      out.remote_type = "atl::Error";
+      out.message = "on node '" + node_name_ + "': " + e.what();
+      send_task_finished(actor.head, node_name_, call.id, out, false);
+    }
   }
+}
+
+void NodeActors::report(Hosted& actor, std::uint64_t call_id, const ObjectId& result,
+                        WorkerOutcome& out) {
+  if (!out.ok || out.value.size() <= kMaxInlineObjectBytes) {
+    send_task_finished(actor.head, node_name_, call_id, out, false);
+    return;
+  }
+  if (result.is_nil()) {
+    // A driver that names no result: the value must travel inline, and one this large would be
+    // refused by the head (costing this node its connection). The call fails; the actor lives.
+    out.ok = false;
+    out.remote_type = "atl::Error";
+    out.message = "the result of " + actor.display + " is " + std::to_string(out.value.size()) +
+                  " bytes, too large to travel inline";
+    out.value = Buffer();
+    send_task_finished(actor.head, node_name_, call_id, out, false);
+    return;
+  }
+  std::uint64_t size = out.value.size();
+  try {
+    objects_.hold(result, std::move(out.value));  // stays here until its owner frees it
+  } catch (const Error& e) {
+    WorkerOutcome full;
+    full.remote_type = "atl::ObjectStoreFullError";
+    full.message = "the result of " + actor.display + " on node '" + node_name_ + "': " + e.what();
+    send_task_finished(actor.head, node_name_, call_id, full, false);
+    return;
+  }
+  if (actor.head->closed()) {
+    objects_.release(result);  // the head is gone, and with it the only record of this object
+    return;
+  }
+  send_task_finished(actor.head, node_name_, call_id, out, false, 0, size);
 }
 
 void NodeActors::run_reader(Hosted& actor) {
@@ -229,10 +316,15 @@ void NodeActors::run_reader(Hosted& actor) {
       end(actor, reason);
       return;
     }
-    bool asked;
+    bool asked = false;
+    ObjectId result_id;
     {
       std::lock_guard lock(actor.mu);
-      asked = actor.in_flight.erase(result.first) > 0;
+      if (auto it = actor.in_flight.find(result.first); it != actor.in_flight.end()) {
+        asked = true;
+        result_id = it->second;
+        actor.in_flight.erase(it);
+      }
     }
     if (!asked) {
       // The worker runs the job's code: it answers only calls it was given, or it goes.
@@ -245,18 +337,7 @@ void NodeActors::run_reader(Hosted& actor) {
       worker.kill();
       continue;  // the next read sees it gone
     }
-    if (result.second.ok && result.second.value.size() > kMaxInlineCallBytes) {
-      // Actor results travel inline: one this large would be refused by the head (and cost this
-      // node its connection). The call fails instead; the actor lives on.
-      result.second.ok = false;
-      result.second.remote_type = "atl::Error";
-      result.second.message = "the result of " + actor.display + " is " +
-                              std::to_string(result.second.value.size()) +
-                              " bytes; an actor method's result may be at most " +
-                              std::to_string(kMaxInlineCallBytes) + " bytes on a cluster for now";
-      result.second.value = Buffer();
-    }
-    send_task_finished(actor.head, node_name_, result.first, result.second, false);
+    report(actor, result.first, result_id, result.second);
   }
 }
 
@@ -269,7 +350,7 @@ void NodeActors::end(Hosted& actor, const std::string& reason) {
     if (actor.finished) return;
     actor.finished = true;
     queued.swap(actor.mailbox);
-    for (const auto& [id, flag] : actor.in_flight) unanswered.push_back(id);
+    for (const auto& [id, result] : actor.in_flight) unanswered.push_back(id);
     actor.in_flight.clear();
     worker = actor.worker.get();
     ++finished_;  // with the flag, so a reaper never counts it down first
@@ -297,7 +378,7 @@ void NodeActors::end(Hosted& actor, const std::string& reason) {
 }
 
 void NodeActors::reap_finished() {
-  std::vector<std::unique_ptr<Hosted>> done;
+  std::vector<std::shared_ptr<Hosted>> done;
   {
     std::lock_guard lock(mu_);
     for (auto it = actors_.begin(); it != actors_.end();) {

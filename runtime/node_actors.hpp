@@ -3,6 +3,11 @@
 // them. Two threads per actor keep the worker busy without a round trip between calls: one sends
 // calls from the mailbox, the other reports outcomes to the head as they come back.
 //
+// A call's object arguments held elsewhere are fetched by this node as soon as the call arrives
+// (several calls' fetches at once); the sender hands calls to the worker strictly in order, so a
+// call waits for its own arguments and later calls wait behind it. A result larger than 100 KiB
+// stays here, as a task's does, until its owner frees it.
+//
 // An actor ends when the head stops it (after the calls already sent, once its owner released
 // it), kills it (at once), or when its worker process dies or its constructor fails. Every call
 // not yet answered then fails with ActorDiedError naming the cause, and the head learns the actor
@@ -23,6 +28,8 @@
 
 #include "atoll/ids.hpp"
 #include "runtime/node_modules.hpp"
+#include "runtime/node_tasks.hpp"
+#include "runtime/object_transfer.hpp"
 #include "runtime/worker_process.hpp"
 #include "transport/connection.hpp"
 
@@ -30,7 +37,9 @@ namespace atl::runtime {
 
 class NodeActors {
  public:
-  NodeActors(std::string node_name, NodeModules& modules, std::string worker_executable);
+  // `objects` holds this node's large results and fetches calls' object arguments.
+  NodeActors(std::string node_name, NodeModules& modules, ObjectTransfer& objects,
+             std::string worker_executable);
   ~NodeActors();  // kills every actor still here
 
   void start(const transport::ConnectionPtr& head, wire::ActorSpec::Reader spec);
@@ -40,10 +49,19 @@ class NodeActors {
   void kill_all(const std::string& reason);
 
  private:
+  // Object arguments being fetched for a call (guarded by its actor's mu).
+  struct Resolving {
+    std::size_t left = 0;
+    ErrorPtr error;
+    std::vector<std::pair<std::uint32_t, Buffer>> values;  // by argument index
+  };
   struct Call {
     std::uint64_t id = 0;
     std::string method;
     std::vector<Buffer> args;
+    ObjectId result;                       // nil: the value always travels inline
+    std::shared_ptr<Resolving> resolving;  // set while object arguments are on their way
+    bool ready() const { return !resolving || resolving->left == 0; }
   };
   struct Hosted {
     ActorId id;
@@ -56,16 +74,21 @@ class NodeActors {
     std::mutex mu;
     std::condition_variable cv;
     std::deque<Call> mailbox;
-    std::map<std::uint64_t, bool> in_flight;  // sent to the worker, not answered yet
-    bool draining = false;                    // stop after the calls already received
-    std::string kill_reason;                  // set: end at once
-    std::unique_ptr<WorkerProcess> worker;    // set by the sender once spawned
-    bool started = false;                     // the sender runs (the module was at hand)
-    bool finished = false;                    // both threads are done (or about to return)
+    std::map<std::uint64_t, ObjectId> in_flight;  // sent to the worker: the result's id
+    bool draining = false;                        // stop after the calls already received
+    std::string kill_reason;                      // set: end at once
+    std::unique_ptr<WorkerProcess> worker;        // set by the sender once spawned
+    bool started = false;                         // the sender runs (the module was at hand)
+    bool finished = false;                        // both threads are done (or about to return)
     std::thread sender, reader;
   };
 
   void kill(Hosted& actor, const std::string& reason);
+  // Starts fetching the object arguments of the call `resolving` belongs to.
+  void fetch_arguments(const std::shared_ptr<Hosted>& actor,
+                       const std::shared_ptr<Resolving>& resolving, std::vector<ObjectArg> refs);
+  // Reports a call's outcome: a large value stays here (the head learns its size).
+  void report(Hosted& actor, std::uint64_t call_id, const ObjectId& result, WorkerOutcome& out);
   void run_sender(Hosted& actor, std::filesystem::path module_path);
   void run_reader(Hosted& actor);
   // Fails every unanswered call, tells the head, and lets the actor be reaped.
@@ -74,9 +97,11 @@ class NodeActors {
 
   const std::string node_name_;
   NodeModules& modules_;
+  ObjectTransfer& objects_;
   const std::string worker_executable_;
   mutable std::mutex mu_;
-  std::map<ActorId, std::unique_ptr<Hosted>> actors_;
+  // Shared: a fetch that ends after its actor was reaped finds it gone (weak references).
+  std::map<ActorId, std::shared_ptr<Hosted>> actors_;
   // Why recently ended actors ended, for calls that arrive after them (oldest dropped first).
   std::map<ActorId, std::string> ended_;
   std::deque<ActorId> ended_order_;

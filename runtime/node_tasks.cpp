@@ -55,9 +55,7 @@ void NodeTaskRunner::run(const transport::ConnectionPtr& head, wire::TaskSpec::R
   job.function = spec.getFunction();
   for (auto a : spec.getArgs()) job.args.push_back(Buffer::copy_of(a.begin(), a.size()));
   if (spec.hasResult()) job.result = object_key(spec.getResult());
-  for (auto r : spec.getArgRefs())
-    job.refs.push_back(
-        {r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(), r.getHolderName()});
+  job.refs = read_object_args(spec.getArgRefs());
   std::string hash = job.module_hash;
   modules_.with_module(head, hash,
                        [this, head, job = std::move(job)](const std::filesystem::path* path,
@@ -86,21 +84,38 @@ void NodeTaskRunner::resolve_then_enqueue(const transport::ConnectionPtr& head, 
   state->left = job.refs.size();
   auto refs = job.refs;
   state->job = std::move(job);
-  auto arrived = [this, head, state](std::uint32_t index, const Buffer& value, ErrorPtr error) {
-    std::unique_lock lock(state->mu);
-    if (error && !state->error) state->error = std::move(error);
-    if (!error) state->job.args[index] = value;  // the fetched block itself: no copy
-    if (--state->left > 0) return;
-    lock.unlock();
-    if (state->error) {
-      fail(head, state->job.task_id,
-           state->error->kind == ErrorKind::store_full ? "atl::ObjectStoreFullError"
-                                                       : "atl::ObjectLostError",
-           "an argument of the task on node '" + node_name_ + "': " + state->error->message, false);
-      return;
-    }
-    enqueue(head, std::move(state->job));
-  };
+  fetch_object_args(objects_, head, refs,
+                    [this, head, state](std::uint32_t index, Buffer value, ErrorPtr error) {
+                      std::unique_lock lock(state->mu);
+                      if (error) {
+                        if (!state->error) state->error = std::move(error);
+                      } else {
+                        // The fetched block itself: a worker of this node maps it, no copy.
+                        state->job.args[index] = std::move(value);
+                      }
+                      if (--state->left > 0) return;
+                      lock.unlock();
+                      if (state->error) {
+                        auto out = object_arg_failure(*state->error, node_name_, "the task");
+                        send_task_finished(head, node_name_, state->job.task_id, out, false);
+                        return;
+                      }
+                      enqueue(head, std::move(state->job));
+                    });
+}
+
+std::vector<ObjectArg> read_object_args(capnp::List<wire::ArgRef>::Reader refs) {
+  std::vector<ObjectArg> out;
+  out.reserve(refs.size());
+  for (auto r : refs)
+    out.push_back(
+        {r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(), r.getHolderName()});
+  return out;
+}
+
+void fetch_object_args(ObjectTransfer& objects, const transport::ConnectionPtr& head,
+                       const std::vector<ObjectArg>& refs,
+                       const std::function<void(std::uint32_t, Buffer, ErrorPtr)>& arrived) {
   for (const auto& ref : refs) {
     if (ref.holder.empty()) {
       arrived(ref.index, {},
@@ -109,17 +124,26 @@ void NodeTaskRunner::resolve_then_enqueue(const transport::ConnectionPtr& head, 
                                                      "the cluster)"));
       continue;
     }
-    if (auto local = objects_.held(ref.id)) {
+    if (auto local = objects.held(ref.id)) {
       arrived(ref.index, *local, nullptr);
       continue;
     }
-    objects_.fetch(
+    objects.fetch(
         ref.id, ref.size, ref.holder, ref.holder_name,
         [head](capnp::MessageBuilder& msg) { head->send(msg); },
         [arrived, index = ref.index](Buffer value, ErrorPtr error) {
-          arrived(index, value, std::move(error));
+          arrived(index, std::move(value), std::move(error));
         });
   }
+}
+
+WorkerOutcome object_arg_failure(const ErrorInfo& error, const std::string& node_name,
+                                 const std::string& what) {
+  WorkerOutcome out;
+  out.remote_type =
+      error.kind == ErrorKind::store_full ? "atl::ObjectStoreFullError" : "atl::ObjectLostError";
+  out.message = "an argument of " + what + " on node '" + node_name + "': " + error.message;
+  return out;
 }
 
 void NodeTaskRunner::report(const transport::ConnectionPtr& head, const Job& job,

@@ -15,6 +15,7 @@
 #include <asio/thread_pool.hpp>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,25 @@
 #include "transport/connection.hpp"
 
 namespace atl::runtime {
+
+// An argument of a task or actor call held as an object (on this node or another): fetched into
+// the argument before the call runs.
+struct ObjectArg {
+  std::uint32_t index = 0;
+  ObjectId id;
+  std::uint64_t size = 0;
+  std::string holder, holder_name;  // the holder's data address and name; empty: lost
+};
+std::vector<ObjectArg> read_object_args(capnp::List<wire::ArgRef>::Reader refs);
+// Gets each argument's value, from this node's own objects or fetched from its holder (asking
+// the head through `head`), and calls `arrived` once per argument with the value or the error
+// (at once, or later on the data plane's thread).
+void fetch_object_args(ObjectTransfer& objects, const transport::ConnectionPtr& head,
+                       const std::vector<ObjectArg>& refs,
+                       const std::function<void(std::uint32_t, Buffer, ErrorPtr)>& arrived);
+// The failure a call gets when one of its object arguments could not be had.
+WorkerOutcome object_arg_failure(const ErrorInfo& error, const std::string& node_name,
+                                 const std::string& what);
 
 class NodeTaskRunner {
  public:
@@ -44,14 +64,8 @@ class NodeTaskRunner {
     std::filesystem::path module_path;
     std::vector<Buffer> args;  // large ones in the node's shared memory, lent to the worker
     std::uint64_t lease = 0;
-    ObjectId result;  // nil: the head did not name it (the value always travels inline)
-    struct Ref {
-      std::uint32_t index = 0;
-      ObjectId id;
-      std::uint64_t size = 0;
-      std::string holder, holder_name;
-    };
-    std::vector<Ref> refs;  // arguments held on nodes: fetched into args[index] before it runs
+    ObjectId result;              // nil: the head did not name it (the value always travels inline)
+    std::vector<ObjectArg> refs;  // fetched into args[index] before it runs
   };
 
   // Tasks written to a lease's worker whose outcomes are not read yet, oldest first.

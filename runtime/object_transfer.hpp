@@ -65,8 +65,8 @@ inline constexpr std::size_t kMaxInlineObjectBytes = 100 * 1024;
 inline constexpr std::chrono::seconds kChannelWait{30};
 // The head's relay names itself with this prefix, so a holder knows to dial it again.
 inline constexpr std::string_view kRelayNamePrefix = "head-relay-";
-// An actor call's arguments travel inline (through the head) for now: bounded well below the
-// control plane's frame limit, so a large call is refused with a clear error instead.
+// Values that must travel inline through the head (an actor's constructor arguments): bounded
+// well below the control plane's frame limit, so a larger one is refused with a clear error.
 inline constexpr std::size_t kMaxInlineCallBytes = 8u << 20;
 
 class ObjectTransfer {

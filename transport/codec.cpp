@@ -187,7 +187,10 @@ std::string validate(wire::ActorSpec::Reader a) {
 std::string validate(wire::ActorCall::Reader c) {
   if (auto e = check_actor_key(c.getActor()); !e.empty()) return e;
   if (auto e = check_name(c.getMethod(), "method name"); !e.empty()) return e;
-  return c.getArgs().size() <= kMaxTaskArgs ? std::string() : "too many arguments";
+  if (c.getArgs().size() > kMaxTaskArgs) return "too many arguments";
+  if (c.hasResult())
+    if (auto e = check_object_key(c.getResult()); !e.empty()) return e;
+  return check_arg_refs(c.getArgRefs(), c.getArgs().size());
 }
 
 std::string validate(wire::TaskFinished::Reader t) {

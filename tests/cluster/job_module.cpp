@@ -142,7 +142,8 @@ ATOLL_MODULE(test_job, reg) {
       .method("slow_incr", &job::Counter::slow_incr)
       .method("pid", &job::Counter::pid)
       .method("measure", &job::Counter::measure)
-      .method("make", &job::Counter::make);
+      .method("make", &job::Counter::make)
+      .method("measure_then_incr", &job::Counter::measure_then_incr);
   reg.actor<job::Faulty>("Faulty").constructor<int>().method("value", &job::Faulty::value);
   reg.actor<job::Rendezvous>("Rendezvous").method("meet", &job::Rendezvous::meet);
 }

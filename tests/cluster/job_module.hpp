@@ -46,6 +46,8 @@ class Counter {
   int pid() const;
   std::int64_t measure(std::string data) { return static_cast<std::int64_t>(data.size()); }
   std::string make(int bytes) { return std::string(static_cast<std::size_t>(bytes), 'm'); }
+  // Adds 10 once it has `data`: tells a test in which order calls with objects ran.
+  int measure_then_incr(std::string data) { return data.empty() ? n_ : incr(10); }
 
  private:
   int n_ = 0;

@@ -14,6 +14,10 @@ atl::TaskOptions on_island(const std::string& island) {
   return {.label_selector = {atl::LabelSelector::equals("island", island)}};
 }
 
+atl::ActorOptions actor_on_island(const std::string& island) {
+  return {.label_selector = {atl::LabelSelector::equals("island", island)}};
+}
+
 TEST_F(ClusterObjectsTest, a_large_result_stays_on_its_node_and_reaches_the_driver) {
   start_node("eu-a", "eu-1");
   auto rt = driver();
@@ -36,9 +40,32 @@ TEST_F(ClusterObjectsTest, a_large_argument_moves_node_to_node) {
   auto here = rt.task(job::digest).options(on_island("eu-1")).remote(big);  // held locally
   EXPECT_EQ(there.get(30s), job::digest(job::blob(kLarge, 11)));
   EXPECT_EQ(here.get(30s), job::digest(job::blob(kLarge, 11)));
-  // An actor call's large argument: fetched by the driver, then sent with the call.
-  auto counter = rt.actor<job::Counter>().remote();
+  // An actor call's large argument: fetched by the actor's node, as a task's is.
+  auto counter = rt.actor<job::Counter>().options(actor_on_island("us-2")).remote();
   EXPECT_EQ(counter.call(&job::Counter::measure, big).get(30s), kLarge);
+}
+
+TEST_F(ClusterObjectsTest, an_actor_s_node_fetches_call_arguments_in_call_order) {
+  start_node("eu-a", "eu-1");
+  start_node("us-a", "us-2");
+  auto rt = driver();
+  auto counter = rt.actor<job::Counter>().options(actor_on_island("us-2")).remote();
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 1);
+  // A slow object first, then calls with no object: each call still runs after the one before
+  // it, so the counter sees 1 + 10 (the slow object's call) before the +100.
+  auto slow = rt.task(job::slow_blob).options(on_island("eu-1")).remote(600, kLarge, 3);
+  auto measured = counter.call(&job::Counter::measure_then_incr, slow);
+  auto after = counter.call(&job::Counter::incr, 100);
+  EXPECT_EQ(measured.get(30s), 11);
+  EXPECT_EQ(after.get(30s), 111);
+  // An object that is lost fails its call, clearly; the actor and later calls carry on.
+  auto lost = rt.task(job::blob).options(on_island("eu-1")).remote(kLarge, 4);
+  std::vector<atl::ObjectRef<std::string>> refs{lost};
+  ASSERT_EQ(rt.wait(refs, 1, 30s).ready.size(), 1u);
+  stop_node("eu-a");
+  for (int i = 0; i < 500 && alive_nodes() != 1; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_THROW(counter.call(&job::Counter::measure, lost).get(30s), atl::ObjectLostError);
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 112);
 }
 
 TEST_F(ClusterObjectsTest, a_driver_s_large_values_reach_nodes_from_the_driver_itself) {
@@ -53,19 +80,18 @@ TEST_F(ClusterObjectsTest, a_driver_s_large_values_reach_nodes_from_the_driver_i
             job::digest(job::blob(kHuge, 22)));  // by value
   // A large result made from it comes back whole.
   EXPECT_EQ(rt.task(job::blob).remote(kHuge, 23).get(30s), job::blob(kHuge, 23));
-  // An actor call's arguments still travel inline: too large is a clear error, not a lost head.
+  // An actor call's large arguments go the same way, and its large results stay on its node.
   auto counter = rt.actor<job::Counter>().remote();
-  try {
-    counter.call(&job::Counter::measure, std::string(9 << 20, 'x')).get(30s);
-    FAIL() << "expected an error";
-  } catch (const atl::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("actor call"), std::string::npos) << e.what();
-  }
-  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 1);  // the driver carries on
-  // So do results: one too large to travel inline fails the call, not the node.
-  EXPECT_THROW(counter.call(&job::Counter::make, 9 << 20).get(30s), atl::TaskError);
+  EXPECT_EQ(counter.call(&job::Counter::measure, std::string(kHuge, 'x')).get(30s), kHuge);
+  EXPECT_EQ(counter.call(&job::Counter::measure, put).get(30s), kHuge);
+  auto made = counter.call(&job::Counter::make, kHuge);
+  std::vector<atl::ObjectRef<std::string>> refs{made};
+  ASSERT_EQ(rt.wait(refs, 1, 30s).ready.size(), 1u);
+  EXPECT_EQ(objects_held("eu-a"), 1u);  // kept on the actor's node, not sent through the head
+  EXPECT_EQ(made.get(30s), std::string(kHuge, 'm'));
+  EXPECT_EQ(rt.task(job::digest).remote(made).get(30s), job::digest(std::string(kHuge, 'm')));
   EXPECT_EQ(counter.call(&job::Counter::make, 1000).get(30s), std::string(1000, 'm'));
-  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 2);  // the same actor, still there
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 1);  // the same actor, still there
 }
 
 TEST_F(ClusterObjectsTest, buffers_cross_processes_and_reach_workers_through_shared_memory) {

@@ -234,6 +234,8 @@ struct ActorCall {
   taskId @1 :UInt64;
   method @2 :Text;
   args @3 :List(Data);
+  result @4 :ObjectKey;    # as TaskSpec.result: a large result stays on the actor's node
+  argRefs @5 :List(ArgRef);  # as TaskSpec.argRefs: the actor's node fetches them, in call order
 }
 
 # driver -> head -> node: `kill` ends the actor at once; otherwise it ends after the calls
