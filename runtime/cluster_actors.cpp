@@ -121,8 +121,6 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_actor_call(
   ensure_running();
   if (&actor.core() != this)
     throw Error(ErrorCategory::invalid_argument, "the ActorHandle belongs to another runtime");
-  if (method.takes_runtime)
-    not_on_cluster_yet("a method that submits nested tasks ('" + method.name + "')");
   check_arguments(args, "'" + method.name + "'");
   auto task = std::make_unique<PendingTask>();
   task->method = &method;

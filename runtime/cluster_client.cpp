@@ -50,11 +50,12 @@ NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
     objects_ = std::make_unique<ObjectTransfer>(object_transfer_options(options_));
     options_.info.data_address = objects_->address();
     options_.info.data_name = objects_->name();
-    runner_ = std::make_unique<NodeTaskRunner>(options_.name, *modules_, *objects_,
-                                               options_.worker_executable,
+    // Workers reach the head as this node does, for nested tasks.
+    WorkerLaunch launch{options_.worker_executable,
+                        options_.host + ":" + std::to_string(options_.port), options_.token};
+    runner_ = std::make_unique<NodeTaskRunner>(options_.name, *modules_, *objects_, launch,
                                                static_cast<std::size_t>(std::ceil(cpus)));
-    actors_ = std::make_unique<NodeActors>(options_.name, *modules_, *objects_,
-                                           options_.worker_executable);
+    actors_ = std::make_unique<NodeActors>(options_.name, *modules_, *objects_, launch);
   }
 }
 

@@ -201,7 +201,6 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_task(const detail::Functio
                                                            std::vector<detail::ArgSpec> args,
                                                            const TaskOptions* options) {
   ensure_running();
-  if (fn.takes_runtime) not_on_cluster_yet("a task that submits nested tasks ('" + fn.name + "')");
   check_arguments(args, "'" + fn.name + "'");
   TaskOptions opts = options != nullptr ? *options : TaskOptions{};
   if (opts.max_retries < 0)

@@ -116,8 +116,8 @@ std::optional<fs::path> ModuleStore::verified_path(const std::string& hash) cons
   return p;
 }
 
-void load_verified_module(const fs::path& path, const std::string& expected_hash,
-                          const std::string& module_name, Registry& registry) {
+ModuleFn load_verified_module(const fs::path& path, const std::string& expected_hash,
+                              const std::string& module_name, Registry& registry) {
   std::string actual = sha256_file(path);
   if (actual != expected_hash)
     throw Error(ErrorCategory::invalid_argument, "refusing to load " + path.string() +
@@ -134,6 +134,7 @@ void load_verified_module(const fs::path& path, const std::string& expected_hash
                 path.string() + " has no module '" + module_name + "' (no symbol " + symbol +
                     "; define it with ATOLL_MODULE(" + module_name + ", reg))");
   entry(registry);
+  return entry;
 }
 
 }  // namespace atl::runtime

@@ -43,7 +43,8 @@ class ModuleStore {
 // Checks that `path` hashes to `expected_hash`, loads it, and runs its `atoll_module_<name>` entry
 // point into `registry`. The library stays loaded for the life of the process. Raises
 // Error(invalid_argument) naming the library and what failed (hash, dlopen, missing entry point).
-void load_verified_module(const std::filesystem::path& path, const std::string& expected_hash,
-                          const std::string& module_name, Registry& registry);
+// Returns the entry point (the module's registration function).
+ModuleFn load_verified_module(const std::filesystem::path& path, const std::string& expected_hash,
+                              const std::string& module_name, Registry& registry);
 
 }  // namespace atl::runtime

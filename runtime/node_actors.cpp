@@ -25,11 +25,11 @@ WorkerOutcome died_outcome(const std::string& reason) {
 }  // namespace
 
 NodeActors::NodeActors(std::string node_name, NodeModules& modules, ObjectTransfer& objects,
-                       std::string worker_executable)
+                       WorkerLaunch launch)
     : node_name_(std::move(node_name)),
       modules_(modules),
       objects_(objects),
-      worker_executable_(std::move(worker_executable)) {}
+      launch_(std::move(launch)) {}
 
 NodeActors::~NodeActors() {
   kill_all("the node agent is stopping");
@@ -186,9 +186,9 @@ void NodeActors::kill_all(const std::string& reason) {
 void NodeActors::run_sender(Hosted& actor, std::filesystem::path module_path) {
   std::string failure;
   try {
-    auto worker = WorkerProcess::spawn(
-        {worker_executable_, module_path.string(), actor.module_hash, actor.module_name},
-        kSpawnTimeout);
+    auto worker = WorkerProcess::spawn({launch_.executable, module_path.string(), actor.module_hash,
+                                        actor.module_name, launch_.head_address, launch_.token},
+                                       kSpawnTimeout);
     WorkerProcess* w = worker.get();
     bool killed;
     {

@@ -39,7 +39,7 @@ class NodeActors {
  public:
   // `objects` holds this node's large results and fetches calls' object arguments.
   NodeActors(std::string node_name, NodeModules& modules, ObjectTransfer& objects,
-             std::string worker_executable);
+             WorkerLaunch launch);
   ~NodeActors();  // kills every actor still here
 
   void start(const transport::ConnectionPtr& head, wire::ActorSpec::Reader spec);
@@ -98,7 +98,7 @@ class NodeActors {
   const std::string node_name_;
   NodeModules& modules_;
   ObjectTransfer& objects_;
-  const std::string worker_executable_;
+  const WorkerLaunch launch_;
   mutable std::mutex mu_;
   // Shared: a fetch that ends after its actor was reaped finds it gone (weak references).
   std::map<ActorId, std::shared_ptr<Hosted>> actors_;

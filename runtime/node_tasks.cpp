@@ -33,11 +33,11 @@ void send_task_finished(const transport::ConnectionPtr& head, const std::string&
 }
 
 NodeTaskRunner::NodeTaskRunner(std::string node_name, NodeModules& modules, ObjectTransfer& objects,
-                               std::string worker_executable, std::size_t slots)
+                               WorkerLaunch launch, std::size_t slots)
     : node_name_(std::move(node_name)),
       modules_(modules),
       objects_(objects),
-      worker_executable_(std::move(worker_executable)),
+      launch_(std::move(launch)),
       pool_(std::max<std::size_t>(1, slots)) {}
 
 NodeTaskRunner::~NodeTaskRunner() {
@@ -239,9 +239,10 @@ bool NodeTaskRunner::send_pending(const transport::ConnectionPtr& head, InFlight
   if (!worker) {
     try {
       // A new worker checks the module's hash itself before loading it.
-      worker = WorkerProcess::spawn(
-          {worker_executable_, first.module_path.string(), first.module_hash, first.module_name},
-          std::chrono::seconds(30));
+      worker =
+          WorkerProcess::spawn({launch_.executable, first.module_path.string(), first.module_hash,
+                                first.module_name, launch_.head_address, launch_.token},
+                               std::chrono::seconds(30));
     } catch (const Error& e) {
       fail(head, first.task_id, "atl::WorkerDied", "on node '" + node_name_ + "': " + e.what(),
            false);

@@ -52,7 +52,7 @@ class NodeTaskRunner {
  public:
   // `objects` holds this node's large results and fetches other nodes' objects for arguments.
   NodeTaskRunner(std::string node_name, NodeModules& modules, ObjectTransfer& objects,
-                 std::string worker_executable, std::size_t slots);
+                 WorkerLaunch launch, std::size_t slots);
   ~NodeTaskRunner();
 
   void run(const transport::ConnectionPtr& head, wire::TaskSpec::Reader spec);
@@ -109,7 +109,7 @@ class NodeTaskRunner {
   const std::string node_name_;
   NodeModules& modules_;
   ObjectTransfer& objects_;
-  const std::string worker_executable_;
+  const WorkerLaunch launch_;
   asio::thread_pool pool_;
   std::mutex mu_;
   std::map<std::string, std::vector<std::unique_ptr<WorkerProcess>>> idle_workers_;

@@ -9,12 +9,15 @@
 
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "atoll/errors.hpp"
 #include "atoll/registry.hpp"
+#include "atoll/runtime.hpp"
 #include "runtime/invocation.hpp"
 #include "runtime/module_store.hpp"
 #include "runtime/worker_process.hpp"
@@ -31,12 +34,22 @@ struct Call {
   std::vector<detail::ArgSpec> args;
 };
 
+// What a worker needs to become a driver of the cluster when its code submits nested tasks.
+struct ClusterAccess {
+  std::string head_address, token;
+  ModuleFn module = nullptr;
+  std::string module_path, module_name;
+};
+
 class WorkerLoop {
  public:
-  WorkerLoop(int fd, const Registry& registry) : fd_(fd), registry_(registry) {}
+  WorkerLoop(int fd, const Registry& registry, ClusterAccess cluster)
+      : fd_(fd), registry_(registry), cluster_(std::move(cluster)) {}
   ~WorkerLoop() {
     stop_threads();
     close_all(fds_);
+    std::lock_guard lock(runtime_mu_);
+    runtime_.reset();  // leaves the cluster: the head cleans up what it submitted
   }
 
   // Returns the process's exit status once the node agent closes the socket or misbehaves.
@@ -179,6 +192,29 @@ class WorkerLoop {
     for (auto& t : threads_) t.join();
   }
 
+  // The cluster runtime nested tasks go through, connected on first use and kept. Raises
+  // atl::Error when there is no cluster to reach or it cannot be reached.
+  const std::shared_ptr<detail::Core>& runtime_core() {
+    std::lock_guard lock(runtime_mu_);
+    if (!runtime_) {
+      if (cluster_.head_address.empty() || cluster_.module == nullptr)
+        throw Error(ErrorCategory::unimplemented,
+                    "nested tasks need a cluster: this worker was started without one");
+      try {
+        runtime_.emplace(atl::init(
+            {.address = cluster_.head_address,
+             .token = cluster_.token,
+             .modules = {cluster_.module},
+             .job_module = {.library = cluster_.module_path, .name = cluster_.module_name}}));
+      } catch (const std::exception& e) {
+        throw Error(
+            ErrorCategory::disconnected,
+            std::string("a worker could not join the cluster for nested tasks: ") + e.what());
+      }
+    }
+    return runtime_->core();
+  }
+
   bool execute(Call call) {
     const detail::FunctionEntry* fn = nullptr;
     const detail::MethodEntry* method = nullptr;
@@ -188,10 +224,6 @@ class WorkerLoop {
         return send_failure(call.id, "atl::Error",
                             "actor class '" + cls_->name + "' has no method named '" + call.name +
                                 "' in the job's module");
-      if (method->takes_runtime)
-        return send_failure(
-            call.id, "atl::Error",
-            "'" + call.name + "' submits nested tasks, which worker processes do not run yet");
     } else {
       ran_tasks_ = true;
       fn = registry_.find_function(call.name);
@@ -199,15 +231,20 @@ class WorkerLoop {
         return send_failure(
             call.id, "atl::Error",
             "no function named '" + call.name + "' is registered in the job's module");
-      if (fn->takes_runtime)
-        return send_failure(
-            call.id, "atl::Error",
-            "'" + call.name + "' submits nested tasks, which worker processes do not run yet");
+    }
+    static const std::shared_ptr<detail::Core> no_core;
+    const std::shared_ptr<detail::Core>* core = &no_core;
+    if (method != nullptr ? method->takes_runtime : fn->takes_runtime) {
+      try {
+        core = &runtime_core();
+      } catch (const Error& e) {
+        return send_failure(call.id, "atl::Error",
+                            "'" + call.name + "' submits nested tasks: " + e.what());
+      }
     }
     ArgValues values(call.args.size());
     collect_arguments(call.args, values);
-    static const std::shared_ptr<detail::Core> no_core;
-    detail::CallFrame frame{call.args, values.span(), no_core};
+    detail::CallFrame frame{call.args, values.span(), *core};
     try {
       detail::Payload out =
           method != nullptr ? method->invoke(instance_.get(), frame) : fn->invoke(frame);
@@ -223,6 +260,9 @@ class WorkerLoop {
 
   const int fd_;
   const Registry& registry_;
+  const ClusterAccess cluster_;
+  std::mutex runtime_mu_;
+  std::optional<Runtime> runtime_;
   std::deque<int> fds_;  // received with the node's frames, not yet claimed (reading thread)
   std::mutex write_mu_;
   const detail::ActorClassEntry* cls_ = nullptr;
@@ -244,9 +284,17 @@ int worker_main(int fd, const std::string& module_path, const std::string& modul
   // Processes the job's code starts must not inherit the node's socket: they would keep it open
   // after this worker dies (hiding its death) and could write to it.
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  ClusterAccess cluster{.module_path = module_path, .module_name = module_name};
+  // Read, then cleared: processes the job's code starts must not inherit the cluster's token.
+  for (auto [name, value] : {std::pair{kWorkerHeadEnv, &cluster.head_address},
+                             std::pair{kWorkerTokenEnv, &cluster.token}}) {
+    std::string var(name.substr(0, name.size() - 1));
+    if (const char* v = std::getenv(var.c_str())) *value = v;
+    ::unsetenv(var.c_str());
+  }
   Registry registry;
   try {
-    load_verified_module(module_path, module_hash, module_name, registry);
+    cluster.module = load_verified_module(module_path, module_hash, module_name, registry);
   } catch (const std::exception& e) {
     capnp::MallocMessageBuilder msg;
     auto f = msg.initRoot<wire::WorkerMessage>().initOutcome().initFailure();
@@ -262,7 +310,7 @@ int worker_main(int fd, const std::string& module_path, const std::string& modul
     ready.setFunctions(static_cast<std::uint32_t>(registry.function_count()));
     if (!transport::send_all(fd, transport::encode(msg))) return 1;
   }
-  WorkerLoop loop(fd, registry);
+  WorkerLoop loop(fd, registry, std::move(cluster));
   return loop.run();
 }
 

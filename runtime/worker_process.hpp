@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "atoll/buffer.hpp"
@@ -37,11 +38,25 @@ namespace atl::runtime {
 // peers does not apply.
 inline constexpr std::size_t kMaxWorkerFrameBytes = std::size_t{1} << 30;
 
+// The environment variables (NAME=) a worker reads the cluster's address and token from.
+inline constexpr std::string_view kWorkerHeadEnv = "ATOLL_WORKER_HEAD=";
+inline constexpr std::string_view kWorkerTokenEnv = "ATOLL_WORKER_TOKEN=";
+
+// How a node agent starts workers: the binary, and the cluster a worker's code reaches when it
+// submits nested tasks (a worker connects to the head as a driver of its own, on first use).
+struct WorkerLaunch {
+  std::string executable;    // the atoll binary
+  std::string head_address;  // HOST:PORT; empty: nested tasks are refused
+  std::string token;
+};
+
 struct WorkerSpec {
   std::string executable;   // the atoll binary
   std::string module_path;  // a verified module in the node's ModuleStore
   std::string module_hash;
   std::string module_name;
+  std::string head_address;  // as in WorkerLaunch: given to the worker in its environment
+  std::string token;
 };
 
 struct WorkerOutcome {

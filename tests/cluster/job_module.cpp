@@ -34,6 +34,9 @@ int exits(int code) {
 int nested(atl::RuntimeRef rt, int x) {
   return rt.task(add).remote(x, 1).get();
 }
+std::int64_t length_of(atl::RuntimeRef rt, atl::ObjectRef<std::string> ref) {
+  return static_cast<std::int64_t>(rt.get(ref).size());
+}
 int sleep_then(int ms, int value) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return value;
@@ -124,6 +127,7 @@ ATOLL_MODULE(test_job, reg) {
       .function("aborts", &job::aborts)
       .function("exits", &job::exits)
       .function("nested", &job::nested)
+      .function("length_of", &job::length_of)
       .function("sleep_then", &job::sleep_then)
       .function("blob", &job::blob)
       .function("slow_blob", &job::slow_blob)

@@ -15,7 +15,9 @@ int fails(int x);  // throws std::invalid_argument
 int segfault();
 int aborts();
 int exits(int code);
-int nested(atl::RuntimeRef rt, int x);
+int nested(atl::RuntimeRef rt, int x);  // add(x, 1), run as a nested task
+// The length of the string behind `ref`, read by the task itself (an ObjectRef parameter).
+std::int64_t length_of(atl::RuntimeRef rt, atl::ObjectRef<std::string> ref);
 int sleep_then(int ms, int value);
 // `bytes` bytes of a pattern seeded by `seed` (large ones stay on the node that made them).
 std::string blob(int bytes, int seed);

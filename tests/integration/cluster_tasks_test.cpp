@@ -143,11 +143,24 @@ TEST_F(ClusterTasksTest, losing_the_head_fails_pending_tasks_and_their_dependent
   EXPECT_THROW(rt.task(job::add).remote(1, 1), atl::RuntimeShutdownError);
 }
 
+TEST_F(ClusterTasksTest, tasks_submit_nested_tasks_from_their_workers) {
+  // A parent keeps its CPU while it waits for its child: room for both on the node.
+  start_node("eu-a", "eu-1", 4);
+  start_node("us-a", "us-2", 2);
+  auto rt = driver();
+  EXPECT_EQ(rt.task(job::nested).remote(1).get(30s), 2);
+  auto a = rt.task(job::nested).remote(10);
+  auto b = rt.task(job::nested).remote(20);
+  EXPECT_EQ(a.get(30s), 11);
+  EXPECT_EQ(b.get(30s), 21);
+  EXPECT_EQ(rt.task(job::nested).remote(5).get(30s), 6);  // the worker's connection is reused
+}
+
 TEST_F(ClusterTasksTest, what_clusters_do_not_run_yet_is_a_clear_error) {
   start_node("eu-a", "eu-1");
   auto rt = driver();
   try {
-    rt.task(job::nested).remote(1);
+    rt.task(job::length_of).remote(rt.put(std::string("abc")));  // an ObjectRef passed as such
     FAIL() << "expected an error";
   } catch (const atl::Error& e) {
     EXPECT_EQ(e.category(), atl::ErrorCategory::unimplemented);
