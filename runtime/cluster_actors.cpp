@@ -29,6 +29,10 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
         "max_concurrency must be between 1 and " + std::to_string(transport::kMaxActorConcurrency));
   require_constructor(cls, args);
   check_arguments(args, "the constructor of '" + cls.name + "'");
+  for (const auto& a : args)
+    if (a.kind == detail::ArgSpec::Kind::pass_ref || a.kind == detail::ArgSpec::Kind::actor)
+      not_on_cluster_yet("passing an ObjectRef or ActorHandle parameter to the constructor of '" +
+                         cls.name + "'");
 
   ActorId id{owner_, next_sequence_.fetch_add(1)};
   capnp::MallocMessageBuilder msg;
@@ -81,6 +85,29 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
     actors_[id] = std::move(actor);
   }
   return std::make_shared<detail::ActorToken>(self_, id, raw, &cls);
+}
+
+std::shared_ptr<detail::ActorToken> ClusterCore::adopt_actor(const ActorId& id,
+                                                             const std::string& class_name) {
+  ensure_running();
+  const detail::ActorClassEntry* cls = registry_.find_actor_class(class_name);
+  if (cls == nullptr)
+    throw Error(ErrorCategory::invalid_argument,
+                "no actor class named '" + class_name + "' is registered in the job's module");
+  ClusterActor* raw;
+  {
+    std::lock_guard lock(mu_);
+    auto& actor = actors_[id];
+    if (!actor) {
+      actor = std::make_unique<ClusterActor>();  // not owned: its owner decides when it ends
+      actor->id = id;
+      actor->cls = cls;
+    }
+    ++actor->handles;
+    actor->released = false;
+    raw = actor.get();
+  }
+  return std::make_shared<detail::ActorToken>(self_, id, raw, cls);
 }
 
 std::shared_ptr<detail::ActorToken> ClusterCore::find_actor(std::string_view name,
@@ -150,8 +177,11 @@ void ClusterCore::flush_actor(const ActorId& id) {
         // Objects held elsewhere (and large values of this driver's) go as references: the
         // actor's node fetches them, keeping the calls in this order.
         std::vector<ArgRefOut> refs;
-        ErrorPtr error = write_args(call.initArgs(static_cast<unsigned>(t.args.size())), t, refs);
+        std::vector<ActorArg> actors;
+        ErrorPtr error =
+            write_args(call.initArgs(static_cast<unsigned>(t.args.size())), t, refs, actors);
         write_arg_refs(call.initArgRefs(static_cast<unsigned>(refs.size())), refs);
+        write_actor_args(call.initActorArgs(static_cast<unsigned>(actors.size())), actors);
         set_object_key(call.initResult(), ObjectId{owner_, seq});
         if (!error && (!conn_ || !lost_.empty()))
           error = make_error(ErrorKind::shutdown, lost_.empty() ? "the runtime shut down" : lost_);

@@ -187,11 +187,7 @@ void ClusterCore::ensure_running() const {
 void ClusterCore::check_arguments(const std::vector<detail::ArgSpec>& args,
                                   const std::string& what) const {
   for (const auto& a : args) {
-    if (a.kind == detail::ArgSpec::Kind::pass_ref)
-      not_on_cluster_yet("passing an ObjectRef parameter (to " + what + ")");
-    if (a.kind == detail::ArgSpec::Kind::actor)
-      not_on_cluster_yet("passing an ActorHandle (to " + what + ")");
-    if (a.ref && &a.ref->core() != this)
+    if ((a.ref && &a.ref->core() != this) || (a.actor && &a.actor->core() != this))
       throw Error(ErrorCategory::invalid_argument,
                   "an argument of " + what + " belongs to another runtime");
   }
@@ -218,7 +214,12 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_task(const detail::Functio
 std::shared_ptr<detail::RefToken> ClusterCore::register_task(std::unique_ptr<PendingTask> task,
                                                              std::vector<detail::ArgSpec> args) {
   std::size_t refs = 0;
-  for (const auto& a : args) refs += a.kind == detail::ArgSpec::Kind::resolve_ref ? 1 : 0;
+  // An ObjectRef parameter waits too: what a worker borrows must exist (and be where it says).
+  auto waits = [](const detail::ArgSpec& a) {
+    return a.kind == detail::ArgSpec::Kind::resolve_ref ||
+           a.kind == detail::ArgSpec::Kind::pass_ref;
+  };
+  for (const auto& a : args) refs += waits(a) ? 1 : 0;
   task->args = std::move(args);
   std::uint64_t seq = next_sequence_.fetch_add(1);
   ObjectId id{owner_, seq};
@@ -235,7 +236,7 @@ std::shared_ptr<detail::RefToken> ClusterCore::register_task(std::unique_ptr<Pen
   }
   std::size_t k = 0;
   for (const auto& a : raw->args) {
-    if (a.kind != detail::ArgSpec::Kind::resolve_ref) continue;
+    if (!waits(a)) continue;
     ArgWaiter& w = raw->waiters[k++];
     w.core = this;
     w.task = seq;
@@ -290,8 +291,10 @@ void ClusterCore::send_task(std::uint64_t task) {
     write_selectors(spec.initPreferredLabels(static_cast<unsigned>(t.preferred_labels.size())),
                     t.preferred_labels);
     std::vector<ArgRefOut> refs;
-    failed = write_args(spec.initArgs(static_cast<unsigned>(t.args.size())), t, refs);
+    std::vector<ActorArg> actors;
+    failed = write_args(spec.initArgs(static_cast<unsigned>(t.args.size())), t, refs, actors);
     write_arg_refs(spec.initArgRefs(static_cast<unsigned>(refs.size())), refs);
+    write_actor_args(spec.initActorArgs(static_cast<unsigned>(actors.size())), actors);
     set_object_key(spec.initResult(), ObjectId{owner_, task});  // the task's sequence names it
     t.sent = failed == nullptr;
     if (!failed && !lost_.empty()) failed = make_error(ErrorKind::shutdown, lost_);

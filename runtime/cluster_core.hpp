@@ -26,6 +26,7 @@
 #include "runtime/counters.hpp"
 #include "runtime/object_store.hpp"
 #include "runtime/object_transfer.hpp"
+#include "runtime/worker_values.hpp"
 #include "transport/connection.hpp"
 
 namespace atl::runtime {
@@ -133,10 +134,12 @@ class ClusterCore final : public detail::Core {
     std::uint32_t index;
     ObjectId id;
     std::uint64_t size;
-    std::string holder;  // set when this driver holds it (a large value of its own)
+    std::string holder;         // set when this driver holds it (a large value of its own)
+    bool by_reference = false;  // an ObjectRef parameter: the worker borrows it
   };
+  // ActorHandle parameters go into `actors`.
   ErrorPtr write_args(capnp::List<capnp::Data>::Builder out, PendingTask& task,
-                      std::vector<ArgRefOut>& refs);
+                      std::vector<ArgRefOut>& refs, std::vector<ActorArg>& actors);
   void write_arg_refs(capnp::List<wire::ArgRef>::Builder out,
                       const std::vector<ArgRefOut>& refs) const;
   // Holds `value` as object `id` for nodes to fetch (a copy; once per id). Raises like
@@ -164,7 +167,20 @@ class ClusterCore final : public detail::Core {
     std::string holder;                  // its node's data address
     std::string holder_name;             // and its data plane's name
     std::shared_ptr<RemoteFetch> fetch;  // set once a fetch started
+    bool borrowed = false;               // another driver's: its owner frees it, not us
   };
+  // A reference to another driver's object held at `holder` (an ObjectRef parameter of a task
+  // running in this worker): ready at once, fetched on `get`, never freed from here.
+ public:
+  std::shared_ptr<detail::RefToken> borrow(const ObjectId& id, std::uint64_t size,
+                                           const std::string& holder,
+                                           const std::string& holder_name);
+  // A handle of this runtime on another driver's actor (an ActorHandle parameter): calls go
+  // through this runtime's connection; it never stops the actor. Raises Error(invalid_argument)
+  // when the job's module has no such class.
+  std::shared_ptr<detail::ActorToken> adopt_actor(const ActorId& id, const std::string& class_name);
+
+ private:
   void on_stored(std::uint64_t task, std::uint64_t size, const std::string& holder,
                  const std::string& holder_name);
   // The fetch of `id` (started now when none is under way or the last one failed), or nullptr

@@ -116,16 +116,56 @@ void ClusterCore::write_arg_refs(capnp::List<wire::ArgRef>::Builder out,
     out[i].setSize(refs[i].size);
     out[i].setHolder(refs[i].holder);
     if (!refs[i].holder.empty()) out[i].setHolderName(objects_->name());
+    out[i].setByReference(refs[i].by_reference);
   }
 }
 
+std::shared_ptr<detail::RefToken> ClusterCore::borrow(const ObjectId& id, std::uint64_t size,
+                                                      const std::string& holder,
+                                                      const std::string& holder_name) {
+  ensure_running();
+  auto [entry, created] = store_.find_or_create(id);  // one reference: the token's
+  if (created) {
+    {
+      std::lock_guard lock(remote_mu_);
+      remote_[id] = RemoteObject{size, holder, holder_name, nullptr, true};
+    }
+    store_.seal(entry, detail::Payload{});  // ready here; `get` fetches its bytes
+  }
+  return std::make_shared<detail::RefToken>(self_, id, entry);
+}
+
 ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingTask& t,
-                                 std::vector<ArgRefOut>& refs) {
+                                 std::vector<ArgRefOut>& refs, std::vector<ActorArg>& actors) {
   std::size_t inline_bytes = 0;
   for (unsigned i = 0; i < t.args.size(); ++i) {
     const detail::ArgSpec& a = t.args[i];
     const detail::Payload* p = &a.value;
     ObjectId id;
+    if (a.kind == detail::ArgSpec::Kind::actor) {
+      actors.push_back({i, a.actor->id(), a.actor->actor_class().name});
+      continue;
+    }
+    if (a.kind == detail::ArgSpec::Kind::pass_ref) {
+      // The parameter is the ObjectRef itself: the worker borrows it and reads it if it wants.
+      ObjectEntry* e = entry_of(*a.ref);
+      if (e->state.load() == ObjectState::failed) return e->error;  // the input's error
+      id = a.ref->id();
+      {
+        std::lock_guard lock(remote_mu_);
+        if (auto r = remote_.find(id); r != remote_.end()) {
+          refs.push_back({i, id, r->second.size, {}, true});
+          continue;
+        }
+      }
+      try {
+        hold_here(id, e->value);  // until its entry goes: readers fetch it from this driver
+      } catch (const Error& err) {
+        return make_error(ErrorKind::store_full, std::string("an argument: ") + err.what());
+      }
+      refs.push_back({i, id, wire_size(e->value), objects_->address(), true});
+      continue;
+    }
     if (a.kind == detail::ArgSpec::Kind::resolve_ref) {
       ObjectEntry* e = entry_of(*a.ref);
       if (e->state.load() == ObjectState::failed) return e->error;  // the input's error
@@ -206,7 +246,13 @@ void ClusterCore::object_erased(const ObjectId& id) noexcept {
   {
     std::lock_guard lock(remote_mu_);
     held = held_here_.contains(id);
-    if (!held && remote_.erase(id) == 0) return;  // it lived only here
+    if (!held) {
+      auto it = remote_.find(id);
+      if (it == remote_.end()) return;  // it lived only here
+      bool borrowed = it->second.borrowed;
+      remote_.erase(it);
+      if (borrowed) return;  // its owner frees it
+    }
     conn = free_conn_;
   }
   if (held) {

@@ -110,6 +110,7 @@ void ClusterTasks::forward_call_locked(const RemoteActor& actor, RemoteTask& cal
   for (unsigned i = 0; i < call.args.size(); ++i) args.set(i, data_of(call.args[i]));
   if (!call.result.is_nil()) set_object_key(c.initResult(), call.result);
   write_arg_refs_locked(c.initArgRefs(static_cast<unsigned>(call.arg_refs.size())), call);
+  write_actor_args(c.initActorArgs(static_cast<unsigned>(call.actor_args.size())), call.actor_args);
   node->second->conn->send(msg);
   call.args.clear();
 }
@@ -138,6 +139,7 @@ void ClusterTasks::actor_call(const transport::ConnectionPtr& driver,
   for (auto a : call.getArgs()) task->args.push_back(string_of(a));
   if (call.hasResult()) task->result = object_key(call.getResult());
   read_arg_refs(*task, call.getArgRefs());
+  task->actor_args = read_actor_args(call.getActorArgs());
   std::string type = "atl::ActorDiedError", why;
   {
     std::lock_guard lock(mu_);

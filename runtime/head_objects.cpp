@@ -189,8 +189,8 @@ void ClusterTasks::relayed(ObjectId id, const Buffer& value, ErrorPtr error) {
 
 void ClusterTasks::read_arg_refs(RemoteTask& task, capnp::List<wire::ArgRef>::Reader refs) {
   for (auto r : refs)
-    task.arg_refs.push_back(
-        {r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(), r.getHolderName()});
+    task.arg_refs.push_back({r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(),
+                             r.getHolderName(), r.getByReference()});
 }
 
 std::string ClusterTasks::accept_objects_locked(const transport::ConnectionPtr& driver,
@@ -218,6 +218,7 @@ void ClusterTasks::write_arg_refs_locked(capnp::List<wire::ArgRef>::Builder out,
     out[i].setIndex(r.index);
     set_object_key(out[i].initObject(), r.id);
     out[i].setSize(r.size);
+    out[i].setByReference(r.by_reference);
     if (const Holder* h = holder_locked(r.id)) {
       out[i].setHolder(h->address);
       out[i].setHolderName(h->name);

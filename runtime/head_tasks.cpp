@@ -157,6 +157,7 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   for (auto a : spec.getArgs()) task->args.push_back(string_of(a));
   if (spec.hasResult()) task->result = object_key(spec.getResult());
   read_arg_refs(*task, spec.getArgRefs());
+  task->actor_args = read_actor_args(spec.getActorArgs());
   task->max_retries = spec.getMaxRetries();
   task->record.custom_name =
       spec.getName().size() > 0 ? std::string(spec.getName()) : task->function;
@@ -279,6 +280,7 @@ void ClusterTasks::send_on_lease_locked(RemoteNode& node, RemoteTask& t, std::ui
   for (unsigned i = 0; i < t.args.size(); ++i) args.set(i, data_of(t.args[i]));
   if (!t.result.is_nil()) set_object_key(spec.initResult(), t.result);
   write_arg_refs_locked(spec.initArgRefs(static_cast<unsigned>(t.arg_refs.size())), t);
+  write_actor_args(spec.initActorArgs(static_cast<unsigned>(t.actor_args.size())), t.actor_args);
   node.conn->send(msg);
 }
 

@@ -31,6 +31,7 @@
 #include "runtime/object_transfer.hpp"
 #include "runtime/recent_ids.hpp"
 #include "runtime/scheduler.hpp"
+#include "runtime/worker_values.hpp"
 #include "transport/connection.hpp"
 
 namespace atl::runtime {
@@ -106,8 +107,10 @@ class ClusterTasks {
       std::uint64_t size = 0;
       std::string driver_address;  // set when the driver holds it itself
       std::string driver_name;     // its data plane's name then
+      bool by_reference = false;   // an ObjectRef parameter: passed to the worker, not fetched
     };
-    std::vector<ArgRef> arg_refs;  // arguments held on nodes
+    std::vector<ArgRef> arg_refs;      // arguments held on nodes
+    std::vector<ActorArg> actor_args;  // ActorHandle parameters, passed on as they are
   };
 
   // One charge of a class's resources on a node, on which that class's tasks run one after

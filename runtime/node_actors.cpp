@@ -100,7 +100,8 @@ void NodeActors::call(const transport::ConnectionPtr& head, wire::ActorCall::Rea
       c.method = call.getMethod();
       for (auto a : call.getArgs()) c.args.push_back(Buffer::copy_of(a.begin(), a.size()));
       if (call.hasResult()) c.result = object_key(call.getResult());
-      auto refs = read_object_args(call.getArgRefs());
+      auto refs = read_object_args(call.getArgRefs(), c.passed.objects);
+      c.passed.actors = read_actor_args(call.getActorArgs());
       if (!refs.empty()) {
         c.resolving = std::make_shared<Resolving>();
         c.resolving->left = refs.size();
@@ -248,7 +249,8 @@ void NodeActors::run_sender(Hosted& actor, std::filesystem::path module_path) {
       for (auto& [index, value] : call.resolving->values) call.args[index] = std::move(value);
     }
     try {
-      if (!worker.send_execute(call.id, call.method, call.args)) return;  // the reader reports it
+      if (!worker.send_execute(call.id, call.method, call.args, call.passed))
+        return;  // the reader reports it
     } catch (const Error& e) {
       {
         std::lock_guard lock(actor.mu);

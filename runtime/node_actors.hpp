@@ -60,6 +60,7 @@ class NodeActors {
     std::string method;
     std::vector<Buffer> args;
     ObjectId result;                       // nil: the value always travels inline
+    PassedArgs passed;                     // ObjectRef and ActorHandle parameters, for the worker
     std::shared_ptr<Resolving> resolving;  // set while object arguments are on their way
     bool ready() const { return !resolving || resolving->left == 0; }
   };

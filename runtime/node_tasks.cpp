@@ -55,7 +55,8 @@ void NodeTaskRunner::run(const transport::ConnectionPtr& head, wire::TaskSpec::R
   job.function = spec.getFunction();
   for (auto a : spec.getArgs()) job.args.push_back(Buffer::copy_of(a.begin(), a.size()));
   if (spec.hasResult()) job.result = object_key(spec.getResult());
-  job.refs = read_object_args(spec.getArgRefs());
+  job.refs = read_object_args(spec.getArgRefs(), job.passed.objects);
+  job.passed.actors = read_actor_args(spec.getActorArgs());
   std::string hash = job.module_hash;
   modules_.with_module(head, hash,
                        [this, head, job = std::move(job)](const std::filesystem::path* path,
@@ -104,12 +105,13 @@ void NodeTaskRunner::resolve_then_enqueue(const transport::ConnectionPtr& head, 
                     });
 }
 
-std::vector<ObjectArg> read_object_args(capnp::List<wire::ArgRef>::Reader refs) {
+std::vector<ObjectArg> read_object_args(capnp::List<wire::ArgRef>::Reader refs,
+                                        std::vector<ObjectArg>& passed) {
   std::vector<ObjectArg> out;
-  out.reserve(refs.size());
   for (auto r : refs)
-    out.push_back(
-        {r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(), r.getHolderName()});
+    (r.getByReference() ? passed : out)
+        .push_back({r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(),
+                    r.getHolderName(), r.getByReference()});
   return out;
 }
 
@@ -256,7 +258,8 @@ bool NodeTaskRunner::send_pending(const transport::ConnectionPtr& head, InFlight
   while (flight.sent < flight.jobs.size()) {
     const Job& job = flight.jobs[flight.sent];
     try {
-      if (!worker->send_execute(job.task_id, job.function, job.args)) break;  // the reader learns
+      if (!worker->send_execute(job.task_id, job.function, job.args, job.passed))
+        break;  // the reader learns why
     } catch (const Error& e) {
       // This task cannot be handed over (its shared arguments); the others still can.
       fail(head, job.task_id, "atl::Error", "on node '" + node_name_ + "': " + e.what(), false);

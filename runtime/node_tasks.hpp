@@ -29,15 +29,10 @@
 
 namespace atl::runtime {
 
-// An argument of a task or actor call held as an object (on this node or another): fetched into
-// the argument before the call runs.
-struct ObjectArg {
-  std::uint32_t index = 0;
-  ObjectId id;
-  std::uint64_t size = 0;
-  std::string holder, holder_name;  // the holder's data address and name; empty: lost
-};
-std::vector<ObjectArg> read_object_args(capnp::List<wire::ArgRef>::Reader refs);
+// A call's object arguments as the head sent them: those to fetch (values), and `passed`, the
+// ObjectRef parameters the worker borrows.
+std::vector<ObjectArg> read_object_args(capnp::List<wire::ArgRef>::Reader refs,
+                                        std::vector<ObjectArg>& passed);
 // Gets each argument's value, from this node's own objects or fetched from its holder (asking
 // the head through `head`), and calls `arrived` once per argument with the value or the error
 // (at once, or later on the data plane's thread).
@@ -66,6 +61,7 @@ class NodeTaskRunner {
     std::uint64_t lease = 0;
     ObjectId result;              // nil: the head did not name it (the value always travels inline)
     std::vector<ObjectArg> refs;  // fetched into args[index] before it runs
+    PassedArgs passed;            // ObjectRef and ActorHandle parameters, for the worker
   };
 
   // Tasks written to a lease's worker whose outcomes are not read yet, oldest first.

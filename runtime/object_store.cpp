@@ -13,6 +13,15 @@ ObjectEntry* ObjectStore::create(ObjectId id, std::int64_t refs) {
   return &it->second;
 }
 
+std::pair<ObjectEntry*, bool> ObjectStore::find_or_create(ObjectId id) {
+  std::lock_guard lock(mu_);
+  auto [it, inserted] = entries_.try_emplace(id);
+  // An existing entry whose count just reached zero is kept: `release` checks again under mu_.
+  it->second.refs.fetch_add(1, std::memory_order_relaxed);
+  if (inserted) it->second.id = id;
+  return {&it->second, inserted};
+}
+
 bool ObjectStore::reserve(std::uint64_t bytes) noexcept {
   std::uint64_t used = bytes_.load(std::memory_order_relaxed);
   do {

@@ -56,6 +56,8 @@ class ObjectStore {
 
   // A new pending entry holding `refs` references.
   ObjectEntry* create(ObjectId id, std::int64_t refs);
+  // The entry of `id` with one more reference, or a new pending one holding one (`created`).
+  std::pair<ObjectEntry*, bool> find_or_create(ObjectId id);
 
   enum class SealResult { sealed, already_resolved, full };
   // Stores the value unless the entry is resolved already or the store has no room for it (then

@@ -18,6 +18,8 @@
 #include "atoll/errors.hpp"
 #include "atoll/registry.hpp"
 #include "atoll/runtime.hpp"
+#include "runtime/cluster_core.hpp"
+#include "runtime/cluster_messages.hpp"
 #include "runtime/invocation.hpp"
 #include "runtime/module_store.hpp"
 #include "runtime/worker_process.hpp"
@@ -68,6 +70,11 @@ class WorkerLoop {
           } else if (m.which() == wire::WorkerMessage::EXECUTE) {
             auto e = m.getExecute();
             Call call{e.getTaskId(), e.getFunction(), arguments(e.getArgs(), e.getSharedArgs())};
+            std::string why = borrow(e.getObjectRefs(), e.getActorArgs(), call.args);
+            if (!why.empty()) {
+              if (!send_failure(call.id, "atl::Error", why)) return 0;
+              continue;
+            }
             if (!dispatch(std::move(call))) return 0;
           } else {
             return 2;
@@ -102,6 +109,32 @@ class WorkerLoop {
   std::vector<detail::ArgSpec> arguments(capnp::List<capnp::Data>::Reader args,
                                          capnp::List<wire::SharedValue>::Reader shared) {
     return read_arguments(args, shared, fds_, [this](std::uint64_t lend) { released(lend); });
+  }
+
+  // Makes each ObjectRef parameter a reference of this worker's cluster runtime to the object
+  // where it is held, and each ActorHandle parameter a handle of it. Returns why that is not
+  // possible, or "".
+  std::string borrow(capnp::List<wire::ArgRef>::Reader refs,
+                     capnp::List<wire::ActorArg>::Reader actors,
+                     std::vector<detail::ArgSpec>& args) {
+    if (refs.size() == 0 && actors.size() == 0) return {};
+    try {
+      auto core = std::static_pointer_cast<ClusterCore>(runtime_core());
+      for (auto r : refs) {
+        auto& a = args.at(r.getIndex());
+        a.kind = detail::ArgSpec::Kind::pass_ref;
+        a.ref =
+            core->borrow(object_key(r.getObject()), r.getSize(), r.getHolder(), r.getHolderName());
+      }
+      for (const auto& actor : read_actor_args(actors)) {
+        auto& a = args.at(actor.index);
+        a.kind = detail::ArgSpec::Kind::actor;
+        a.actor = core->adopt_actor(actor.actor, actor.class_name);
+      }
+    } catch (const std::exception& e) {
+      return std::string("an ObjectRef or ActorHandle parameter: ") + e.what();
+    }
+    return {};
   }
 
   bool send_failure(std::uint64_t id, const std::string& type, const std::string& text) {

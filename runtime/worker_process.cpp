@@ -204,7 +204,7 @@ WorkerOutcome WorkerProcess::outcome_of(wire::TaskOutcome::Reader o) {
 }
 
 bool WorkerProcess::send_execute(std::uint64_t id, const std::string& function,
-                                 const std::vector<Buffer>& args) {
+                                 const std::vector<Buffer>& args, const PassedArgs& passed) {
   if (dead_.load()) return false;
   capnp::MallocMessageBuilder msg;
   auto e = msg.initRoot<wire::WorkerMessage>().initExecute();
@@ -212,6 +212,7 @@ bool WorkerProcess::send_execute(std::uint64_t id, const std::string& function,
   e.setFunction(function);
   OutgoingFds fds;
   write_arguments(e, args, lent_, fds);
+  write_passed_args(e, passed);
   return send(msg, fds);
 }
 
@@ -254,10 +255,10 @@ WorkerOutcome WorkerProcess::construct(const std::string& class_name,
 }
 
 WorkerOutcome WorkerProcess::execute(const std::string& function, const std::vector<Buffer>& args,
-                                     std::chrono::milliseconds timeout) {
+                                     std::chrono::milliseconds timeout, const PassedArgs& passed) {
   if (dead_.load()) throw Error(ErrorCategory::disconnected, "the worker process is gone");
   std::uint64_t id = next_task_++;
-  if (!send_execute(id, function, args)) died();
+  if (!send_execute(id, function, args, passed)) died();
   auto decoded = read_message(timeout);
   auto m = decoded.message->root();
   if (m.which() != wire::WorkerMessage::OUTCOME || m.getOutcome().getTaskId() != id) {

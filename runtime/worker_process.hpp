@@ -81,15 +81,17 @@ class WorkerProcess {
   // atl::Error(timed_out) when it does not answer in time (the worker is killed).
   // Arguments larger than kMaxInlineWorkerValue that live in shared memory are lent to the worker
   // rather than copied (worker_values.hpp).
+  // `passed`: ObjectRef and ActorHandle parameters, which the worker borrows.
   WorkerOutcome execute(const std::string& function, const std::vector<Buffer>& args,
-                        std::chrono::milliseconds timeout);
+                        std::chrono::milliseconds timeout, const PassedArgs& passed = {});
 
   // Makes this worker host an actor of `class_name`. Returns how construction went (not ok: the
   // class is unknown or its constructor threw). Raises like `execute` when the worker dies.
   WorkerOutcome construct(const std::string& class_name, const std::vector<Buffer>& args,
                           std::uint32_t max_concurrency, std::chrono::milliseconds timeout);
   // Sends one call; false when the worker is gone (the reader learns why).
-  bool send_execute(std::uint64_t id, const std::string& function, const std::vector<Buffer>& args);
+  bool send_execute(std::uint64_t id, const std::string& function, const std::vector<Buffer>& args,
+                    const PassedArgs& passed = {});
   // The next outcome, in completion order, with its call's id. Raises Error(disconnected) naming
   // the signal or exit status once the worker has exited (after a clean exit too).
   std::pair<std::uint64_t, WorkerOutcome> next_outcome();

@@ -38,6 +38,43 @@ std::size_t LentValues::count() const {
   return lent_.size();
 }
 
+void write_object_args(capnp::List<wire::ArgRef>::Builder out, const std::vector<ObjectArg>& args) {
+  for (unsigned i = 0; i < args.size(); ++i) {
+    const ObjectArg& a = args[i];
+    out[i].setIndex(a.index);
+    out[i].initObject().setOwner(a.id.owner);
+    out[i].getObject().setSequence(a.id.sequence);
+    out[i].setSize(a.size);
+    out[i].setHolder(a.holder);
+    out[i].setHolderName(a.holder_name);
+    out[i].setByReference(a.by_reference);
+  }
+}
+
+std::vector<ActorArg> read_actor_args(capnp::List<wire::ActorArg>::Reader args) {
+  std::vector<ActorArg> out;
+  out.reserve(args.size());
+  for (auto a : args)
+    out.push_back({a.getIndex(), ActorId{a.getActor().getOwner(), a.getActor().getSequence()},
+                   a.getClassName()});
+  return out;
+}
+
+void write_actor_args(capnp::List<wire::ActorArg>::Builder out, const std::vector<ActorArg>& args) {
+  for (unsigned i = 0; i < args.size(); ++i) {
+    out[i].setIndex(args[i].index);
+    out[i].initActor().setOwner(args[i].actor.owner);
+    out[i].getActor().setSequence(args[i].actor.sequence);
+    out[i].setClassName(args[i].class_name);
+  }
+}
+
+void write_passed_args(wire::ExecuteTask::Builder out, const PassedArgs& passed) {
+  write_object_args(out.initObjectRefs(static_cast<unsigned>(passed.objects.size())),
+                    passed.objects);
+  write_actor_args(out.initActorArgs(static_cast<unsigned>(passed.actors.size())), passed.actors);
+}
+
 OutgoingFds::~OutgoingFds() {
   for (int fd : fds) ::close(fd);
 }

@@ -20,10 +20,37 @@
 
 #include "atoll/buffer.hpp"
 #include "atoll/detail/core.hpp"
+#include "atoll/ids.hpp"
 #include "atoll/serialization.hpp"
 #include "transport/schema/control.capnp.h"
 
 namespace atl::runtime {
+
+// An argument of a task or actor call held as an object (on this node or another): fetched into
+// the argument before the call runs, or, when the parameter is an ObjectRef (`by_reference`),
+// handed to the worker as a reference it reads when it wants to.
+struct ObjectArg {
+  std::uint32_t index = 0;
+  ObjectId id;
+  std::uint64_t size = 0;
+  std::string holder, holder_name;  // the holder's data address and name; empty: lost
+  bool by_reference = false;
+};
+// An ActorHandle parameter: the worker calls the actor through a handle of its own.
+struct ActorArg {
+  std::uint32_t index = 0;
+  ActorId actor;
+  std::string class_name;
+};
+std::vector<ActorArg> read_actor_args(capnp::List<wire::ActorArg>::Reader args);
+void write_actor_args(capnp::List<wire::ActorArg>::Builder out, const std::vector<ActorArg>& args);
+
+// The parameters a worker gets as references rather than values.
+struct PassedArgs {
+  std::vector<ObjectArg> objects;  // by_reference: borrowed from their holders
+  std::vector<ActorArg> actors;
+};
+void write_passed_args(wire::ExecuteTask::Builder out, const PassedArgs& passed);
 
 // Values of at most this many bytes always travel inline.
 inline constexpr std::size_t kMaxInlineWorkerValue = 100 * 1024;

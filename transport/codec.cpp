@@ -150,6 +150,19 @@ std::string check_arg_refs(capnp::List<wire::ArgRef>::Reader refs, unsigned args
   return {};
 }
 
+// Actor arguments name distinct arguments in increasing order, by key and class.
+std::string check_actor_args(capnp::List<wire::ActorArg>::Reader actors, unsigned args) {
+  if (actors.size() > args) return "more actor arguments than arguments";
+  for (unsigned i = 0; i < actors.size(); ++i) {
+    auto a = actors[i];
+    if (a.getIndex() >= args || (i > 0 && a.getIndex() <= actors[i - 1].getIndex()))
+      return "bad actor argument index";
+    if (a.getActor().getOwner() == 0) return "nil actor key";
+    if (auto e = check_name(a.getClassName(), "actor class name"); !e.empty()) return e;
+  }
+  return {};
+}
+
 std::string validate(wire::TaskSpec::Reader t) {
   if (!is_sha256_hex(t.getModuleHash())) return "bad module hash";
   if (auto e = check_name(t.getModuleName(), "module name"); !e.empty()) return e;
@@ -162,6 +175,7 @@ std::string validate(wire::TaskSpec::Reader t) {
   if (t.hasResult())
     if (auto e = check_object_key(t.getResult()); !e.empty()) return e;
   if (auto e = check_arg_refs(t.getArgRefs(), t.getArgs().size()); !e.empty()) return e;
+  if (auto e = check_actor_args(t.getActorArgs(), t.getArgs().size()); !e.empty()) return e;
   return check_resources(t.getResources());
 }
 
@@ -190,6 +204,7 @@ std::string validate(wire::ActorCall::Reader c) {
   if (c.getArgs().size() > kMaxTaskArgs) return "too many arguments";
   if (c.hasResult())
     if (auto e = check_object_key(c.getResult()); !e.empty()) return e;
+  if (auto e = check_actor_args(c.getActorArgs(), c.getArgs().size()); !e.empty()) return e;
   return check_arg_refs(c.getArgRefs(), c.getArgs().size());
 }
 
@@ -308,6 +323,10 @@ std::string validate(wire::WorkerMessage::Reader m) {
       if (e.getFunction().size() == 0 || e.getFunction().size() > kMaxNameBytes)
         return "bad function name";
       if (e.getArgs().size() > kMaxTaskArgs) return "too many arguments";
+      if (auto error = check_arg_refs(e.getObjectRefs(), e.getArgs().size()); !error.empty())
+        return error;
+      if (auto error = check_actor_args(e.getActorArgs(), e.getArgs().size()); !error.empty())
+        return error;
       return check_shared_values(e.getSharedArgs(), e.getArgs().size());
     }
     case wire::WorkerMessage::OUTCOME: {

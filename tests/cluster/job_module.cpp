@@ -108,6 +108,10 @@ std::uint64_t stashed_digest() {
   return buffer_digest(stashed);
 }
 
+int bump(atl::ActorHandle<Counter> counter, int by) {
+  return counter.call(&Counter::incr, by).get();
+}
+
 int Rendezvous::meet(int parties) {
   int seen = ++inside_;
   for (int i = 0; i < 1000 && seen < parties; ++i) {
@@ -128,6 +132,7 @@ ATOLL_MODULE(test_job, reg) {
       .function("exits", &job::exits)
       .function("nested", &job::nested)
       .function("length_of", &job::length_of)
+      .function("bump", &job::bump)
       .function("sleep_then", &job::sleep_then)
       .function("blob", &job::blob)
       .function("slow_blob", &job::slow_blob)

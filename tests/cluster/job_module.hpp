@@ -55,6 +55,9 @@ class Counter {
   int n_ = 0;
 };
 
+// Adds `by` to `counter` through the handle it was given, from the task's worker.
+int bump(atl::ActorHandle<Counter> counter, int by);
+
 // Its constructor throws.
 class Faulty {
  public:

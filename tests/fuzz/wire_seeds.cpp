@@ -190,6 +190,25 @@ std::vector<std::byte> worker_execute_shared() {
   return encode(m);
 }
 
+std::vector<std::byte> worker_execute_passed() {
+  capnp::MallocMessageBuilder m;
+  auto e = m.initRoot<wire::WorkerMessage>().initExecute();
+  e.setTaskId(6);
+  e.setFunction("bump");
+  e.initArgs(2);
+  auto r = e.initObjectRefs(1)[0];
+  r.setIndex(0);
+  r.initObject().setOwner(7);
+  r.setSize(3);
+  r.setHolder("tcp://127.0.0.1:4000");
+  r.setByReference(true);
+  auto a = e.initActorArgs(1)[0];
+  a.setIndex(1);
+  a.initActor().setOwner(7);
+  a.setClassName("Counter");
+  return encode(m);
+}
+
 std::vector<std::byte> worker_shared_outcome() {
   capnp::MallocMessageBuilder m;
   auto o = m.initRoot<wire::WorkerMessage>().initOutcome();
@@ -240,6 +259,7 @@ int main(int argc, char** argv) {
       {"hello-multi-segment", multi_segment_hello()},
       {"worker-execute-shared", worker_execute_shared()},
       {"worker-shared-outcome", worker_shared_outcome()},
+      {"worker-execute-passed", worker_execute_passed()},
       {"worker-released", worker_released()},
   };
   std::vector<std::byte> stream;  // a whole handshake and some traffic on one connection

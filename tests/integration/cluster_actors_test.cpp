@@ -200,6 +200,17 @@ TEST_F(ClusterActorsTest, a_drivers_actors_end_when_it_leaves) {
   EXPECT_TRUE(gone);
 }
 
+TEST_F(ClusterActorsTest, a_task_calls_an_actor_through_a_handle_it_was_given) {
+  start_node("eu-a", "eu-1", 4);  // room for the task and the actor's calls
+  auto rt = driver();
+  auto counter = rt.actor<job::Counter>().remote();
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 1);
+  EXPECT_EQ(rt.task(job::bump).remote(counter, 10).get(30s), 11);
+  EXPECT_EQ(rt.task(job::bump).remote(counter, 100).get(30s), 111);
+  // The worker's handle never ended the actor: it is still the driver's, with its state.
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 112);
+}
+
 TEST_F(ClusterActorsTest, unknown_classes_and_methods_are_clear_errors) {
   start_node("eu-a", "eu-1");
   auto rt = driver();

@@ -156,15 +156,23 @@ TEST_F(ClusterTasksTest, tasks_submit_nested_tasks_from_their_workers) {
   EXPECT_EQ(rt.task(job::nested).remote(5).get(30s), 6);  // the worker's connection is reused
 }
 
-TEST_F(ClusterTasksTest, what_clusters_do_not_run_yet_is_a_clear_error) {
-  start_node("eu-a", "eu-1");
+TEST_F(ClusterTasksTest, an_object_ref_parameter_is_borrowed_and_read_by_the_task) {
+  start_node("eu-a", "eu-1", 4);
   auto rt = driver();
-  try {
-    rt.task(job::length_of).remote(rt.put(std::string("abc")));  // an ObjectRef passed as such
-    FAIL() << "expected an error";
-  } catch (const atl::Error& e) {
-    EXPECT_EQ(e.category(), atl::ErrorCategory::unimplemented);
-  }
+  // The driver's own object, small: the task's worker reads it from the driver.
+  auto small = rt.put(std::string("abc"));
+  EXPECT_EQ(rt.task(job::length_of).remote(small).get(30s), 3);
+  // A large result held on a node, and one not made yet: the task waits for it, then reads it
+  // from where it is.
+  constexpr int kLarge = 3 << 20;
+  auto held = rt.task(job::blob).remote(kLarge, 1);
+  auto later = rt.task(job::slow_blob).remote(300, kLarge, 2);
+  EXPECT_EQ(rt.task(job::length_of).remote(held).get(30s), kLarge);
+  EXPECT_EQ(rt.task(job::length_of).remote(later).get(30s), kLarge);
+  // Borrowing frees nothing: the owner still reads its objects, still held where they were.
+  EXPECT_EQ(objects_held("eu-a"), 2u);
+  EXPECT_EQ(held.get(30s), job::blob(kLarge, 1));
+  EXPECT_EQ(small.get(30s), "abc");
 }
 
 TEST_F(ClusterTasksTest, a_wrong_token_or_missing_module_fails_init) {

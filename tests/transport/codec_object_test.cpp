@@ -42,6 +42,36 @@ TEST(CodecObjectTest, ATaskWithObjectArgumentsPasses) {
   EXPECT_EQ(decoded.message->root().getBody().getRunTask().getArgRefs()[1].getIndex(), 2u);
 }
 
+TEST(CodecObjectTest, ActorArgumentsMustBeInRangeIncreasingKeyedAndNamed) {
+  auto with_actors = [](capnp::MallocMessageBuilder& m, unsigned args,
+                        std::initializer_list<std::uint32_t> indices) {
+    auto list = task_with_refs(m, args, {}).initActorArgs(static_cast<unsigned>(indices.size()));
+    unsigned i = 0;
+    for (std::uint32_t index : indices) {
+      list[i].setIndex(index);
+      list[i].initActor().setOwner(9);
+      list[i].setClassName("Counter");
+      ++i;
+    }
+    return list;
+  };
+  capnp::MallocMessageBuilder good;
+  with_actors(good, 3, {0, 2});
+  EXPECT_EQ(decode_error(good), "");
+  capnp::MallocMessageBuilder out_of_range;
+  with_actors(out_of_range, 2, {2});
+  EXPECT_EQ(decode_error(out_of_range), "bad actor argument index");
+  capnp::MallocMessageBuilder repeated;
+  with_actors(repeated, 3, {1, 1});
+  EXPECT_EQ(decode_error(repeated), "bad actor argument index");
+  capnp::MallocMessageBuilder nil;
+  with_actors(nil, 1, {0})[0].getActor().setOwner(0);
+  EXPECT_EQ(decode_error(nil), "nil actor key");
+  capnp::MallocMessageBuilder unnamed;
+  with_actors(unnamed, 1, {0})[0].setClassName("");
+  EXPECT_NE(decode_error(unnamed), "");
+}
+
 TEST(CodecObjectTest, ArgRefIndicesMustBeInRangeIncreasingAndNamed) {
   capnp::MallocMessageBuilder out_of_range;
   task_with_refs(out_of_range, 2, {2});

@@ -185,6 +185,7 @@ struct ArgRef {
   size @2 :UInt64;
   holder @3 :Text;         # runTask: the holder's data address (the head fills it in)
   holderName @4 :Text;     # its data plane's name: a reader checks it reached the holder
+  byReference @5 :Bool;    # the parameter is an ObjectRef: passed on, not fetched by the node
 }
 
 # One task: driver -> head (submitTask, taskId is the driver's), head -> node (runTask, taskId is
@@ -203,6 +204,14 @@ struct TaskSpec {
   lease @10 :UInt64;       # runTask: tasks of one lease run one after another on one worker
   result @11 :ObjectKey;   # the result's id: a large result stays on the node under it
   argRefs @12 :List(ArgRef);
+  actorArgs @13 :List(ActorArg);
+}
+
+# An ActorHandle parameter: the worker calls the actor through a handle of its own.
+struct ActorArg {
+  index @0 :UInt32;
+  actor @1 :ActorKey;
+  className @2 :Text;
 }
 
 # An actor's identity: the creating driver's random owner id and its sequence number, unique
@@ -236,6 +245,7 @@ struct ActorCall {
   args @3 :List(Data);
   result @4 :ObjectKey;    # as TaskSpec.result: a large result stays on the actor's node
   argRefs @5 :List(ArgRef);  # as TaskSpec.argRefs: the actor's node fetches them, in call order
+  actorArgs @6 :List(ActorArg);
 }
 
 # driver -> head -> node: `kill` ends the actor at once; otherwise it ends after the calls
@@ -345,6 +355,8 @@ struct ExecuteTask {
   function @1 :Text;       # a registered name
   args @2 :List(Data);     # msgpack payloads, one per parameter (empty where shared)
   sharedArgs @3 :List(SharedValue);
+  objectRefs @4 :List(ArgRef);  # ObjectRef parameters: the worker borrows them (args empty there)
+  actorArgs @5 :List(ActorArg);   # ActorHandle parameters (args empty there)
 }
 
 struct TaskFailure {
