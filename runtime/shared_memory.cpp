@@ -50,9 +50,13 @@ std::string system_error(const char* what) {
 }
 
 // A new memfd file of `capacity` bytes, its pages allocated now (so running out of memory is an
-// error here rather than SIGBUS on a later write), mapped read-write.
+// error here rather than SIGBUS on a later write), mapped read-write, then sealed: its size can
+// never change and no new writable mapping or write() is allowed, so a process given its
+// descriptor (even one reopened read-write through /proc) can neither truncate it under this
+// process's mapping (SIGBUS) nor change its bytes. This process writes through the mapping it
+// already has.
 SharedMemoryPool::Block create_block(std::size_t capacity) {
-  int fd = ::memfd_create("atoll-object", MFD_CLOEXEC);
+  int fd = ::memfd_create("atoll-object", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) throw Error(ErrorCategory::overloaded, system_error("shared memory: memfd_create"));
   auto fail = [fd](const char* what) {
     std::string why = system_error(what);
@@ -63,6 +67,10 @@ SharedMemoryPool::Block create_block(std::size_t capacity) {
   if (::fallocate(fd, 0, 0, static_cast<off_t>(capacity)) != 0) fail("fallocate");
   void* base = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   if (base == MAP_FAILED) fail("mmap");
+  if (::fcntl(fd, F_ADD_SEALS, kSharedSeals) != 0) {
+    ::munmap(base, capacity);
+    fail("sealing");
+  }
   return {fd, base, capacity};
 }
 }  // namespace
@@ -90,7 +98,18 @@ MutableBuffer SharedMemoryPool::allocate(std::size_t size) {
       cached_ -= capacity;
     }
   }
-  if (!block) block = create_block(capacity);
+  if (block) {
+    // The block's bytes past `size` are still the last object's: a reader given the file must
+    // not see them (it may belong to another job).
+    std::memset(static_cast<std::byte*>(block->base) + size, 0, capacity - size);
+  } else {
+    try {
+      block = create_block(capacity);
+    } catch (const Error&) {
+      drop_cached();  // blocks of other sizes may be what stands in the way
+      block = create_block(capacity);
+    }
+  }
   auto* data = static_cast<std::byte*>(block->base);
   std::shared_ptr<void> owner(
       data, SharedFile{block->fd, block->base, block->capacity, 0, shared_from_this(), {}});
@@ -108,6 +127,24 @@ void SharedMemoryPool::give_back(Block block) noexcept {
   }
   ::munmap(block.base, block.capacity);
   ::close(block.fd);
+}
+
+void SharedMemoryPool::drop_cached() noexcept {
+  std::multimap<std::size_t, Block> cached;
+  {
+    std::lock_guard lock(mu_);
+    cached.swap(free_);
+    cached_ = 0;
+  }
+  for (auto& [capacity, block] : cached) {
+    ::munmap(block.base, block.capacity);
+    ::close(block.fd);
+  }
+}
+
+bool is_sealed(int fd) {
+  int seals = ::fcntl(fd, F_GET_SEALS);
+  return seals >= 0 && (seals & kSharedSeals) == kSharedSeals;
 }
 
 std::uint64_t SharedMemoryPool::cached_bytes() const {

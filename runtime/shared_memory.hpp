@@ -23,6 +23,8 @@
 //   // in the worker:  Buffer arg = map_shared(fd, offset, size);
 #pragma once
 
+#include <fcntl.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -60,6 +62,7 @@ class SharedMemoryPool : public std::enable_shared_from_this<SharedMemoryPool> {
   explicit SharedMemoryPool(std::uint64_t max_cached_bytes) : max_cached_(max_cached_bytes) {}
   // Takes the block back for reuse, or unmaps and closes it when the cache is full.
   void give_back(Block block) noexcept;
+  void drop_cached() noexcept;
 
   const std::uint64_t max_cached_;
   mutable std::mutex mu_;
@@ -70,6 +73,13 @@ class SharedMemoryPool : public std::enable_shared_from_this<SharedMemoryPool> {
 // A block of its own (not pooled), as a worker makes for a large result it hands to its node.
 // Raises Error(overloaded) when no memory can be had.
 MutableBuffer allocate_shared(std::size_t size);
+
+// Every block is sealed so: its size never changes, and no new writable mapping or write() is
+// allowed (the creator keeps writing through the mapping it has).
+inline constexpr int kSharedSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE;
+// True when the file `fd` refers to carries kSharedSeals: another process cannot truncate it
+// under a mapping of this one.
+bool is_sealed(int fd);
 
 // Where a buffer lies in a shared file: the block's descriptor (owned by the block, valid while
 // the buffer lives), and the buffer's range in the file.

@@ -162,7 +162,14 @@ transport::Frame WorkerProcess::read_frame(std::chrono::milliseconds timeout) {
     std::byte buf[64 * 1024];
     ssize_t n = transport::receive_with_fds(fd_, buf, received_fds_);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EMSGSIZE) kill();
+    // A worker sends at most one descriptor per frame (a shared result), and one read returns at
+    // most one frame's: more waiting than a result and the frame after it could need is a worker
+    // hoarding the node's descriptors.
+    if ((n < 0 && errno == EMSGSIZE) || received_fds_.size() > 2) {
+      close_all(received_fds_);
+      kill();
+      died();
+    }
     if (n <= 0) died();
     decoder_.feed({buf, static_cast<std::size_t>(n)});
   }
@@ -183,7 +190,11 @@ transport::DecodeResult<wire::WorkerMessage> WorkerProcess::read_message(
 }
 
 bool WorkerProcess::send(capnp::MessageBuilder& message, const OutgoingFds& fds) {
-  return transport::send_all_with_fds(fd_, transport::encode(message), fds.fds);
+  if (transport::send_all_with_fds(fd_, transport::encode(message), fds.fds)) return true;
+  // The worker may be alive (descriptors refused, memory short) with half a frame sent: it cannot
+  // be trusted to read what follows, so it goes, and its reader learns why.
+  kill();
+  return false;
 }
 
 WorkerOutcome WorkerProcess::outcome_of(wire::TaskOutcome::Reader o) {

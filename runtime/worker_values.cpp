@@ -210,8 +210,14 @@ Buffer read_result(wire::TaskOutcome::Reader outcome, std::deque<int>& fds) {
   }
   if (!outcome.isShared()) return Buffer();
   auto s = outcome.getShared();
-  // Mapped with every page now: the node pushes it to readers, which should not wait on faults.
-  return map_shared(take_fd(fds), s.getOffset(), s.getSize(), true);
+  int fd = take_fd(fds);
+  // The worker's file must be sealed (as allocate_shared leaves it): otherwise the worker could
+  // truncate it later and the node would fault (SIGBUS) reading it.
+  if (!is_sealed(fd)) {
+    ::close(fd);
+    throw Error(ErrorCategory::invalid_argument, "a shared result in a file that is not sealed");
+  }
+  return map_shared(fd, s.getOffset(), s.getSize());
 }
 
 }  // namespace atl::runtime

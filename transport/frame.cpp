@@ -95,7 +95,7 @@ bool send_all_with_fds(int fd, std::span<const std::byte> bytes, std::span<const
 }
 
 ssize_t receive_with_fds(int fd, std::span<std::byte> buffer, std::deque<int>& fds) {
-  alignas(cmsghdr) std::byte control[CMSG_SPACE(sizeof(int) * kMaxFdsPerSend)];
+  alignas(cmsghdr) std::byte control[CMSG_SPACE(sizeof(int) * kMaxFdsPerSend)] = {};
   iovec iov{buffer.data(), buffer.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -103,6 +103,7 @@ ssize_t receive_with_fds(int fd, std::span<std::byte> buffer, std::deque<int>& f
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
   ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;  // the control buffer was not written
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);

@@ -65,14 +65,46 @@ TEST(SharedMemoryTest, a_slice_knows_where_it_lies_in_its_file) {
   EXPECT_EQ(remapped->offset, 5000u);
 }
 
-TEST(SharedMemoryTest, a_read_only_descriptor_cannot_write_the_file) {
-  atl::MutableBuffer block = allocate_shared(4096);
-  atl::Buffer value = std::move(block).freeze();
-  int ro = reopen_read_only(shared_span_of(value)->fd);
-  void* writable = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0);
-  EXPECT_EQ(writable, MAP_FAILED);
-  EXPECT_EQ(::write(ro, "x", 1), -1);
-  ::close(ro);
+TEST(SharedMemoryTest, a_process_given_a_block_can_neither_write_nor_truncate_it) {
+  auto pool = SharedMemoryPool::create(1 << 20);
+  for (int pooled = 0; pooled < 2; ++pooled) {
+    atl::MutableBuffer block = pooled ? pool->allocate(4096) : allocate_shared(4096);
+    std::memset(block.data(), 1, block.size());  // its creator still writes through its mapping
+    atl::Buffer value = std::move(block).freeze();
+    int fd = shared_span_of(value)->fd;
+    EXPECT_TRUE(is_sealed(fd));
+    int ro = reopen_read_only(fd);
+    EXPECT_EQ(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0), MAP_FAILED);
+    EXPECT_EQ(::write(ro, "x", 1), -1);
+    // Reopened read-write through /proc, as job code could: still no writes, no truncation (which
+    // would make the creator's next read fault with SIGBUS).
+    std::string path = "/proc/self/fd/" + std::to_string(ro);
+    int rw = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(rw, 0);
+    EXPECT_EQ(::ftruncate(rw, 0), -1);
+    EXPECT_EQ(::pwrite(rw, "x", 1, 0), -1);
+    EXPECT_EQ(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0), MAP_FAILED);
+    EXPECT_EQ(value.data()[0], std::byte{1});
+    ::close(rw);
+    ::close(ro);
+  }
+  int plain = ::memfd_create("unsealed", MFD_CLOEXEC);
+  EXPECT_FALSE(is_sealed(plain));
+  ::close(plain);
+}
+
+TEST(SharedMemoryPoolTest, a_reused_block_shows_nothing_of_its_last_object) {
+  auto pool = SharedMemoryPool::create(8 << 20);
+  {
+    atl::MutableBuffer secret = pool->allocate(1 << 20);
+    std::memset(secret.data(), 's', secret.size());
+  }
+  atl::MutableBuffer smaller = pool->allocate((1 << 20) - 8192);  // the same block, reused
+  atl::Buffer value = std::move(smaller).freeze();
+  auto span = shared_span_of(value);
+  atl::Buffer whole = map_shared(reopen_read_only(span->fd), 0, 1 << 20);  // as a reader could
+  for (std::size_t i = value.size(); i < whole.size(); ++i)
+    ASSERT_EQ(whole.data()[i], std::byte{0}) << i;
 }
 
 TEST(SharedMemoryTest, a_range_outside_the_file_or_a_non_file_is_refused) {
