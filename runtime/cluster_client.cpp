@@ -1,6 +1,7 @@
 #include "runtime/cluster_client.hpp"
 
 #include <capnp/message.h>
+#include <sys/resource.h>
 
 #include <cmath>
 #include <optional>
@@ -38,6 +39,16 @@ ObjectTransferOptions object_transfer_options(const NodeAgentOptions& node) {
           .allocate = [pool](std::size_t size) { return pool->allocate(size); }};
 }
 
+// Every object over 100 KiB a node holds or fetches is a memfd, open for as long as it lives: the
+// usual soft limit of 1024 descriptors would cap a node at about a thousand objects.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 }  // namespace
 
 NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
@@ -46,6 +57,7 @@ NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
     double cpus = 1;
     for (const auto& [name, amount] : options_.info.resources)
       if (name == "CPU") cpus = amount;
+    raise_open_file_limit();
     modules_ = std::make_unique<NodeModules>(options_.module_dir);
     objects_ = std::make_unique<ObjectTransfer>(object_transfer_options(options_));
     options_.info.data_address = objects_->address();

@@ -249,9 +249,13 @@ void ClusterCore::object_erased(const ObjectId& id) noexcept {
     if (!held) {
       auto it = remote_.find(id);
       if (it == remote_.end()) return;  // it lived only here
-      bool borrowed = it->second.borrowed;
+      if (it->second.borrowed) {
+        // Its owner frees it. It may have been borrowed again since its entry went (the new
+        // entry is in the store already): the record is the new entry's then.
+        if (!store_.contains(id)) remote_.erase(it);
+        return;
+      }
       remote_.erase(it);
-      if (borrowed) return;  // its owner frees it
     }
     conn = free_conn_;
   }

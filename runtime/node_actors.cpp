@@ -63,12 +63,18 @@ void NodeActors::start(const transport::ConnectionPtr& head, wire::ActorSpec::Re
   for (auto a : spec.getArgs()) actor->ctor_args.push_back(Buffer::copy_of(a.begin(), a.size()));
   actor->max_concurrency = spec.getMaxConcurrency();
   Hosted* raw = actor.get();
+  std::weak_ptr<Hosted> weak = actor;
+  actor->self = weak;
   {
     std::lock_guard lock(mu_);
     if (!actors_.emplace(raw->id, std::move(actor)).second) return;  // a repeated start
   }
+  // The module may arrive after the actor was reaped (the head went meanwhile): then it is gone.
   modules_.with_module(head, raw->module_hash,
-                       [this, raw](const std::filesystem::path* path, const std::string& error) {
+                       [this, weak](const std::filesystem::path* path, const std::string& error) {
+                         auto actor = weak.lock();
+                         if (!actor) return;
+                         Hosted* raw = actor.get();
                          if (path == nullptr) {
                            end(*raw, "could not load the module of " + raw->display + ": " + error);
                            return;
@@ -100,17 +106,17 @@ void NodeActors::call(const transport::ConnectionPtr& head, wire::ActorCall::Rea
       c.method = call.getMethod();
       for (auto a : call.getArgs()) c.args.push_back(Buffer::copy_of(a.begin(), a.size()));
       if (call.hasResult()) c.result = object_key(call.getResult());
-      auto refs = read_object_args(call.getArgRefs(), c.passed.objects);
+      c.refs = read_object_args(call.getArgRefs(), c.passed.objects);
       c.passed.actors = read_actor_args(call.getActorArgs());
-      if (!refs.empty()) {
+      if (!c.refs.empty()) {
         c.resolving = std::make_shared<Resolving>();
-        c.resolving->left = refs.size();
+        c.resolving->left = c.refs.size();
       }
-      auto resolving = c.resolving;
+      bool fetch = c.resolving != nullptr;
       actor->mailbox.push_back(std::move(c));
       lock.unlock();
       actor->cv.notify_one();
-      if (resolving) fetch_arguments(actor, resolving, std::move(refs));
+      if (fetch) prefetch(*actor);
       return;
     }
   }
@@ -118,25 +124,35 @@ void NodeActors::call(const transport::ConnectionPtr& head, wire::ActorCall::Rea
   send_task_finished(head, node_name_, call.getTaskId(), died_outcome(why), false);
 }
 
-void NodeActors::fetch_arguments(const std::shared_ptr<Hosted>& actor,
-                                 const std::shared_ptr<Resolving>& resolving,
-                                 std::vector<ObjectArg> refs) {
-  std::weak_ptr<Hosted> weak = actor;
-  fetch_object_args(objects_, actor->head, refs,
-                    [weak, resolving](std::uint32_t index, Buffer value, ErrorPtr error) {
-                      auto hosted = weak.lock();
-                      if (!hosted) return;  // reaped: nobody waits for this call any more
-                      {
-                        std::lock_guard lock(hosted->mu);
-                        if (error) {
-                          if (!resolving->error) resolving->error = std::move(error);
-                        } else {
-                          resolving->values.emplace_back(index, std::move(value));
+void NodeActors::prefetch(Hosted& actor) {
+  std::vector<std::pair<std::shared_ptr<Resolving>, std::vector<ObjectArg>>> start;
+  {
+    std::lock_guard lock(actor.mu);
+    std::size_t window = 0;
+    for (auto& call : actor.mailbox) {
+      if (!call.resolving) continue;
+      if (++window > kPrefetchCalls) break;
+      if (!call.refs.empty()) start.emplace_back(call.resolving, std::move(call.refs));
+      call.refs.clear();
+    }
+  }
+  std::weak_ptr<Hosted> weak = actor.self;
+  for (auto& [resolving, refs] : start)
+    fetch_object_args(objects_, actor.head, refs,
+                      [weak, resolving](std::uint32_t index, Buffer value, ErrorPtr error) {
+                        auto hosted = weak.lock();
+                        if (!hosted) return;  // reaped: nobody waits for this call any more
+                        {
+                          std::lock_guard lock(hosted->mu);
+                          if (error) {
+                            if (!resolving->error) resolving->error = std::move(error);
+                          } else {
+                            resolving->values.emplace_back(index, std::move(value));
+                          }
+                          --resolving->left;
                         }
-                        --resolving->left;
-                      }
-                      hosted->cv.notify_all();
-                    });
+                        hosted->cv.notify_all();
+                      });
 }
 
 void NodeActors::stop(const transport::ConnectionPtr&, wire::StopActor::Reader stop) {
@@ -239,6 +255,7 @@ void NodeActors::run_sender(Hosted& actor, std::filesystem::path module_path) {
       actor.mailbox.pop_front();
       if (!call.resolving || !call.resolving->error) actor.in_flight[call.id] = call.result;
     }
+    prefetch(actor);  // the window moved on by one call
     if (call.resolving) {
       if (call.resolving->error) {
         auto out =

@@ -61,10 +61,12 @@ class NodeActors {
     std::vector<Buffer> args;
     ObjectId result;                       // nil: the value always travels inline
     PassedArgs passed;                     // ObjectRef and ActorHandle parameters, for the worker
-    std::shared_ptr<Resolving> resolving;  // set while object arguments are on their way
+    std::shared_ptr<Resolving> resolving;  // set when it has object arguments to fetch
+    std::vector<ObjectArg> refs;           // those, until their fetch starts
     bool ready() const { return !resolving || resolving->left == 0; }
   };
   struct Hosted {
+    std::weak_ptr<Hosted> self;  // for fetches that may end after it was reaped
     ActorId id;
     std::string display;  // for messages: "actor 'name'" or "actor Class"
     transport::ConnectionPtr head;
@@ -85,9 +87,11 @@ class NodeActors {
   };
 
   void kill(Hosted& actor, const std::string& reason);
-  // Starts fetching the object arguments of the call `resolving` belongs to.
-  void fetch_arguments(const std::shared_ptr<Hosted>& actor,
-                       const std::shared_ptr<Resolving>& resolving, std::vector<ObjectArg> refs);
+  // Starts fetching the object arguments of the next kPrefetchCalls calls in the mailbox that
+  // have not started yet: arguments are fetched ahead of the worker, but memory for only a few
+  // calls' worth is taken at once however many calls are queued.
+  void prefetch(Hosted& actor);
+  static constexpr std::size_t kPrefetchCalls = 4;
   // Reports a call's outcome: a large value stays here (the head learns its size).
   void report(Hosted& actor, std::uint64_t call_id, const ObjectId& result, WorkerOutcome& out);
   void run_sender(Hosted& actor, std::filesystem::path module_path);

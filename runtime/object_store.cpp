@@ -22,6 +22,11 @@ std::pair<ObjectEntry*, bool> ObjectStore::find_or_create(ObjectId id) {
   return {&it->second, inserted};
 }
 
+bool ObjectStore::contains(ObjectId id) const {
+  std::lock_guard lock(mu_);
+  return entries_.contains(id);
+}
+
 bool ObjectStore::reserve(std::uint64_t bytes) noexcept {
   std::uint64_t used = bytes_.load(std::memory_order_relaxed);
   do {

@@ -58,6 +58,7 @@ class ObjectStore {
   ObjectEntry* create(ObjectId id, std::int64_t refs);
   // The entry of `id` with one more reference, or a new pending one holding one (`created`).
   std::pair<ObjectEntry*, bool> find_or_create(ObjectId id);
+  bool contains(ObjectId id) const;
 
   enum class SealResult { sealed, already_resolved, full };
   // Stores the value unless the entry is resolved already or the store has no room for it (then

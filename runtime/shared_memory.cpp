@@ -46,7 +46,11 @@ struct SharedFile {
 namespace {
 
 std::string system_error(const char* what) {
-  return std::string(what) + ": " + std::strerror(errno);
+  int err = errno;
+  std::string text = std::string(what) + ": " + std::strerror(err);
+  if (err == EMFILE || err == ENFILE)
+    text += " (each large object is an open file: raise the limit, e.g. `ulimit -n 65536`)";
+  return text;
 }
 
 // A new memfd file of `capacity` bytes, its pages allocated now (so running out of memory is an

@@ -43,15 +43,35 @@ struct ClusterAccess {
   std::string module_path, module_name;
 };
 
+// The worker's end of the socketpair, shared with the release callbacks of lent values: those
+// may run after the loop is gone (job code may keep a Buffer in a static), and then send nothing.
+struct NodeChannel {
+  explicit NodeChannel(int fd) : fd(fd) {}
+  const int fd;
+  std::mutex mu;     // one frame at a time; no Buffer is released under it (see `released`)
+  bool open = true;  // false once the loop has ended
+  bool send(std::span<const std::byte> frame, const OutgoingFds& fds) {
+    std::lock_guard lock(mu);
+    return open && transport::send_all_with_fds(fd, frame, fds.fds);
+  }
+};
+
 class WorkerLoop {
  public:
   WorkerLoop(int fd, const Registry& registry, ClusterAccess cluster)
-      : fd_(fd), registry_(registry), cluster_(std::move(cluster)) {}
+      : fd_(fd),
+        channel_(std::make_shared<NodeChannel>(fd)),
+        registry_(registry),
+        cluster_(std::move(cluster)) {}
   ~WorkerLoop() {
     stop_threads();
     close_all(fds_);
-    std::lock_guard lock(runtime_mu_);
-    runtime_.reset();  // leaves the cluster: the head cleans up what it submitted
+    {
+      std::lock_guard lock(runtime_mu_);
+      runtime_.reset();  // leaves the cluster: the head cleans up what it submitted
+    }
+    std::lock_guard lock(channel_->mu);
+    channel_->open = false;
   }
 
   // Returns the process's exit status once the node agent closes the socket or misbehaves.
@@ -67,6 +87,10 @@ class WorkerLoop {
           if (m.which() == wire::WorkerMessage::CONSTRUCT && cls_ == nullptr && !ran_tasks_) {
             auto c = m.getConstruct();
             if (!construct(c, arguments(c.getArgs(), c.getSharedArgs()))) return 0;
+          } else if (m.which() == wire::WorkerMessage::CLUSTER) {
+            std::lock_guard lock(runtime_mu_);
+            cluster_.head_address = m.getCluster().getHeadAddress();
+            cluster_.token = m.getCluster().getToken();
           } else if (m.which() == wire::WorkerMessage::EXECUTE) {
             auto e = m.getExecute();
             Call call{e.getTaskId(), e.getFunction(), arguments(e.getArgs(), e.getSharedArgs())};
@@ -94,21 +118,19 @@ class WorkerLoop {
 
  private:
   bool send(capnp::MessageBuilder& msg, const OutgoingFds& fds = {}) {
-    auto frame = transport::encode(msg);
-    std::lock_guard lock(write_mu_);  // no Buffer is released under it: see `released`
-    return transport::send_all_with_fds(fd_, frame, fds.fds);
-  }
-
-  // Runs wherever the last reference to a lent value goes (any thread, never under write_mu_).
-  void released(std::uint64_t lend) {
-    capnp::MallocMessageBuilder msg;
-    msg.initRoot<wire::WorkerMessage>().setReleased(lend);
-    send(msg);
+    return channel_->send(transport::encode(msg), fds);
   }
 
   std::vector<detail::ArgSpec> arguments(capnp::List<capnp::Data>::Reader args,
                                          capnp::List<wire::SharedValue>::Reader shared) {
-    return read_arguments(args, shared, fds_, [this](std::uint64_t lend) { released(lend); });
+    // Runs wherever the last reference to a lent value goes: any thread, never under the
+    // channel's lock, possibly after this loop has ended.
+    auto released = [channel = channel_](std::uint64_t lend) {
+      capnp::MallocMessageBuilder msg;
+      msg.initRoot<wire::WorkerMessage>().setReleased(lend);
+      channel->send(transport::encode(msg), {});
+    };
+    return read_arguments(args, shared, fds_, released);
   }
 
   // Makes each ObjectRef parameter a reference of this worker's cluster runtime to the object
@@ -292,12 +314,12 @@ class WorkerLoop {
   }
 
   const int fd_;
+  const std::shared_ptr<NodeChannel> channel_;
   const Registry& registry_;
-  const ClusterAccess cluster_;
+  ClusterAccess cluster_;  // the head's address and token arrive after ready (under runtime_mu_)
   std::mutex runtime_mu_;
   std::optional<Runtime> runtime_;
   std::deque<int> fds_;  // received with the node's frames, not yet claimed (reading thread)
-  std::mutex write_mu_;
   const detail::ActorClassEntry* cls_ = nullptr;
   std::shared_ptr<void> instance_;
   bool ran_tasks_ = false;  // a task worker never becomes an actor's host
@@ -318,13 +340,6 @@ int worker_main(int fd, const std::string& module_path, const std::string& modul
   // after this worker dies (hiding its death) and could write to it.
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   ClusterAccess cluster{.module_path = module_path, .module_name = module_name};
-  // Read, then cleared: processes the job's code starts must not inherit the cluster's token.
-  for (auto [name, value] : {std::pair{kWorkerHeadEnv, &cluster.head_address},
-                             std::pair{kWorkerTokenEnv, &cluster.token}}) {
-    std::string var(name.substr(0, name.size() - 1));
-    if (const char* v = std::getenv(var.c_str())) *value = v;
-    ::unsetenv(var.c_str());
-  }
   Registry registry;
   try {
     cluster.module = load_verified_module(module_path, module_hash, module_name, registry);

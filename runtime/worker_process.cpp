@@ -43,21 +43,6 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
   std::vector<char*> argv;  // built before fork: the child may only make async-signal-safe calls
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  // The cluster's address and token reach the worker in its environment (which it clears at
-  // once, so processes the job's code starts do not inherit them), never on its command line.
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string_view entry(*e);
-    if (!entry.starts_with(kWorkerHeadEnv) && !entry.starts_with(kWorkerTokenEnv))
-      env_strings.emplace_back(entry);
-  }
-  if (!spec.head_address.empty()) {
-    env_strings.push_back(std::string(kWorkerHeadEnv) + spec.head_address);
-    env_strings.push_back(std::string(kWorkerTokenEnv) + spec.token);
-  }
-  std::vector<char*> envp;
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) {
     int err = errno;
@@ -73,7 +58,7 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
     if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
     ::close_range(static_cast<unsigned>(keep + 1), ~0U, 0);
     ::fcntl(keep, F_SETFD, 0);
-    ::execve(spec.executable.c_str(), argv.data(), envp.data());
+    ::execve(spec.executable.c_str(), argv.data(), environ);
     ::_exit(127);
   }
   ::close(fds[1]);
@@ -91,6 +76,16 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
   if (m.which() != wire::WorkerMessage::READY)
     throw Error(ErrorCategory::failed, "the worker did not report ready");
   worker->functions_ = m.getReady().getFunctions();
+  if (!spec.head_address.empty()) {
+    // Over the socketpair: another process of this user could read the worker's environment or
+    // command line (/proc), never this.
+    capnp::MallocMessageBuilder msg;
+    auto c = msg.initRoot<wire::WorkerMessage>().initCluster();
+    c.setHeadAddress(spec.head_address);
+    c.setToken(spec.token);
+    if (!worker->send(msg, {}))
+      throw Error(ErrorCategory::failed, "the worker could not start: it went away");
+  }
   return worker;
 }
 

@@ -38,10 +38,6 @@ namespace atl::runtime {
 // peers does not apply.
 inline constexpr std::size_t kMaxWorkerFrameBytes = std::size_t{1} << 30;
 
-// The environment variables (NAME=) a worker reads the cluster's address and token from.
-inline constexpr std::string_view kWorkerHeadEnv = "ATOLL_WORKER_HEAD=";
-inline constexpr std::string_view kWorkerTokenEnv = "ATOLL_WORKER_TOKEN=";
-
 // How a node agent starts workers: the binary, and the cluster a worker's code reaches when it
 // submits nested tasks (a worker connects to the head as a driver of its own, on first use).
 struct WorkerLaunch {
@@ -55,7 +51,7 @@ struct WorkerSpec {
   std::string module_path;  // a verified module in the node's ModuleStore
   std::string module_hash;
   std::string module_name;
-  std::string head_address;  // as in WorkerLaunch: given to the worker in its environment
+  std::string head_address;  // as in WorkerLaunch: sent to the worker once it is ready
   std::string token;
 };
 

@@ -106,13 +106,14 @@ void write_values(Builder message, const std::vector<Buffer>& values, LentValues
     throw Error(ErrorCategory::invalid_argument,
                 "a call may take at most " + std::to_string(transport::kMaxSharedValues) +
                     " arguments larger than " + std::to_string(kMaxInlineWorkerValue) + " bytes");
+  // Every descriptor first: one that cannot be opened leaves nothing lent.
+  for (const SharedSpan& span : spans) fds.fds.push_back(reopen_read_only(span.fd));
   auto args = message.initArgs(static_cast<unsigned>(values.size()));
   auto out = message.initSharedArgs(static_cast<unsigned>(shared.size()));
   std::size_t next_shared = 0;
   for (unsigned i = 0; i < values.size(); ++i) {
     if (next_shared < shared.size() && shared[next_shared] == i) {
       const SharedSpan& span = spans[next_shared];
-      fds.fds.push_back(reopen_read_only(span.fd));
       auto v = out[static_cast<unsigned>(next_shared)];
       v.setIndex(i);
       v.setOffset(span.offset);

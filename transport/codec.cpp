@@ -349,6 +349,12 @@ std::string validate(wire::WorkerMessage::Reader m) {
     }
     case wire::WorkerMessage::RELEASED:
       return {};
+    case wire::WorkerMessage::CLUSTER: {
+      auto c = m.getCluster();
+      if (auto e = check_text(c.getHeadAddress(), kMaxNameBytes, "head address"); !e.empty())
+        return e;
+      return check_text(c.getToken(), kMaxNameBytes, "token");
+    }
   }
   return "unknown worker message";
 }

@@ -386,6 +386,13 @@ struct ConstructActor {
   sharedArgs @3 :List(SharedValue);
 }
 
+# Sent over the socketpair (never the environment or the command line, which other processes of
+# the same user can read).
+struct WorkerCluster {
+  headAddress @0 :Text;
+  token @1 :Text;
+}
+
 struct WorkerMessage {
   union {
     ready @0 :WorkerReady;
@@ -393,5 +400,6 @@ struct WorkerMessage {
     outcome @2 :TaskOutcome;
     construct @3 :ConstructActor;   # answered by an outcome with taskId 0
     released @4 :UInt64;            # the worker unmapped the SharedValue lent with this id
+    cluster @5 :WorkerCluster;      # node -> worker after ready: the cluster for nested tasks
   }
 }
