@@ -203,7 +203,8 @@ bool NodeAgentProcess::dispatch_objects(const transport::Decoded<wire::Envelope>
       return true;
     case wire::Envelope::Body::OBJECT_PUSHED: {  // a fetch of ours that the holder could not serve
       auto pushed = body.getObjectPushed();
-      objects_->fetch_failed(object_key(pushed.getObject()), pushed.getError());
+      objects_->fetch_failed(object_key(pushed.getObject()), pushed.getAttempt(),
+                             pushed.getError());
       return true;
     }
     case wire::Envelope::Body::FREE_OBJECTS: {

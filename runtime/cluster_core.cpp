@@ -334,7 +334,9 @@ void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) 
     if (objects_ && conn) objects_->answer_push(conn, body.getPushObject());
   } else if (body.which() == wire::Envelope::Body::OBJECT_PUSHED) {
     auto pushed = body.getObjectPushed();
-    if (objects_) objects_->fetch_failed(object_key(pushed.getObject()), pushed.getError());
+    if (objects_)
+      objects_->fetch_failed(object_key(pushed.getObject()), pushed.getAttempt(),
+                             pushed.getError());
   } else if (body.which() == wire::Envelope::Body::TASK_FINISHED) {
     auto done = body.getTaskFinished();
     auto outcome = done.getOutcome();

@@ -195,11 +195,12 @@ ObjectId object_key(wire::ObjectKey::Reader in) {
 }
 
 void send_object_pushed(transport::Connection& to, const ObjectId& id, const std::string& peer,
-                        const std::string& error) {
+                        std::uint64_t attempt, const std::string& error) {
   capnp::MallocMessageBuilder msg;
   auto pushed = msg.initRoot<wire::Envelope>().getBody().initObjectPushed();
   set_object_key(pushed.initObject(), id);
   pushed.setPeer(peer);
+  pushed.setAttempt(attempt);
   pushed.setError(error.substr(0, transport::kMaxMessageTextBytes));
   to.send(msg);
 }

@@ -30,9 +30,10 @@ ActorId actor_key(wire::ActorKey::Reader in);
 void set_object_key(wire::ObjectKey::Builder out, const ObjectId& id);
 ObjectId object_key(wire::ObjectKey::Reader in);
 
-// ObjectPushed: how the push of `id` to `peer` ended ("" when the peer holds every byte).
+// ObjectPushed: how the push of `id` to `peer` for its fetch `attempt` ended ("" when the peer
+// holds every byte).
 void send_object_pushed(transport::Connection& to, const ObjectId& id, const std::string& peer,
-                        const std::string& error);
+                        std::uint64_t attempt, const std::string& error);
 // FreeObjects naming `ids`.
 void send_free_objects(transport::Connection& to, std::span<const ObjectId> ids);
 

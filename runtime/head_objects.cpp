@@ -20,17 +20,23 @@ std::string ClusterTasks::start_relay(ObjectTransferOptions options) {
   return relay_->address();
 }
 
+std::uint64_t ClusterTasks::objects_relayed() const {
+  std::lock_guard lock(mu_);
+  return relayed_;
+}
+
 void ClusterTasks::fetch_object(const transport::ConnectionPtr& requester,
                                 wire::ObjectPush::Reader fetch) {
   ObjectId id = object_key(fetch.getObject());
   std::string peer = fetch.getPeer();
+  std::uint64_t attempt = fetch.getAttempt();
   if (peer.starts_with(kRelayNamePrefix)) {
     // Only the head's relay goes by that name: a reader claiming it would take over its fetches.
-    send_object_pushed(*requester, id, peer, "a reader may not use the relay's name");
+    send_object_pushed(*requester, id, peer, attempt, "a reader may not use the relay's name");
     return;
   }
   if (fetch.getRelay() && relay_) {
-    relay_fetch(requester, id, peer);
+    relay_fetch(requester, id, peer, attempt);
     return;
   }
   transport::ConnectionPtr holder;
@@ -38,11 +44,12 @@ void ClusterTasks::fetch_object(const transport::ConnectionPtr& requester,
     std::lock_guard lock(mu_);
     if (auto it = holders_.find(id); it != holders_.end() && !it->second.conn->closed()) {
       holder = it->second.conn;
-      pushes_[{id, peer}] = PendingPush{requester, holder.get()};
+      // A reader's later attempt replaces its earlier one: only the later one's answer counts.
+      pushes_[{id, peer}] = PendingPush{requester, holder.get(), attempt};
     }
   }
   if (!holder) {
-    send_object_pushed(*requester, id, peer,
+    send_object_pushed(*requester, id, peer, attempt,
                        "object " + id.to_string() +
                            " is lost: no node holds it (freed, or its node left the cluster)");
     return;
@@ -51,6 +58,7 @@ void ClusterTasks::fetch_object(const transport::ConnectionPtr& requester,
   auto push = msg.initRoot<wire::Envelope>().getBody().initPushObject();
   push.setObject(fetch.getObject());
   push.setPeer(peer);
+  push.setAttempt(attempt);
   holder->send(msg);
 }
 
@@ -58,20 +66,23 @@ void ClusterTasks::object_pushed(const transport::ConnectionPtr& holder,
                                  wire::ObjectPush::Reader pushed) {
   ObjectId id = object_key(pushed.getObject());
   std::string peer = pushed.getPeer();
+  std::uint64_t attempt = pushed.getAttempt();
   transport::ConnectionPtr requester;
   {
     std::lock_guard lock(mu_);
     auto it = pushes_.find({id, peer});
-    if (it == pushes_.end() || it->second.holder != holder.get()) return;
+    // An answer for an attempt the reader replaced since: the later attempt's push is pending.
+    if (it == pushes_.end() || it->second.holder != holder.get() || it->second.attempt != attempt)
+      return;
     requester = std::move(it->second.requester);
     pushes_.erase(it);
   }
   // Success needs no word: the reader's data plane has every byte already.
   if (pushed.getError().size() == 0) return;
   if (requester)
-    send_object_pushed(*requester, id, peer, pushed.getError());
+    send_object_pushed(*requester, id, peer, attempt, pushed.getError());
   else if (relay_)
-    relay_->fetch_failed(id, pushed.getError());  // the relay's own fetch
+    relay_->fetch_failed(id, attempt, pushed.getError());  // the relay's own fetch
 }
 
 void ClusterTasks::free_objects(const transport::ConnectionPtr& driver,
@@ -109,7 +120,8 @@ std::vector<ClusterTasks::FailedPush> ClusterTasks::objects_left_with_node_locke
   const transport::Connection* gone = node == nodes_.end() ? nullptr : node->second->conn.get();
   for (auto it = pushes_.begin(); it != pushes_.end();) {
     if (gone != nullptr && it->second.holder == gone) {
-      failed.push_back({it->second.requester, it->first.first, it->first.second});
+      failed.push_back(
+          {it->second.requester, it->first.first, it->first.second, it->second.attempt});
       it = pushes_.erase(it);
     } else if (it->second.requester.get() == gone) {
       it = pushes_.erase(it);
@@ -125,41 +137,45 @@ void ClusterTasks::send_push_failures(const std::vector<FailedPush>& failed,
   for (const auto& f : failed) {
     std::string message = "object " + f.id.to_string() + " is lost: " + why;
     if (f.requester)
-      send_object_pushed(*f.requester, f.id, f.peer, message);
+      send_object_pushed(*f.requester, f.id, f.peer, f.attempt, message);
     else if (relay_)
-      relay_->fetch_failed(f.id, message);
+      relay_->fetch_failed(f.id, f.attempt, message);
   }
 }
 
 void ClusterTasks::relay_fetch(const transport::ConnectionPtr& requester, ObjectId id,
-                               const std::string& peer) {
+                               const std::string& peer, std::uint64_t attempt) {
   transport::ConnectionPtr holder;
-  std::uint64_t size = 0;
-  bool first = false;
+  std::uint64_t relay_attempt = 0;
   {
     std::lock_guard lock(mu_);
     if (auto it = holders_.find(id); it != holders_.end() && !it->second.conn->closed()) {
       holder = it->second.conn;
-      size = it->second.size;
       auto& readers = relays_[id];
-      readers.push_back({requester, peer});
-      first = readers.size() == 1;
-      if (first) pushes_[{id, relay_->name()}] = PendingPush{nullptr, holder.get()};
+      readers.push_back({requester, peer, attempt});
+      ++relayed_;
+      if (readers.size() == 1) {
+        // The relay's own fetch, numbered by the relay. Registered with mu_ held (the relay
+        // takes only its own lock), so a holder leaving now finds the push with its attempt.
+        relay_attempt = relay_->expect(id, it->second.size, [this, id](Buffer value, ErrorPtr e) {
+          relayed(id, value, std::move(e));
+        });
+        pushes_[{id, relay_->name()}] = PendingPush{nullptr, holder.get(), relay_attempt};
+      }
     }
   }
   if (!holder) {
-    send_object_pushed(*requester, id, peer,
+    send_object_pushed(*requester, id, peer, attempt,
                        "object " + id.to_string() +
                            " is lost: no node holds it (freed, or its node left the cluster)");
     return;
   }
-  if (!first) return;  // on its way to the relay already: it goes on to this reader too
-  relay_->expect(
-      id, size, [this, id](Buffer value, ErrorPtr error) { relayed(id, value, std::move(error)); });
+  if (relay_attempt == 0) return;  // on its way to the relay already: it goes on to this reader
   capnp::MallocMessageBuilder msg;
   auto push = msg.initRoot<wire::Envelope>().getBody().initPushObject();
   set_object_key(push.initObject(), id);
   push.setPeer(relay_->name());
+  push.setAttempt(relay_attempt);
   holder->send(msg);
 }
 
@@ -174,7 +190,8 @@ void ClusterTasks::relayed(ObjectId id, const Buffer& value, ErrorPtr error) {
     pushes_.erase({id, relay_->name()});
   }
   if (error) {
-    for (const auto& r : readers) send_object_pushed(*r.requester, id, r.peer, error->message);
+    for (const auto& r : readers)
+      send_object_pushed(*r.requester, id, r.peer, r.attempt, error->message);
     return;
   }
   // The pushes share the received bytes; they go when the last push is done.
@@ -182,7 +199,8 @@ void ClusterTasks::relayed(ObjectId id, const Buffer& value, ErrorPtr error) {
     relay_->push(
         id, r.peer,
         [id, r](std::string push_error) {
-          if (!push_error.empty()) send_object_pushed(*r.requester, id, r.peer, push_error);
+          if (!push_error.empty())
+            send_object_pushed(*r.requester, id, r.peer, r.attempt, push_error);
         },
         value);
 }
@@ -258,7 +276,8 @@ std::vector<ClusterTasks::FailedPush> ClusterTasks::objects_left_with_driver_loc
   std::vector<FailedPush> failed;
   for (auto it = pushes_.begin(); it != pushes_.end();) {
     if (it->second.holder == driver.get()) {  // it held an argument someone was fetching
-      failed.push_back({it->second.requester, it->first.first, it->first.second});
+      failed.push_back(
+          {it->second.requester, it->first.first, it->first.second, it->second.attempt});
       it = pushes_.erase(it);
     } else if (it->second.requester == driver) {
       it = pushes_.erase(it);

@@ -41,6 +41,8 @@ class HeadServer {
   std::vector<NodeView> nodes() const { return membership_.snapshot(); }
   // Task submissions and actor calls ignored because their driver had sent them already.
   std::uint64_t duplicates_ignored() const { return tasks_.duplicates_ignored(); }
+  // Object reads served through the head's relay rather than node to node.
+  std::uint64_t objects_relayed() const { return tasks_.objects_relayed(); }
 
  private:
   void on_message(const transport::ConnectionPtr& conn,

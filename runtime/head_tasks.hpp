@@ -83,6 +83,8 @@ class ClusterTasks {
   std::string start_relay(ObjectTransferOptions options);
   // Submissions and calls ignored because their driver had sent them already.
   std::uint64_t duplicates_ignored() const;
+  // Reads served through the head's relay (a reader that could not dial the holder).
+  std::uint64_t objects_relayed() const;
 
   static constexpr std::size_t kRememberedSubmissions = 1 << 16;
 
@@ -190,6 +192,7 @@ class ClusterTasks {
   struct PendingPush {
     transport::ConnectionPtr requester;             // null: the head's own relay fetch
     const transport::Connection* holder = nullptr;  // compared, never dereferenced
+    std::uint64_t attempt = 0;  // the requester's fetch attempt: the holder's answer names it
   };
   // Who holds an object: a node (its large task result) or a driver (a large value it sends as
   // an argument).
@@ -205,13 +208,16 @@ class ClusterTasks {
     transport::ConnectionPtr requester;  // null: the head's own relay fetch
     ObjectId id;
     std::string peer;
+    std::uint64_t attempt = 0;
   };
   struct RelayReader {
     transport::ConnectionPtr requester;
     std::string peer;
+    std::uint64_t attempt = 0;
   };
   // Fetches `id` from its holder into the relay (once for all its readers), then pushes it on.
-  void relay_fetch(const transport::ConnectionPtr& requester, ObjectId id, const std::string& peer);
+  void relay_fetch(const transport::ConnectionPtr& requester, ObjectId id, const std::string& peer,
+                   std::uint64_t attempt);
   void relayed(ObjectId id, const Buffer& value, ErrorPtr error);
   // The node left: its objects are lost; pushes it was asked for fail (the caller tells their
   // requesters after unlocking, with send_push_failures), pushes to it are dropped.
@@ -246,6 +252,7 @@ class ClusterTasks {
   // Last: destroyed first, while what its callbacks touch is still here.
   std::unique_ptr<ObjectTransfer> relay_;
   std::uint64_t duplicates_ = 0;
+  std::uint64_t relayed_ = 0;
   // With mu_ held: false (and counted) when `driver` sent `id` before.
   bool first_submission_locked(const transport::ConnectionPtr& driver, std::uint64_t id);
 };

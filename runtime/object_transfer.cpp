@@ -1,11 +1,35 @@
 #include "runtime/object_transfer.hpp"
 
+#include <asio/ip/address.hpp>
+#include <cctype>
+
 #include "runtime/cluster_messages.hpp"
 #include "transport/schema/control.capnp.h"
 
 namespace atl::runtime {
 
+namespace {
+
+// "30 s", "250 ms": the wait a push gave its reader, for the reader's error.
+std::string duration_text(std::chrono::milliseconds wait) {
+  if (wait.count() % 1000 == 0) return std::to_string(wait.count() / 1000) + " s";
+  return std::to_string(wait.count()) + " ms";
+}
+
+}  // namespace
+
 ObjectTransfer::ObjectTransfer(ObjectTransferOptions options) : options_(std::move(options)) {
+  // Checked here, not only where a plane binds: a bad advertised host would otherwise surface
+  // only on the readers, as an unreachable holder.
+  auto check_host = [](const std::string& host, const char* which) {
+    if (auto why = data_host_problem(host); !why.empty())
+      throw Error(ErrorCategory::invalid_argument,
+                  std::string("the data plane's ") + which + " host '" + host + "' " + why);
+  };
+  check_host(options_.listen_host, "listen");
+  if (!options_.advertise_host.empty()) check_host(options_.advertise_host, "advertised");
+  if (options_.channel_wait.count() < 0)
+    throw Error(ErrorCategory::invalid_argument, "channel_wait must not be negative");
   transport::ReceiveHandlers handlers;
   handlers.allocate = [this](const transport::IncomingObject& o) { return allocate(o); };
   handlers.on_received = [this](const transport::IncomingObject& o, MutableBuffer bytes) {
@@ -54,6 +78,35 @@ std::string reachable_address(const std::string& advertised, const std::string& 
   if (address.host == "0.0.0.0" || address.host == "::" || address.host.empty())
     address.host = dialled_host;
   return address.to_string();
+}
+
+std::string data_host_problem(const std::string& host) {
+  // The address carries the host twice (tcp:// and ucx://) within the wire's 256 characters.
+  constexpr std::size_t kMaxHostChars = 100;
+  if (host.empty()) return "is empty: expected an IP address or a host name";
+  if (host.size() > kMaxHostChars)
+    return "is longer than " + std::to_string(kMaxHostChars) + " characters";
+  asio::error_code ec;
+  asio::ip::make_address(host, ec);
+  if (!ec) return {};
+  if (host.find("://") != std::string::npos || host.find(':') != std::string::npos ||
+      host.find('/') != std::string::npos)
+    return "is not a host: give an IP address or a host name alone, without a scheme or a port";
+  // A host name (RFC 1123): dot-separated labels of letters, digits and inner hyphens.
+  std::size_t label = 0;
+  for (std::size_t i = 0; i <= host.size(); ++i) {
+    char c = i < host.size() ? host[i] : '.';
+    if (c == '.') {
+      if (label == 0 || label > 63 || host[i - 1] == '-' || host[i - label] == '-')
+        return "is not an IP address or a valid host name";
+      label = 0;
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '-') {
+      ++label;
+    } else {
+      return "is not an IP address or a valid host name";
+    }
+  }
+  return {};
 }
 
 std::string ObjectTransfer::address() const {
@@ -135,7 +188,7 @@ void ObjectTransfer::push(ObjectId id, const std::string& peer,
       // Its channel's handshake has not finished on this side yet, or (the relay) the channel
       // this process keeps to it broke: wait for it, and dial the relay again.
       waiting_pushes_[peer].push_back(
-          {id, std::move(done), std::chrono::steady_clock::now() + kChannelWait, *value});
+          {id, std::move(done), std::chrono::steady_clock::now() + options_.channel_wait, *value});
       if (!relay_address_.empty() && peer.starts_with(kRelayNamePrefix)) redial = relay_address_;
     }
   }
@@ -175,7 +228,7 @@ void ObjectTransfer::flush_waiting(const std::string& peer, const transport::Dat
 void ObjectTransfer::fail_expired(std::vector<WaitingPush>& expired) {
   for (auto& w : expired)
     w.done("the reader opened no data channel to '" + options_.name + "' within " +
-           std::to_string(kChannelWait.count()) + " s");
+           duration_text(options_.channel_wait));
 }
 
 void ObjectTransfer::expire() {
@@ -191,8 +244,10 @@ void ObjectTransfer::answer_push(const transport::ConnectionPtr& head,
                                  wire::ObjectPush::Reader request) {
   ObjectId id = object_key(request.getObject());
   std::string peer = request.getPeer();
-  push(id, peer,
-       [head, id, peer](std::string error) { send_object_pushed(*head, id, peer, error); });
+  std::uint64_t attempt = request.getAttempt();
+  push(id, peer, [head, id, peer, attempt](std::string error) {
+    send_object_pushed(*head, id, peer, attempt, error);
+  });
 }
 
 std::vector<ObjectTransfer::WaitingPush> ObjectTransfer::expired_pushes_locked() {
@@ -213,16 +268,20 @@ std::vector<ObjectTransfer::WaitingPush> ObjectTransfer::expired_pushes_locked()
   return expired;
 }
 
-bool ObjectTransfer::add_fetch(ObjectId id, std::uint64_t size, Fetched done) {
+std::pair<std::uint64_t, bool> ObjectTransfer::add_fetch(ObjectId id, std::uint64_t size,
+                                                         Fetched done) {
   std::lock_guard lock(mu_);
   auto [it, fresh] = fetches_.try_emplace(id);
   it->second.waiters.push_back(std::move(done));
-  if (fresh) it->second.size = size;
-  return fresh;
+  if (fresh) {
+    it->second.size = size;
+    it->second.attempt = ++last_attempt_;
+  }
+  return {it->second.attempt, fresh};
 }
 
-void ObjectTransfer::expect(ObjectId id, std::uint64_t size, Fetched done) {
-  add_fetch(id, size, std::move(done));
+std::uint64_t ObjectTransfer::expect(ObjectId id, std::uint64_t size, Fetched done) {
+  return add_fetch(id, size, std::move(done)).first;
 }
 
 void ObjectTransfer::set_relay(const std::string& address) {
@@ -234,46 +293,57 @@ void ObjectTransfer::set_relay(const std::string& address) {
     with_channel(address, [](const transport::DataChannelPtr&, const std::string&) {});
 }
 
-void ObjectTransfer::send_fetch(ObjectId id, const SendRequest& send, bool relay) {
+void ObjectTransfer::send_fetch(ObjectId id, std::uint64_t attempt, const SendRequest& send,
+                                bool relay) {
+  {
+    // It may have failed while its channel was dialled (the head was lost); a later attempt
+    // sends its own request.
+    std::lock_guard lock(mu_);
+    auto it = fetches_.find(id);
+    if (it == fetches_.end() || it->second.attempt != attempt) return;
+  }
   capnp::MallocMessageBuilder msg;
   auto request = msg.initRoot<wire::Envelope>().getBody().initFetchObject();
   set_object_key(request.initObject(), id);
   request.setPeer(options_.name);
   request.setRelay(relay);
+  request.setAttempt(attempt);
   send(msg);
 }
 
 void ObjectTransfer::fetch(ObjectId id, std::uint64_t size, const std::string& holder_address,
                            const std::string& holder_name, const SendRequest& send, Fetched done) {
-  if (!add_fetch(id, size, std::move(done))) return;  // a transfer of it is under way: share it
-  with_channel(
-      holder_address, [this, id, holder_address, holder_name, send](
-                          const transport::DataChannelPtr& channel, const std::string& dial_error) {
-        if (channel && (holder_name.empty() || channel->peer_name() == holder_name)) {
-          send_fetch(id, send, false);
-          return;
-        }
-        std::string error =
-            channel ? "the peer there is '" + channel->peer_name() + "', not '" + holder_name + "'"
-                    : dial_error;
-        std::string relay;
-        {
-          std::lock_guard lock(mu_);
-          relay = relay_address_;
-        }
-        auto lost = [this, id, holder_address, error](const std::string& relay_error) {
-          finish(id, {},
-                 make_error(ErrorKind::object_lost,
-                            "object " + id.to_string() + " cannot be fetched: its holder at " +
-                                holder_address + " is unreachable (" + error + ")" + relay_error));
-        };
-        if (relay.empty()) return lost("");
-        with_channel(relay, [this, id, send, lost](const transport::DataChannelPtr& to_head,
-                                                   const std::string& relay_error) {
-          if (!to_head) return lost(", and so is the head's relay (" + relay_error + ")");
-          send_fetch(id, send, true);
-        });
-      });
+  auto [attempt, fresh] = add_fetch(id, size, std::move(done));
+  if (!fresh) return;  // a transfer of it is under way: share it
+  with_channel(holder_address, [this, id, attempt, holder_address, holder_name, send](
+                                   const transport::DataChannelPtr& channel,
+                                   const std::string& dial_error) {
+    if (channel && (holder_name.empty() || channel->peer_name() == holder_name)) {
+      send_fetch(id, attempt, send, false);
+      return;
+    }
+    std::string error =
+        channel ? "the peer there is '" + channel->peer_name() + "', not '" + holder_name + "'"
+                : dial_error;
+    std::string relay;
+    {
+      std::lock_guard lock(mu_);
+      relay = relay_address_;
+    }
+    auto lost = [this, id, attempt, holder_address, error](const std::string& relay_error) {
+      finish(id, {},
+             make_error(ErrorKind::object_lost,
+                        "object " + id.to_string() + " cannot be fetched: its holder at " +
+                            holder_address + " is unreachable (" + error + ")" + relay_error),
+             attempt);
+    };
+    if (relay.empty()) return lost("");
+    with_channel(relay, [this, id, attempt, send, lost](const transport::DataChannelPtr& to_head,
+                                                        const std::string& relay_error) {
+      if (!to_head) return lost(", and so is the head's relay (" + relay_error + ")");
+      send_fetch(id, attempt, send, true);
+    });
+  });
 }
 
 void ObjectTransfer::with_channel(const std::string& address, ChannelReady ready) {
@@ -316,8 +386,9 @@ void ObjectTransfer::with_channel(const std::string& address, ChannelReady ready
   });
 }
 
-void ObjectTransfer::fetch_failed(ObjectId id, const std::string& why) {
-  finish(id, {}, make_error(ErrorKind::object_lost, why));
+void ObjectTransfer::fetch_failed(ObjectId id, std::uint64_t attempt, const std::string& why) {
+  if (attempt == 0) return;  // names no attempt of ours (the codec refuses these anyway)
+  finish(id, {}, make_error(ErrorKind::object_lost, why), attempt);
 }
 
 void ObjectTransfer::fail_fetches(const std::string& why, ErrorKind kind) {
@@ -378,12 +449,13 @@ void ObjectTransfer::failed(const transport::IncomingObject& o, const Error& err
                                                 o.peer + "' failed: " + error.what()));
 }
 
-void ObjectTransfer::finish(ObjectId id, Buffer value, ErrorPtr error) {
+void ObjectTransfer::finish(ObjectId id, Buffer value, ErrorPtr error, std::uint64_t attempt) {
   std::vector<Fetched> waiters;
   {
     std::lock_guard lock(mu_);
     auto it = fetches_.find(id);
     if (it == fetches_.end()) return;
+    if (attempt != 0 && it->second.attempt != attempt) return;  // an earlier attempt's outcome
     if (it->second.accepted) fetching_bytes_ -= it->second.size;
     waiters = std::move(it->second.waiters);
     fetches_.erase(it);

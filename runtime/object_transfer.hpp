@@ -9,6 +9,10 @@
 // pass through the head. The holder tells the head how the push ended (ObjectPushed); on an error
 // the head tells the receiver, which calls `fetch_failed`.
 //
+// Each fetch is one attempt, numbered by the receiver (unique in this process) and carried by
+// FetchObject, PushObject and ObjectPushed: a fetch that failed may be tried again while the
+// holder still works on the earlier push, and that push's late error must not fail the new one.
+//
 // Errors a fetch ends with (as ErrorKind, for the object's reader):
 //   object_lost  the holder does not have it (freed, or its node died), or cannot be reached
 //   store_full   this process's capacity for objects cannot take it now
@@ -42,27 +46,41 @@
 
 namespace atl::runtime {
 
+// How long a holder's push waits for its reader's channel to reach it (the reader's FetchObject
+// can overtake the end of the channel's handshake).
+inline constexpr std::chrono::seconds kChannelWait{30};
+
 struct ObjectTransferOptions {
   std::string token;
   std::string name;  // this process's data-plane name, unique in the cluster
+  // Where the data plane listens (an IP address or a host name; 0.0.0.0: every interface) and
+  // the host it advertises (empty: listen_host). An unspecified advertised host is replaced by
+  // the host the head sees this process at (see reachable_address). Both are checked with
+  // data_host_problem: the constructor raises Error(invalid_argument) for a bad one.
   std::string listen_host = "127.0.0.1";
-  std::string advertise_host;  // empty: listen_host
+  std::string advertise_host;
   // Bytes held for others plus bytes being fetched; beyond it `hold` and fetches fail store-full.
   std::uint64_t capacity_bytes = 2ull << 30;
   transport::DataBackend backend = transport::DataBackend::ucx;  // falls back to TCP
   // Where fetched objects land (a node's shared memory, a driver's buffer pool); empty: the heap.
   // May raise; the fetch then fails store-full.
   std::function<MutableBuffer(std::size_t)> allocate;
+  // How long a push waits for its reader's channel (shorter in tests).
+  std::chrono::milliseconds channel_wait = kChannelWait;
 };
 
 // `advertised` with an unspecified host (0.0.0.0, ::) replaced by `dialled_host`, the host this
 // process reached the advertiser at. Raises Error(invalid_argument) for a malformed address.
 std::string reachable_address(const std::string& advertised, const std::string& dialled_host);
 
+// Why `host` cannot be a data plane's listen or advertised host ("" when it can): it must be an
+// IP address (IPv6 without brackets) or a host name, without a scheme or a port, short enough
+// for a data-plane address to carry it twice.
+std::string data_host_problem(const std::string& host);
+
 // A value from the wire: small objects travel inline in control messages, larger ones stay with
 // their producer and move over the data plane.
 inline constexpr std::size_t kMaxInlineObjectBytes = 100 * 1024;
-inline constexpr std::chrono::seconds kChannelWait{30};
 // The head's relay names itself with this prefix, so a holder knows to dial it again.
 inline constexpr std::string_view kRelayNamePrefix = "head-relay-";
 // Values that must travel inline through the head (an actor's constructor arguments): bounded
@@ -98,13 +116,14 @@ class ObjectTransfer {
   // Pushes held object `id` to the peer named `peer` (which opened a channel here). `done` gets
   // "" once the peer holds every byte, or why not. The peer's request may overtake the end of
   // its channel's handshake on this side: a push then waits for the channel, for at most
-  // kChannelWait (checked whenever a push or a channel comes).
-  // The head's PushObject: pushes as asked and tells the head how it ended (ObjectPushed).
+  // `channel_wait` (checked whenever a push or a channel comes, and by `expire`).
+  // The head's PushObject: pushes as asked and tells the head how it ended (ObjectPushed, with
+  // the request's attempt).
   void answer_push(const transport::ConnectionPtr& head, wire::ObjectPush::Reader request);
   // `value`: push these bytes rather than the held object (the head's relay passing one on).
   void push(ObjectId id, const std::string& peer, std::function<void(std::string error)> done,
             std::optional<Buffer> value = std::nullopt);
-  // Fails pushes that waited longer than kChannelWait for their reader's channel (the head then
+  // Fails pushes that waited longer than `channel_wait` for their reader's channel (the head then
   // tells the reader). Called periodically by the owner (a heartbeat or sweep tick).
   void expire();
 
@@ -119,27 +138,32 @@ class ObjectTransfer {
   void fetch(ObjectId id, std::uint64_t size, const std::string& holder_address,
              const std::string& holder_name, const SendRequest& send, Fetched done);
   // Waits for object `id` to be pushed here without asking for it (the head relaying an object
-  // it asked a holder for); `done` as for fetch.
-  void expect(ObjectId id, std::uint64_t size, Fetched done);
+  // it asked a holder for); `done` as for fetch. Returns the fetch's attempt, for the caller's
+  // PushObject (joining a fetch under way returns that one's).
+  std::uint64_t expect(ObjectId id, std::uint64_t size, Fetched done);
   // The head's data plane, used when a holder cannot be dialled; dialled now, so a holder that
   // cannot be reached from outside can still push to the head on its own channel.
   void set_relay(const std::string& address);
-  // The head says the push of `id` to us failed: its fetchers get object_lost with `why`.
-  void fetch_failed(ObjectId id, const std::string& why);
+  // The head says the push of `id` to us for fetch `attempt` failed: its fetchers get
+  // object_lost with `why`. Ignored when that attempt has ended (the fetch now under way, if
+  // any, is a later one, which this outcome says nothing about).
+  void fetch_failed(ObjectId id, std::uint64_t attempt, const std::string& why);
   // Fails every fetch under way (the connection to the head is gone).
   void fail_fetches(const std::string& why, ErrorKind kind = ErrorKind::object_lost);
 
  private:
   struct Fetch {
     std::uint64_t size = 0;
+    std::uint64_t attempt = 0;  // named in its FetchObject; outcomes of others are stale
     std::vector<Fetched> waiters;
     bool accepted = false;  // its bytes are counted against the capacity
   };
   transport::Allocation allocate(const transport::IncomingObject& o);
   void received(const transport::IncomingObject& o, MutableBuffer bytes);
   void failed(const transport::IncomingObject& o, const Error& error);
-  // Removes the fetch and hands its waiters the outcome.
-  void finish(ObjectId id, Buffer value, ErrorPtr error);
+  // Removes the fetch and hands its waiters the outcome; with `attempt` (not 0), only when the
+  // fetch under way is that attempt.
+  void finish(ObjectId id, Buffer value, ErrorPtr error, std::uint64_t attempt = 0);
   using ChannelReady =
       std::function<void(const transport::DataChannelPtr& channel, const std::string& error)>;
   // Calls `ready` with a channel to `address` (dialled once and kept) or why there is none.
@@ -151,10 +175,13 @@ class ObjectTransfer {
   std::uint64_t held_bytes_ = 0;
   std::uint64_t fetching_bytes_ = 0;  // accepted incoming transfers not yet handed over
   std::unordered_map<ObjectId, Fetch> fetches_;
+  std::uint64_t last_attempt_ = 0;
   std::string relay_address_;
-  // Registers a waiter for `id`; true when it is the first (the caller starts the transfer).
-  bool add_fetch(ObjectId id, std::uint64_t size, Fetched done);
-  void send_fetch(ObjectId id, const SendRequest& send, bool relay);
+  // Registers a waiter for `id`. Returns the fetch's attempt, and whether the fetch is new (the
+  // caller starts the transfer) or one under way that it joined.
+  std::pair<std::uint64_t, bool> add_fetch(ObjectId id, std::uint64_t size, Fetched done);
+  // Asks the head for attempt `attempt` of `id`, unless that attempt has ended meanwhile.
+  void send_fetch(ObjectId id, std::uint64_t attempt, const SendRequest& send, bool relay);
   std::map<std::string, transport::DataChannelPtr> dialled_;               // by holder address
   std::map<std::string, std::vector<ChannelReady>> dialing_;               // by holder address
   std::map<std::string, std::weak_ptr<transport::DataChannel>> accepted_;  // by peer name

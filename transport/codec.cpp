@@ -289,6 +289,7 @@ std::string validate(wire::Envelope::Reader e) {
                                                                    : body.getObjectPushed();
       if (auto e = check_object_key(p.getObject()); !e.empty()) return e;
       if (auto e = check_name(p.getPeer(), "peer name"); !e.empty()) return e;
+      if (p.getAttempt() == 0) return "no fetch attempt";
       return check_text(p.getError(), kMaxMessageTextBytes, "push error");
     }
     case wire::Envelope::Body::FREE_OBJECTS: {

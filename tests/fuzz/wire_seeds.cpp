@@ -161,6 +161,18 @@ std::vector<std::byte> fetch_object() {
   f.initObject().setOwner(7);
   f.getObject().setSequence(3);
   f.setPeer("driver-0000000000000007");
+  f.setAttempt(1);
+  return encode(m);
+}
+
+std::vector<std::byte> object_pushed() {
+  capnp::MallocMessageBuilder m;
+  auto p = m.initRoot<wire::Envelope>().getBody().initObjectPushed();
+  p.initObject().setOwner(7);
+  p.getObject().setSequence(3);
+  p.setPeer("driver-0000000000000007");
+  p.setAttempt(2);
+  p.setError("the reader opened no data channel to 'eu-a' within 30 s");
   return encode(m);
 }
 
@@ -255,6 +267,7 @@ int main(int argc, char** argv) {
       {"run-task-with-refs", run_task_with_refs()},
       {"stored-outcome", stored_outcome()},
       {"fetch-object", fetch_object()},
+      {"object-pushed", object_pushed()},
       {"free-objects", free_objects()},
       {"hello-multi-segment", multi_segment_hello()},
       {"worker-execute-shared", worker_execute_shared()},

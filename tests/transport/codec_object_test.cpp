@@ -109,7 +109,7 @@ TEST(CodecObjectTest, AStoredOutcomePassesWithAHolder) {
   EXPECT_NE(decode_error(m), "");
 }
 
-TEST(CodecObjectTest, PushMessagesNeedAKeyAndAPeer) {
+TEST(CodecObjectTest, PushMessagesNeedAKeyAPeerAndAnAttempt) {
   for (int which = 0; which < 3; ++which) {
     capnp::MallocMessageBuilder m;
     auto body = m.initRoot<wire::Envelope>().getBody();
@@ -118,6 +118,8 @@ TEST(CodecObjectTest, PushMessagesNeedAKeyAndAPeer) {
                              : body.initObjectPushed();
     push.initObject().setOwner(9);
     push.setPeer("driver-00000000000000009");
+    EXPECT_EQ(decode_error(m), "no fetch attempt") << which;  // 0 names no attempt
+    push.setAttempt(~0ull);
     EXPECT_EQ(decode_error(m), "") << which;
     push.setError(std::string(100000, 'e'));
     EXPECT_NE(decode_error(m), "") << which;

@@ -296,6 +296,8 @@ struct ObjectPush {
   error @2 :Text;
   relay @3 :Bool;          # fetchObject: the requester cannot dial the holder; it dialled the
                            # head's data plane, which relays the object
+  attempt @4 :UInt64;      # the requester's number for this fetch (never 0), carried through to
+                           # objectPushed: an outcome of an attempt that ended is ignored
 }
 
 # driver -> head -> holders: forget these objects, or (owner != 0) every object of that owner.
