@@ -96,6 +96,8 @@ void ClusterCore::connect() {
   objects_ = std::make_unique<ObjectTransfer>(ObjectTransferOptions{
       .token = options_.token,
       .name = name,
+      .listen_host = options_.data_host,
+      .advertise_host = options_.data_advertise_host,
       .capacity_bytes = store_.capacity(),
       .allocate = [pool = buffers_](std::size_t size) { return pool->allocate(size); }});
   std::promise<std::pair<transport::ConnectionPtr, std::string>> dialled;

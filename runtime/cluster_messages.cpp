@@ -2,6 +2,8 @@
 
 #include <capnp/message.h>
 
+#include "runtime/object_transfer.hpp"
+
 namespace atl::runtime {
 
 namespace {
@@ -203,6 +205,18 @@ void send_object_pushed(transport::Connection& to, const ObjectId& id, const std
   pushed.setAttempt(attempt);
   pushed.setError(error.substr(0, transport::kMaxMessageTextBytes));
   to.send(msg);
+}
+
+std::string reachable_from(const transport::Connection& peer, const std::string& advertised) {
+  // "10.1.2.3:5555" or "::1:5555": the host is what precedes the last colon.
+  std::string endpoint = peer.remote_endpoint();
+  auto colon = endpoint.rfind(':');
+  if (colon == std::string::npos || colon == 0) return advertised;  // "(disconnected)"
+  try {
+    return reachable_address(advertised, endpoint.substr(0, colon));
+  } catch (const std::exception&) {
+    return advertised;  // malformed: its readers find it unreachable and use the relay
+  }
 }
 
 void send_free_objects(transport::Connection& to, std::span<const ObjectId> ids) {

@@ -34,6 +34,10 @@ ObjectId object_key(wire::ObjectKey::Reader in);
 // holds every byte).
 void send_object_pushed(transport::Connection& to, const ObjectId& id, const std::string& peer,
                         std::uint64_t attempt, const std::string& error);
+// A data-plane address `peer` advertised, with an unspecified host (it listens on every
+// interface) replaced by the host its control connection comes from: where others can reach
+// it. Unchanged when that cannot be worked out (a malformed address, a closed connection).
+std::string reachable_from(const transport::Connection& peer, const std::string& advertised);
 // FreeObjects naming `ids`.
 void send_free_objects(transport::Connection& to, std::span<const ObjectId> ids);
 

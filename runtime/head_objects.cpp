@@ -224,7 +224,9 @@ std::string ClusterTasks::accept_objects_locked(const transport::ConnectionPtr& 
     auto owner = owners_.find(r.id.owner);
     if (owner == owners_.end() || owner->second != driver.get())
       return "argument object " + r.id.to_string() + " does not belong to this driver";
-    holders_.try_emplace(r.id, Holder{0, r.size, driver, r.driver_address, r.driver_name});
+    // A driver listening on every interface advertises no host: nodes dial the one it came from.
+    holders_.try_emplace(
+        r.id, Holder{0, r.size, driver, reachable_from(*driver, r.driver_address), r.driver_name});
   }
   return {};
 }

@@ -112,6 +112,8 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
       NodeInfo info = read_node_info(body.getRegisterNode());
       info.name = conn->peer_name();
       info.address = conn->remote_endpoint();
+      // A node listening on every interface advertises no host: readers dial the one it came from.
+      info.data_address = reachable_from(*conn, info.data_address);
       std::uint64_t id;
       {
         std::lock_guard lock(mu_);

@@ -60,6 +60,14 @@ struct InitOptions {
   std::chrono::milliseconds infeasible_timeout{5000};
   std::uint64_t object_store_memory = 0;  // bytes; 0: half of physical memory
   JobModule job_module;                   // cluster only: the code its tasks run
+  // Cluster only: the driver's data plane, which serves large values it passes to tasks and
+  // receives large results. `data_host` is where it listens (an IP address or a host name;
+  // "0.0.0.0": every interface); `data_advertise_host` is the host nodes dial (empty:
+  // data_host; unspecified, as with 0.0.0.0 alone: the address the head sees this driver at).
+  // Nodes that cannot dial it get its values through the head's relay. init raises
+  // Error(invalid_argument) for a host that is not an IP address or host name.
+  std::string data_host = "127.0.0.1";
+  std::string data_advertise_host;
 };
 
 struct RuntimeStats {

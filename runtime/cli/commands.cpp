@@ -246,6 +246,12 @@ int start_node(const NodeArgs& args) {
   check_length("--island", args.island, 256);
   check_length("--name", args.name, 256);
   check_length("--gpu-model", args.gpu_model, 64);
+  // Checked before anything starts: a bad host would otherwise fail only in the background agent.
+  if (auto why = runtime::data_host_problem(args.data_host); !why.empty())
+    invalid("--data-host '" + args.data_host + "' " + why);
+  if (!args.data_advertise.empty())
+    if (auto why = runtime::data_host_problem(args.data_advertise); !why.empty())
+      invalid("--data-advertise '" + args.data_advertise + "' " + why);
   std::string token = cluster_token(args.token);
 
   runtime::NodeInfo info;
@@ -297,7 +303,9 @@ int start_node(const NodeArgs& args) {
                                     .name = name,
                                     .info = info,
                                     .module_dir = state_dir() / "modules",
-                                    .worker_executable = self_executable()};
+                                    .worker_executable = self_executable(),
+                                    .data_host = args.data_host,
+                                    .data_advertise_host = args.data_advertise};
   if (args.foreground) return run_node_foreground(args, std::move(options));
 
   fs::path dir = state_dir();
@@ -307,18 +315,21 @@ int start_node(const NodeArgs& args) {
     throw Error(ErrorCategory::failed,
                 "a node named '" + name + "' already runs here (pid " + std::to_string(*pid) + ")");
   std::vector<std::string> child_args{
-      "start",     "--foreground",
-      "--address", args.address,
-      "--island",  args.island,
-      "--name",    name,
-      "--cpus",    format_amount(cpus),
-      "--memory",  std::to_string(static_cast<std::uint64_t>(memory))};
+      "start",       "--foreground",
+      "--address",   args.address,
+      "--island",    args.island,
+      "--name",      name,
+      "--cpus",      format_amount(cpus),
+      "--memory",    std::to_string(static_cast<std::uint64_t>(memory)),
+      "--data-host", args.data_host};
   if (args.gpus) {
     child_args.insert(child_args.end(), {"--gpus", format_amount(*args.gpus)});
     if (!args.gpu_model.empty())
       child_args.insert(child_args.end(), {"--gpu-model", args.gpu_model});
   }
   if (!args.labels.empty()) child_args.insert(child_args.end(), {"--labels", args.labels});
+  if (!args.data_advertise.empty())
+    child_args.insert(child_args.end(), {"--data-advertise", args.data_advertise});
   Spawned child = spawn_and_wait(self_executable(), child_args, {"ATOLL_TOKEN=" + token},
                                  dir / (file + ".log"), std::chrono::seconds(15));
   write_pid_file(dir / (file + ".pid"), child.pid);

@@ -27,6 +27,9 @@ struct NodeArgs {
   std::string gpu_model;
   std::string memory;  // bytes, or with K/M/G/T suffix
   std::string name;
+  // Its data plane: where it listens, and the host others dial (empty: data_host).
+  std::string data_host = "127.0.0.1";
+  std::string data_advertise;
   bool foreground = false;
   int ready_fd = -1;
 };

@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
   start->add_option("--gpu-model", node.gpu_model, "node: model of the declared GPUs, e.g. H100");
   start->add_option("--memory", node.memory, "node: memory to offer, e.g. 16G (default: all)");
   start->add_option("--name", node.name, "node: its name (default: hostname-pid)");
+  start->add_option("--data-host", node.data_host,
+                    "node: address its data plane listens on (default 127.0.0.1; 0.0.0.0: all)");
+  start->add_option("--data-advertise", node.data_advertise,
+                    "node: host others dial for its data plane (default: --data-host)");
   bool foreground = false;
   int ready_fd = -1;
   start->add_flag("--foreground", foreground, "run in this terminal instead of in the background");
@@ -97,6 +101,10 @@ int main(int argc, char** argv) {
         if (!node.address.empty() || !node.island.empty())
           throw atl::Error(atl::ErrorCategory::invalid_argument,
                            "--head does not take --address or --island");
+        if (start->count("--data-host") > 0 || start->count("--data-advertise") > 0)
+          throw atl::Error(atl::ErrorCategory::invalid_argument,
+                           "--head does not take --data-host or --data-advertise: its relay's "
+                           "data plane listens on --bind, as its control port does");
         return atl::cli::start_head(head);
       }
       if (node.address.empty())

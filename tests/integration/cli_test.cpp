@@ -167,6 +167,32 @@ TEST_F(CliTest, joining_with_a_wrong_token_or_address_fails_clearly) {
   EXPECT_EQ(count_state("alive"), 1u);
 }
 
+TEST_F(CliTest, a_bad_data_host_is_refused_clearly) {
+  ASSERT_EQ(run("start --head --bind 127.0.0.1 --port 0").code, 0);
+  std::string address;
+  std::ifstream(dir_ / "head.addr") >> address;
+  std::string node = "start --address " + address + " --island eu-1 --name eu-a --cpus 1 ";
+
+  auto with_port = run(node + "--data-host 10.0.0.1:7300");
+  EXPECT_EQ(with_port.code, 2) << with_port.output;
+  EXPECT_NE(with_port.output.find("--data-host '10.0.0.1:7300' is not a host"), std::string::npos)
+      << with_port.output;
+  auto not_a_name = run(node + "--data-host 0.0.0.0 --data-advertise 'not a host'");
+  EXPECT_EQ(not_a_name.code, 2) << not_a_name.output;
+  EXPECT_NE(not_a_name.output.find("--data-advertise 'not a host' is not an IP address"),
+            std::string::npos)
+      << not_a_name.output;
+  auto on_head = run("start --head --data-host 0.0.0.0");
+  EXPECT_EQ(on_head.code, 2) << on_head.output;
+  EXPECT_NE(on_head.output.find("--head does not take --data-host"), std::string::npos)
+      << on_head.output;
+  EXPECT_EQ(count_state("alive"), 0u);  // nothing joined
+
+  auto good = run(node + "--data-host 0.0.0.0");  // every interface: readers dial its host
+  EXPECT_EQ(good.code, 0) << good.output;
+  EXPECT_EQ(count_state("alive"), 1u);
+}
+
 TEST_F(CliTest, a_node_killed_mid_task_has_its_task_retried_on_another_node) {
   ASSERT_EQ(run("up --islands 1 --nodes-per-island 2 --cpus 1").code, 0);
   std::string address, token;

@@ -50,9 +50,23 @@ class ClusterFixture : public ::testing::Test {
   void start_node(const std::string& name, const std::string& island, double cpus = 2,
                   std::uint64_t object_store_bytes = 0,
                   const std::string& data_advertise_host = "") {
+    launch_node(name, island,
+                {.cpus = cpus,
+                 .object_store_bytes = object_store_bytes,
+                 .data_advertise_host = data_advertise_host});
+  }
+
+  struct NodeSetup {
+    double cpus = 2;
+    std::uint64_t object_store_bytes = 0;
+    std::string data_host = "127.0.0.1";
+    std::string data_advertise_host;
+  };
+
+  void launch_node(const std::string& name, const std::string& island, const NodeSetup& setup) {
     atl::runtime::NodeInfo info;
     info.island = island;
-    info.resources = {{"CPU", cpus}, {"memory", 1e9}};
+    info.resources = {{"CPU", setup.cpus}, {"memory", 1e9}};
     info.labels = {{"island", island}};
     auto& node = nodes_[name];
     node.agent = std::make_unique<atl::runtime::NodeAgentProcess>(
@@ -63,8 +77,9 @@ class ClusterFixture : public ::testing::Test {
                                        .info = info,
                                        .module_dir = dir_ / ("modules-" + name),
                                        .worker_executable = ATOLL_CLI,
-                                       .data_advertise_host = data_advertise_host,
-                                       .object_store_bytes = object_store_bytes});
+                                       .data_host = setup.data_host,
+                                       .data_advertise_host = setup.data_advertise_host,
+                                       .object_store_bytes = setup.object_store_bytes});
     auto* agent = node.agent.get();
     node.thread = std::thread([agent] { agent->run(); });
     for (int i = 0; i < 500 && alive_nodes() < count_started(); ++i)

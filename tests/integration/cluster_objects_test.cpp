@@ -43,6 +43,47 @@ TEST_F(ClusterObjectsTest, a_large_argument_moves_node_to_node) {
   // An actor call's large argument: fetched by the actor's node, as a task's is.
   auto counter = rt.actor<job::Counter>().options(actor_on_island("us-2")).remote();
   EXPECT_EQ(counter.call(&job::Counter::measure, big).get(30s), kLarge);
+  EXPECT_EQ(head_->objects_relayed(), 0u);  // every read went straight to the holder
+}
+
+TEST_F(ClusterObjectsTest, nodes_and_drivers_listening_on_every_interface_serve_directly) {
+  // 0.0.0.0 and nothing advertised, as on a multi-host cluster: the head tells readers the host
+  // each holder's control connection comes from (here 127.0.0.1).
+  launch_node("eu-a", "eu-1", {.data_host = "0.0.0.0"});
+  launch_node("us-a", "us-2", {.data_host = "0.0.0.0"});
+  for (const auto& n : head_->nodes()) {
+    EXPECT_EQ(n.info.data_address.rfind("tcp://127.0.0.1:", 0), 0u) << n.info.data_address;
+    EXPECT_EQ(n.info.data_address.find("0.0.0.0"), std::string::npos) << n.info.data_address;
+  }
+  auto rt = atl::init({.address = "127.0.0.1:" + std::to_string(head_->port()),
+                       .token = token_,
+                       .modules = {test_job},
+                       .job_module = {.library = ATOLL_TEST_JOB, .name = "test_job"},
+                       .data_host = "0.0.0.0"});
+  auto big = rt.task(job::blob).options(on_island("eu-1")).remote(kLarge, 17);
+  auto there = rt.task(job::digest).options(on_island("us-2")).remote(big);
+  EXPECT_EQ(there.get(30s), job::digest(job::blob(kLarge, 17)));
+  EXPECT_EQ(big.get(30s), job::blob(kLarge, 17));
+  auto put = rt.put(job::blob(kLarge, 18));  // held by the driver, fetched by the node
+  EXPECT_EQ(rt.task(job::digest).options(on_island("us-2")).remote(put).get(30s),
+            job::digest(job::blob(kLarge, 18)));
+  EXPECT_EQ(head_->objects_relayed(), 0u);  // node to node, node to driver, driver to node
+}
+
+TEST_F(ClusterObjectsTest, a_bad_data_host_is_refused_by_init) {
+  start_node("eu-a", "eu-1");
+  try {
+    atl::init({.address = "127.0.0.1:" + std::to_string(head_->port()),
+               .token = token_,
+               .modules = {test_job},
+               .job_module = {.library = ATOLL_TEST_JOB, .name = "test_job"},
+               .data_host = "0.0.0.0",
+               .data_advertise_host = "10.1.2.3:7300"});
+    FAIL() << "expected invalid_argument";
+  } catch (const atl::Error& e) {
+    EXPECT_EQ(e.category(), atl::ErrorCategory::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("'10.1.2.3:7300'"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(ClusterObjectsTest, an_actor_s_node_fetches_call_arguments_in_call_order) {
@@ -136,6 +177,7 @@ TEST_F(ClusterObjectsTest, objects_are_relayed_by_the_head_when_no_direct_path_e
   auto there = rt.task(job::digest).options(on_island("us-2")).remote(big);
   EXPECT_EQ(there.get(30s), job::digest(job::blob(kLarge, 13)));
   EXPECT_EQ(big.get(30s), job::blob(kLarge, 13));
+  EXPECT_GE(head_->objects_relayed(), 2u);  // the node's read and the driver's
 }
 
 TEST_F(ClusterObjectsTest, objects_are_freed_with_their_last_reference_or_their_driver) {
