@@ -13,6 +13,7 @@
 #include "runtime/cluster_client.hpp"
 #include "runtime/head_server.hpp"
 #include "tests/cluster/job_module.hpp"
+#include "tests/integration/tcp_proxy.hpp"
 #include "transport/auth.hpp"
 
 namespace cluster_test {
@@ -61,9 +62,18 @@ class ClusterFixture : public ::testing::Test {
     std::uint64_t object_store_bytes = 0;
     std::string data_host = "127.0.0.1";
     std::string data_advertise_host;
+    // Its control connection goes through a TcpProxy (proxy(name)), which a test can cut or
+    // stall; its data plane does not.
+    bool behind_proxy = false;
   };
 
   void launch_node(const std::string& name, const std::string& island, const NodeSetup& setup) {
+    std::uint16_t port = head_->port();
+    if (setup.behind_proxy) {
+      auto& proxy = proxies_[name];
+      proxy = std::make_unique<TcpProxy>(head_->port());
+      port = proxy->port();
+    }
     atl::runtime::NodeInfo info;
     info.island = island;
     info.resources = {{"CPU", setup.cpus}, {"memory", 1e9}};
@@ -71,7 +81,7 @@ class ClusterFixture : public ::testing::Test {
     auto& node = nodes_[name];
     node.agent = std::make_unique<atl::runtime::NodeAgentProcess>(
         atl::runtime::NodeAgentOptions{.host = "127.0.0.1",
-                                       .port = head_->port(),
+                                       .port = port,
                                        .token = token_,
                                        .name = name,
                                        .info = info,
@@ -104,6 +114,7 @@ class ClusterFixture : public ::testing::Test {
   }
 
   std::size_t count_started() const { return nodes_.size(); }
+  TcpProxy& proxy(const std::string& node) { return *proxies_.at(node); }
   // How many objects node `name` holds for others.
   std::size_t objects_held(const std::string& name) {
     return nodes_.at(name).agent->objects_held();
@@ -131,6 +142,7 @@ class ClusterFixture : public ::testing::Test {
   std::unique_ptr<atl::runtime::HeadServer> head_;
   std::thread head_thread_;
   std::map<std::string, Node> nodes_;
+  std::map<std::string, std::unique_ptr<TcpProxy>> proxies_;  // nodes behind one, by name
 };
 
 }  // namespace cluster_test

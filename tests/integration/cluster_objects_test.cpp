@@ -109,6 +109,26 @@ TEST_F(ClusterObjectsTest, an_actor_s_node_fetches_call_arguments_in_call_order)
   EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 112);
 }
 
+TEST_F(ClusterObjectsTest, an_actor_call_joins_a_fetch_its_node_has_under_way) {
+  launch_node("eu-a", "eu-1", {.behind_proxy = true});
+  start_node("us-a", "us-2");
+  auto rt = driver();
+  auto counter = rt.actor<job::Counter>().options(actor_on_island("us-2")).remote();
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 1);  // placed, its module loaded
+  auto big = rt.task(job::blob).options(on_island("eu-1")).remote(kLarge, 23);
+  std::vector<atl::ObjectRef<std::string>> refs{big};
+  ASSERT_EQ(rt.wait(refs, 1, 30s).ready.size(), 1u);
+  // The head's PushObject to the holder waits in the proxy, so us-a's fetch of `big` for the
+  // task stays under way; the actor call's argument, on the same node, joins that fetch.
+  proxy("eu-a").hold_from_head(true);
+  auto task = rt.task(job::digest).options(on_island("us-2")).remote(big);
+  std::this_thread::sleep_for(300ms);  // the task's fetch has started by now
+  auto measured = counter.call(&job::Counter::measure, big);
+  proxy("eu-a").hold_from_head(false);
+  EXPECT_EQ(measured.get(30s), kLarge);
+  EXPECT_EQ(task.get(30s), job::digest(job::blob(kLarge, 23)));
+}
+
 TEST_F(ClusterObjectsTest, a_driver_s_large_values_reach_nodes_from_the_driver_itself) {
   // Larger than a control frame (16 MiB) may be: these could not travel through the head at all.
   constexpr int kHuge = 20 << 20;
@@ -214,6 +234,21 @@ TEST_F(ClusterObjectsTest, a_result_finished_after_its_driver_left_is_freed) {
   std::this_thread::sleep_for(800ms);
   for (int i = 0; i < 500 && objects_held("eu-a") != 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(objects_held("eu-a"), 0u);
+}
+
+TEST_F(ClusterObjectsTest, a_node_that_loses_the_head_frees_what_it_held) {
+  launch_node("eu-a", "eu-1", {.behind_proxy = true});
+  auto rt = driver();
+  auto big = rt.task(job::blob).remote(kLarge, 19);
+  std::vector<atl::ObjectRef<std::string>> refs{big};
+  ASSERT_EQ(rt.wait(refs, 1, 30s).ready.size(), 1u);
+  EXPECT_EQ(objects_held("eu-a"), 1u);
+  // The node's link to the head breaks (the driver's does not, and it still holds the ref): the
+  // head forgets the node's objects, so nobody would ever free them there.
+  proxy("eu-a").cut();
+  for (int i = 0; i < 500 && objects_held("eu-a") != 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(objects_held("eu-a"), 0u);
+  EXPECT_THROW(big.get(30s), atl::ObjectLostError);
 }
 
 TEST_F(ClusterObjectsTest, a_full_object_store_is_a_clear_error) {
