@@ -241,10 +241,10 @@ bool NodeTaskRunner::send_pending(const transport::ConnectionPtr& head, InFlight
   if (!worker) {
     try {
       // A new worker checks the module's hash itself before loading it.
-      worker =
-          WorkerProcess::spawn({launch_.executable, first.module_path.string(), first.module_hash,
-                                first.module_name, launch_.head_address, launch_.token},
-                               std::chrono::seconds(30));
+      worker = WorkerProcess::spawn(
+          {launch_.executable, first.module_path.string(), first.module_hash, first.module_name,
+           launch_.head_address, launch_.token, launch_.data_host, launch_.data_advertise_host},
+          std::chrono::seconds(30));
     } catch (const Error& e) {
       fail(head, first.task_id, "atl::WorkerDied", "on node '" + node_name_ + "': " + e.what(),
            false);

@@ -39,6 +39,7 @@ struct Call {
 // What a worker needs to become a driver of the cluster when its code submits nested tasks.
 struct ClusterAccess {
   std::string head_address, token;
+  std::string data_host = "127.0.0.1", data_advertise_host;
   ModuleFn module = nullptr;
   std::string module_path, module_name;
 };
@@ -91,6 +92,8 @@ class WorkerLoop {
             std::lock_guard lock(runtime_mu_);
             cluster_.head_address = m.getCluster().getHeadAddress();
             cluster_.token = m.getCluster().getToken();
+            cluster_.data_host = m.getCluster().getDataHost();
+            cluster_.data_advertise_host = m.getCluster().getDataAdvertiseHost();
           } else if (m.which() == wire::WorkerMessage::EXECUTE) {
             auto e = m.getExecute();
             Call call{e.getTaskId(), e.getFunction(), arguments(e.getArgs(), e.getSharedArgs())};
@@ -260,7 +263,9 @@ class WorkerLoop {
             {.address = cluster_.head_address,
              .token = cluster_.token,
              .modules = {cluster_.module},
-             .job_module = {.library = cluster_.module_path, .name = cluster_.module_name}}));
+             .job_module = {.library = cluster_.module_path, .name = cluster_.module_name},
+             .data_host = cluster_.data_host,
+             .data_advertise_host = cluster_.data_advertise_host}));
       } catch (const std::exception& e) {
         throw Error(
             ErrorCategory::disconnected,

@@ -83,6 +83,8 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
     auto c = msg.initRoot<wire::WorkerMessage>().initCluster();
     c.setHeadAddress(spec.head_address);
     c.setToken(spec.token);
+    c.setDataHost(spec.data_host);
+    c.setDataAdvertiseHost(spec.data_advertise_host);
     if (!worker->send(msg, {}))
       throw Error(ErrorCategory::failed, "the worker could not start: it went away");
   }

@@ -44,6 +44,8 @@ struct WorkerLaunch {
   std::string executable;    // the atoll binary
   std::string head_address;  // HOST:PORT; empty: nested tasks are refused
   std::string token;
+  std::string data_host = "127.0.0.1";  // the node's: where a worker's data plane listens
+  std::string data_advertise_host;
 };
 
 struct WorkerSpec {
@@ -53,6 +55,8 @@ struct WorkerSpec {
   std::string module_name;
   std::string head_address;  // as in WorkerLaunch: sent to the worker once it is ready
   std::string token;
+  std::string data_host = "127.0.0.1";
+  std::string data_advertise_host;
 };
 
 struct WorkerOutcome {

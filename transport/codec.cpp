@@ -354,6 +354,9 @@ std::string validate(wire::WorkerMessage::Reader m) {
       auto c = m.getCluster();
       if (auto e = check_text(c.getHeadAddress(), kMaxNameBytes, "head address"); !e.empty())
         return e;
+      if (auto e = check_text(c.getDataHost(), kMaxNameBytes, "data host"); !e.empty()) return e;
+      if (auto e = check_text(c.getDataAdvertiseHost(), kMaxNameBytes, "data host"); !e.empty())
+        return e;
       return check_text(c.getToken(), kMaxNameBytes, "token");
     }
   }

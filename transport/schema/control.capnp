@@ -393,6 +393,8 @@ struct ConstructActor {
 struct WorkerCluster {
   headAddress @0 :Text;
   token @1 :Text;
+  dataHost @2 :Text;           # the node's data-plane hosts, for the worker's own data plane
+  dataAdvertiseHost @3 :Text;
 }
 
 struct WorkerMessage {
