@@ -29,10 +29,6 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
         "max_concurrency must be between 1 and " + std::to_string(transport::kMaxActorConcurrency));
   require_constructor(cls, args);
   check_arguments(args, "the constructor of '" + cls.name + "'");
-  for (const auto& a : args)
-    if (a.kind == detail::ArgSpec::Kind::pass_ref || a.kind == detail::ArgSpec::Kind::actor)
-      not_on_cluster_yet("passing an ObjectRef or ActorHandle parameter to the constructor of '" +
-                         cls.name + "'");
 
   ActorId id{owner_, next_sequence_.fetch_add(1)};
   capnp::MallocMessageBuilder msg;
@@ -53,8 +49,19 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
   // head has registered the actor, so errors surface at the call site.
   auto values = spec.initArgs(static_cast<unsigned>(args.size()));
   std::size_t inline_bytes = 0;
+  std::vector<ArgRefOut> refs;
+  std::vector<ActorArg> actors;
   for (unsigned i = 0; i < args.size(); ++i) {
     const detail::Payload* p = &args[i].value;
+    if (args[i].kind == detail::ArgSpec::Kind::actor) {
+      actors.push_back({i, args[i].actor->id(), args[i].actor->actor_class().name});
+      continue;
+    }
+    if (args[i].kind == detail::ArgSpec::Kind::pass_ref) {
+      get(*args[i].ref, detail::no_deadline);  // it must exist (raises the input's error)
+      refs.push_back(reference_to(i, *args[i].ref));
+      continue;
+    }
     if (args[i].kind == detail::ArgSpec::Kind::resolve_ref)
       p = &get(*args[i].ref, detail::no_deadline);
     std::string scratch;
@@ -69,6 +76,8 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
     values.set(i,
                capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
   }
+  write_arg_refs(spec.initArgRefs(static_cast<unsigned>(refs.size())), refs);
+  write_actor_args(spec.initActorArgs(static_cast<unsigned>(actors.size())), actors);
   HeadReply reply = request(msg, kHeadAnswerTimeout);
   if (!reply.error.empty())
     throw Error(ErrorCategory::invalid_argument,

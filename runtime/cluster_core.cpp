@@ -35,11 +35,6 @@ std::uint64_t random_owner() {
 
 }  // namespace
 
-void not_on_cluster_yet(const std::string& what) {
-  throw Error(ErrorCategory::unimplemented,
-              what + " on a cluster is not available yet; use the embedded runtime for it");
-}
-
 std::shared_ptr<ClusterCore> ClusterCore::create(InitOptions options) {
   if (options.job_module.library.empty() || options.job_module.name.empty())
     throw Error(ErrorCategory::invalid_argument,

@@ -31,9 +31,6 @@
 
 namespace atl::runtime {
 
-// Raises Error(unimplemented) saying `what` does not work on a cluster yet.
-[[noreturn]] void not_on_cluster_yet(const std::string& what);
-
 class ClusterCore final : public detail::Core {
  public:
   // Connects, authenticates and uploads the job's module. Raises Error(disconnected) with the
@@ -142,6 +139,10 @@ class ClusterCore final : public detail::Core {
                       std::vector<ArgRefOut>& refs, std::vector<ActorArg>& actors);
   void write_arg_refs(capnp::List<wire::ArgRef>::Builder out,
                       const std::vector<ArgRefOut>& refs) const;
+  // An ObjectRef parameter's reference to the ready object behind `ref`: where it is held, or
+  // this driver (which holds its value for readers from now until its entry goes). Raises like
+  // hold_here.
+  ArgRefOut reference_to(std::uint32_t index, const detail::RefToken& ref);
   // Holds `value` as object `id` for nodes to fetch (a copy; once per id). Raises like
   // ObjectTransfer::hold.
   void hold_here(const ObjectId& id, const detail::Payload& value);

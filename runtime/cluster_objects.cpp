@@ -147,23 +147,13 @@ ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingT
       continue;
     }
     if (a.kind == detail::ArgSpec::Kind::pass_ref) {
-      // The parameter is the ObjectRef itself: the worker borrows it and reads it if it wants.
       ObjectEntry* e = entry_of(*a.ref);
       if (e->state.load() == ObjectState::failed) return e->error;  // the input's error
-      id = a.ref->id();
-      {
-        std::lock_guard lock(remote_mu_);
-        if (auto r = remote_.find(id); r != remote_.end()) {
-          refs.push_back({i, id, r->second.size, {}, true});
-          continue;
-        }
-      }
       try {
-        hold_here(id, e->value);  // until its entry goes: readers fetch it from this driver
+        refs.push_back(reference_to(i, *a.ref));
       } catch (const Error& err) {
         return make_error(ErrorKind::store_full, std::string("an argument: ") + err.what());
       }
-      refs.push_back({i, id, wire_size(e->value), objects_->address(), true});
       continue;
     }
     if (a.kind == detail::ArgSpec::Kind::resolve_ref) {
@@ -208,6 +198,18 @@ ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingT
             capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes->data()), bytes->size()));
   }
   return nullptr;
+}
+
+ClusterCore::ArgRefOut ClusterCore::reference_to(std::uint32_t index, const detail::RefToken& ref) {
+  // The parameter is the ObjectRef itself: the worker borrows it and reads it if it wants.
+  const ObjectId& id = ref.id();
+  {
+    std::lock_guard lock(remote_mu_);
+    if (auto r = remote_.find(id); r != remote_.end()) return {index, id, r->second.size, {}, true};
+  }
+  const detail::Payload& value = entry_of(ref)->value;
+  hold_here(id, value);  // until its entry goes: readers fetch it from this driver
+  return {index, id, wire_size(value), objects_->address(), true};
 }
 
 void ClusterCore::hold_here(const ObjectId& id, const detail::Payload& value) {

@@ -23,6 +23,8 @@ std::string ClusterTasks::create_actor(const transport::ConnectionPtr& driver,
   actor->module_hash = spec.getModuleHash();
   actor->module_name = spec.getModuleName();
   for (auto a : spec.getArgs()) actor->args.push_back(string_of(a));
+  actor->arg_refs = read_arg_refs(spec.getArgRefs());
+  actor->actor_args = read_actor_args(spec.getActorArgs());
   actor->max_concurrency = spec.getMaxConcurrency();
   ActorOptions options;
   read_resources(spec.getResources(), options);
@@ -49,6 +51,8 @@ std::string ClusterTasks::create_actor(const transport::ConnectionPtr& driver,
       if (it->second->class_name != actor->class_name) return "actor id already in use";
       return "";  // the same request again: created already
     }
+    if (auto refused = accept_objects_locked(driver, ObjectId{}, actor->arg_refs); !refused.empty())
+      return refused;
     if (!actor->name.empty() && named_actors_.contains(actor->name))
       return "an actor named '" + actor->name + "' already exists";
     if (!actor->name.empty()) named_actors_[actor->name] = actor->id;
@@ -83,6 +87,9 @@ void ClusterTasks::send_start(RemoteNode& node, TaskRecord* placement) {
       spec.setMaxConcurrency(a.max_concurrency);
       auto args = spec.initArgs(static_cast<unsigned>(a.args.size()));
       for (unsigned i = 0; i < a.args.size(); ++i) args.set(i, data_of(a.args[i]));
+      write_arg_refs_locked(spec.initArgRefs(static_cast<unsigned>(a.arg_refs.size())), a.arg_refs);
+      write_actor_args(spec.initActorArgs(static_cast<unsigned>(a.actor_args.size())),
+                       a.actor_args);
       node.conn->send(msg);
       a.args.clear();  // sent once: a node that dies takes the actor with it
       for (auto call_id : a.buffered)
@@ -109,7 +116,7 @@ void ClusterTasks::forward_call_locked(const RemoteActor& actor, RemoteTask& cal
   auto args = c.initArgs(static_cast<unsigned>(call.args.size()));
   for (unsigned i = 0; i < call.args.size(); ++i) args.set(i, data_of(call.args[i]));
   if (!call.result.is_nil()) set_object_key(c.initResult(), call.result);
-  write_arg_refs_locked(c.initArgRefs(static_cast<unsigned>(call.arg_refs.size())), call);
+  write_arg_refs_locked(c.initArgRefs(static_cast<unsigned>(call.arg_refs.size())), call.arg_refs);
   write_actor_args(c.initActorArgs(static_cast<unsigned>(call.actor_args.size())), call.actor_args);
   node->second->conn->send(msg);
   call.args.clear();
@@ -138,12 +145,12 @@ void ClusterTasks::actor_call(const transport::ConnectionPtr& driver,
   task->actor = actor_key(call.getActor());
   for (auto a : call.getArgs()) task->args.push_back(string_of(a));
   if (call.hasResult()) task->result = object_key(call.getResult());
-  read_arg_refs(*task, call.getArgRefs());
+  task->arg_refs = read_arg_refs(call.getArgRefs());
   task->actor_args = read_actor_args(call.getActorArgs());
   std::string type = "atl::ActorDiedError", why;
   {
     std::lock_guard lock(mu_);
-    why = accept_objects_locked(driver, *task);
+    why = accept_objects_locked(driver, task->result, task->arg_refs);
     auto it = actors_.find(task->actor);
     if (!why.empty()) {
       type = "atl::Error";

@@ -205,21 +205,25 @@ void ClusterTasks::relayed(ObjectId id, const Buffer& value, ErrorPtr error) {
         value);
 }
 
-void ClusterTasks::read_arg_refs(RemoteTask& task, capnp::List<wire::ArgRef>::Reader refs) {
+std::vector<ClusterTasks::RemoteTask::ArgRef> ClusterTasks::read_arg_refs(
+    capnp::List<wire::ArgRef>::Reader refs) {
+  std::vector<RemoteTask::ArgRef> out;
   for (auto r : refs)
-    task.arg_refs.push_back({r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(),
-                             r.getHolderName(), r.getByReference()});
+    out.push_back({r.getIndex(), object_key(r.getObject()), r.getSize(), r.getHolder(),
+                   r.getHolderName(), r.getByReference()});
+  return out;
 }
 
 std::string ClusterTasks::accept_objects_locked(const transport::ConnectionPtr& driver,
-                                                const RemoteTask& task) {
-  if (!task.result.is_nil()) {
-    auto [owner, fresh] = owners_.try_emplace(task.result.owner, driver.get());
+                                                const ObjectId& result,
+                                                const std::vector<RemoteTask::ArgRef>& refs) {
+  if (!result.is_nil()) {
+    auto [owner, fresh] = owners_.try_emplace(result.owner, driver.get());
     if (!fresh && owner->second != driver.get())
-      return "owner id " + std::to_string(task.result.owner) + " belongs to another driver";
+      return "owner id " + std::to_string(result.owner) + " belongs to another driver";
   }
   // Arguments the driver holds itself (too large to travel inline): it is their holder.
-  for (const auto& r : task.arg_refs) {
+  for (const auto& r : refs) {
     if (r.driver_address.empty()) continue;
     auto owner = owners_.find(r.id.owner);
     if (owner == owners_.end() || owner->second != driver.get())
@@ -232,9 +236,9 @@ std::string ClusterTasks::accept_objects_locked(const transport::ConnectionPtr& 
 }
 
 void ClusterTasks::write_arg_refs_locked(capnp::List<wire::ArgRef>::Builder out,
-                                         const RemoteTask& task) {
-  for (unsigned i = 0; i < task.arg_refs.size(); ++i) {
-    const auto& r = task.arg_refs[i];
+                                         const std::vector<RemoteTask::ArgRef>& refs) {
+  for (unsigned i = 0; i < refs.size(); ++i) {
+    const auto& r = refs[i];
     out[i].setIndex(r.index);
     set_object_key(out[i].initObject(), r.id);
     out[i].setSize(r.size);

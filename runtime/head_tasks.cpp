@@ -156,7 +156,7 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   task->function = spec.getFunction();
   for (auto a : spec.getArgs()) task->args.push_back(string_of(a));
   if (spec.hasResult()) task->result = object_key(spec.getResult());
-  read_arg_refs(*task, spec.getArgRefs());
+  task->arg_refs = read_arg_refs(spec.getArgRefs());
   task->actor_args = read_actor_args(spec.getActorArgs());
   task->max_retries = spec.getMaxRetries();
   task->record.custom_name =
@@ -165,7 +165,7 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   {
     std::lock_guard lock(mu_);
     if (!modules_.contains(task->module_hash)) error = "the job's module was not uploaded";
-    if (error.empty()) error = accept_objects_locked(driver, *task);
+    if (error.empty()) error = accept_objects_locked(driver, task->result, task->arg_refs);
   }
   TaskOptions options;
   read_resources(spec.getResources(), options);
@@ -279,7 +279,7 @@ void ClusterTasks::send_on_lease_locked(RemoteNode& node, RemoteTask& t, std::ui
   auto args = spec.initArgs(static_cast<unsigned>(t.args.size()));
   for (unsigned i = 0; i < t.args.size(); ++i) args.set(i, data_of(t.args[i]));
   if (!t.result.is_nil()) set_object_key(spec.initResult(), t.result);
-  write_arg_refs_locked(spec.initArgRefs(static_cast<unsigned>(t.arg_refs.size())), t);
+  write_arg_refs_locked(spec.initArgRefs(static_cast<unsigned>(t.arg_refs.size())), t.arg_refs);
   write_actor_args(spec.initActorArgs(static_cast<unsigned>(t.actor_args.size())), t.actor_args);
   node.conn->send(msg);
 }

@@ -132,6 +132,8 @@ class ClusterTasks {
     transport::ConnectionPtr owner;
     std::string name, class_name, module_hash, module_name, display;
     std::vector<std::string> args;
+    std::vector<RemoteTask::ArgRef> arg_refs;  // ObjectRef parameters of its constructor
+    std::vector<ActorArg> actor_args;          // and its ActorHandle parameters
     std::vector<std::pair<std::string, double>> resources;
     std::uint32_t max_concurrency = 1;
     State state = State::pending;
@@ -172,15 +174,17 @@ class ClusterTasks {
   // Actors; the *_locked ones with mu_ held.
   void send_start(RemoteNode& node, TaskRecord* placement);
   void forward_call_locked(const RemoteActor& actor, RemoteTask& call, std::uint64_t call_id);
-  // A submission's object arguments (a task's or an actor call's).
-  static void read_arg_refs(RemoteTask& task, capnp::List<wire::ArgRef>::Reader refs);
-  // Binds the result's owner id to `driver` (objects are freed by their owner's driver) and
-  // records `driver` as the holder of arguments it holds itself. Returns why the submission is
-  // refused, or "".
-  std::string accept_objects_locked(const transport::ConnectionPtr& driver, const RemoteTask& task);
+  // A submission's object arguments (a task's, an actor call's or an actor constructor's).
+  static std::vector<RemoteTask::ArgRef> read_arg_refs(capnp::List<wire::ArgRef>::Reader refs);
+  // Binds the result's owner id (when not nil) to `driver` (objects are freed by their owner's
+  // driver) and records `driver` as the holder of arguments it holds itself. Returns why the
+  // submission is refused, or "".
+  std::string accept_objects_locked(const transport::ConnectionPtr& driver, const ObjectId& result,
+                                    const std::vector<RemoteTask::ArgRef>& refs);
   // The object arguments with their holders' addresses as known now (none: lost, and the node
   // fails the call saying so).
-  void write_arg_refs_locked(capnp::List<wire::ArgRef>::Builder out, const RemoteTask& task);
+  void write_arg_refs_locked(capnp::List<wire::ArgRef>::Builder out,
+                             const std::vector<RemoteTask::ArgRef>& refs);
   void send_stop_locked(const RemoteActor& actor, bool kill);
   // Marks the actor dead (with mu_ held) and collects its calls still waiting for a placement,
   // which the caller fails after unlocking (fail_calls).

@@ -61,6 +61,9 @@ void NodeActors::start(const transport::ConnectionPtr& head, wire::ActorSpec::Re
   actor->module_hash = spec.getModuleHash();
   actor->module_name = spec.getModuleName();
   for (auto a : spec.getArgs()) actor->ctor_args.push_back(Buffer::copy_of(a.begin(), a.size()));
+  // Constructor values travel inline: the head sends only references (byReference) here.
+  read_object_args(spec.getArgRefs(), actor->ctor_passed.objects);
+  actor->ctor_passed.actors = read_actor_args(spec.getActorArgs());
   actor->max_concurrency = spec.getMaxConcurrency();
   Hosted* raw = actor.get();
   std::weak_ptr<Hosted> weak = actor;
@@ -215,8 +218,8 @@ void NodeActors::run_sender(Hosted& actor, std::filesystem::path module_path) {
       killed = !actor.kill_reason.empty();
     }
     if (killed) w->kill();
-    WorkerOutcome built =
-        w->construct(actor.class_name, actor.ctor_args, actor.max_concurrency, kConstructTimeout);
+    WorkerOutcome built = w->construct(actor.class_name, actor.ctor_args, actor.max_concurrency,
+                                       kConstructTimeout, actor.ctor_passed);
     if (!built.ok)
       failure = "the constructor of " + actor.display + " failed on node '" + node_name_ +
                 "': " + built.remote_type + ": " + built.message;

@@ -72,6 +72,7 @@ class NodeActors {
     transport::ConnectionPtr head;
     std::string module_hash, module_name, class_name;
     std::vector<Buffer> ctor_args;
+    PassedArgs ctor_passed;  // its constructor's ObjectRef and ActorHandle parameters
     std::uint32_t max_concurrency = 1;
 
     std::mutex mu;

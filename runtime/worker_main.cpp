@@ -87,7 +87,13 @@ class WorkerLoop {
         try {
           if (m.which() == wire::WorkerMessage::CONSTRUCT && cls_ == nullptr && !ran_tasks_) {
             auto c = m.getConstruct();
-            if (!construct(c, arguments(c.getArgs(), c.getSharedArgs()))) return 0;
+            auto args = arguments(c.getArgs(), c.getSharedArgs());
+            std::string why = borrow(c.getObjectRefs(), c.getActorArgs(), args);
+            if (!why.empty()) {
+              if (!send_failure(0, "atl::Error", why)) return 0;
+              continue;
+            }
+            if (!construct(c, std::move(args))) return 0;
           } else if (m.which() == wire::WorkerMessage::CLUSTER) {
             std::lock_guard lock(runtime_mu_);
             cluster_.head_address = m.getCluster().getHeadAddress();

@@ -242,7 +242,8 @@ std::pair<std::uint64_t, WorkerOutcome> WorkerProcess::next_outcome() {
 WorkerOutcome WorkerProcess::construct(const std::string& class_name,
                                        const std::vector<Buffer>& args,
                                        std::uint32_t max_concurrency,
-                                       std::chrono::milliseconds timeout) {
+                                       std::chrono::milliseconds timeout,
+                                       const PassedArgs& passed) {
   if (dead_.load()) throw Error(ErrorCategory::disconnected, "the worker process is gone");
   {
     capnp::MallocMessageBuilder msg;
@@ -251,6 +252,7 @@ WorkerOutcome WorkerProcess::construct(const std::string& class_name,
     c.setMaxConcurrency(max_concurrency);
     OutgoingFds fds;
     write_arguments(c, args, lent_, fds);
+    write_passed_args(c, passed);
     if (!send(msg, fds)) died();
   }
   auto decoded = read_message(timeout);

@@ -88,7 +88,8 @@ class WorkerProcess {
   // Makes this worker host an actor of `class_name`. Returns how construction went (not ok: the
   // class is unknown or its constructor threw). Raises like `execute` when the worker dies.
   WorkerOutcome construct(const std::string& class_name, const std::vector<Buffer>& args,
-                          std::uint32_t max_concurrency, std::chrono::milliseconds timeout);
+                          std::uint32_t max_concurrency, std::chrono::milliseconds timeout,
+                          const PassedArgs& passed = {});
   // Sends one call; false when the worker is gone (the reader learns why).
   bool send_execute(std::uint64_t id, const std::string& function, const std::vector<Buffer>& args,
                     const PassedArgs& passed = {});

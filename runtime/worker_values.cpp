@@ -69,10 +69,21 @@ void write_actor_args(capnp::List<wire::ActorArg>::Builder out, const std::vecto
   }
 }
 
-void write_passed_args(wire::ExecuteTask::Builder out, const PassedArgs& passed) {
+namespace {
+template <class Builder>
+void write_passed(Builder out, const PassedArgs& passed) {
   write_object_args(out.initObjectRefs(static_cast<unsigned>(passed.objects.size())),
                     passed.objects);
   write_actor_args(out.initActorArgs(static_cast<unsigned>(passed.actors.size())), passed.actors);
+}
+}  // namespace
+
+void write_passed_args(wire::ExecuteTask::Builder out, const PassedArgs& passed) {
+  write_passed(out, passed);
+}
+
+void write_passed_args(wire::ConstructActor::Builder out, const PassedArgs& passed) {
+  write_passed(out, passed);
 }
 
 OutgoingFds::~OutgoingFds() {

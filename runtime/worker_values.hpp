@@ -51,6 +51,7 @@ struct PassedArgs {
   std::vector<ActorArg> actors;
 };
 void write_passed_args(wire::ExecuteTask::Builder out, const PassedArgs& passed);
+void write_passed_args(wire::ConstructActor::Builder out, const PassedArgs& passed);
 
 // Values of at most this many bytes always travel inline.
 inline constexpr std::size_t kMaxInlineWorkerValue = 100 * 1024;

@@ -195,6 +195,8 @@ std::string validate(wire::ActorSpec::Reader a) {
     return "bad max concurrency";
   if (auto e = check_selectors(a.getLabelSelector()); !e.empty()) return e;
   if (auto e = check_selectors(a.getPreferredLabels()); !e.empty()) return e;
+  if (auto e = check_arg_refs(a.getArgRefs(), a.getArgs().size()); !e.empty()) return e;
+  if (auto e = check_actor_args(a.getActorArgs(), a.getArgs().size()); !e.empty()) return e;
   return check_resources(a.getResources());
 }
 
@@ -346,6 +348,8 @@ std::string validate(wire::WorkerMessage::Reader m) {
       if (c.getMaxConcurrency() < 1 || c.getMaxConcurrency() > kMaxActorConcurrency)
         return "bad max concurrency";
       if (c.getArgs().size() > kMaxTaskArgs) return "too many arguments";
+      if (auto e = check_arg_refs(c.getObjectRefs(), c.getArgs().size()); !e.empty()) return e;
+      if (auto e = check_actor_args(c.getActorArgs(), c.getArgs().size()); !e.empty()) return e;
       return check_shared_values(c.getSharedArgs(), c.getArgs().size());
     }
     case wire::WorkerMessage::RELEASED:

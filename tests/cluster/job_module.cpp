@@ -153,6 +153,10 @@ ATOLL_MODULE(test_job, reg) {
       .method("measure", &job::Counter::measure)
       .method("make", &job::Counter::make)
       .method("measure_then_incr", &job::Counter::measure_then_incr);
+  reg.actor<job::Relay>("Relay")
+      .constructor<atl::ActorHandle<job::Counter>, atl::ObjectRef<std::string>>()
+      .method("forward", &job::Relay::forward)
+      .method("text_length", &job::Relay::text_length);
   reg.actor<job::Faulty>("Faulty").constructor<int>().method("value", &job::Faulty::value);
   reg.actor<job::Rendezvous>("Rendezvous").method("meet", &job::Rendezvous::meet);
 }

@@ -58,6 +58,19 @@ class Counter {
 // Adds `by` to `counter` through the handle it was given, from the task's worker.
 int bump(atl::ActorHandle<Counter> counter, int by);
 
+// Built with another actor's handle and an object reference: calls that actor, reads that object.
+class Relay {
+ public:
+  Relay(atl::ActorHandle<Counter> counter, atl::ObjectRef<std::string> text)
+      : counter_(std::move(counter)), text_(std::move(text)) {}
+  int forward(int by) { return counter_.call(&Counter::incr, by).get(); }
+  std::int64_t text_length() { return static_cast<std::int64_t>(text_.get().size()); }
+
+ private:
+  atl::ActorHandle<Counter> counter_;
+  atl::ObjectRef<std::string> text_;
+};
+
 // Its constructor throws.
 class Faulty {
  public:

@@ -211,6 +211,22 @@ TEST_F(ClusterActorsTest, a_task_calls_an_actor_through_a_handle_it_was_given) {
   EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 112);
 }
 
+TEST_F(ClusterActorsTest, a_constructor_takes_an_actor_handle_and_an_object_ref) {
+  start_node("eu-a", "eu-1", 4);
+  auto rt = driver();
+  auto counter = rt.actor<job::Counter>().remote();
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 1);
+  constexpr int kLarge = 3 << 20;
+  auto small = rt.put(std::string("hello"));
+  auto large = rt.task(job::blob).remote(kLarge, 1);  // held on the node, not yet made
+  auto relay = rt.actor<job::Relay>(counter, small).remote();
+  EXPECT_EQ(relay.call(&job::Relay::forward, 10).get(30s), 11);
+  EXPECT_EQ(relay.call(&job::Relay::text_length).get(30s), 5);
+  auto other = rt.actor<job::Relay>(counter, large).remote();
+  EXPECT_EQ(other.call(&job::Relay::text_length).get(30s), kLarge);
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 12);  // still the driver's
+}
+
 TEST_F(ClusterActorsTest, unknown_classes_and_methods_are_clear_errors) {
   start_node("eu-a", "eu-1");
   auto rt = driver();

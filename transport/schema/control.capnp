@@ -234,6 +234,8 @@ struct ActorSpec {
   preferredLabels @7 :List(Selector);
   name @8 :Text;           # empty: unnamed (ends with its owner's last handle)
   maxConcurrency @9 :UInt32;
+  argRefs @10 :List(ArgRef);      # ObjectRef parameters (byReference), borrowed by the worker
+  actorArgs @11 :List(ActorArg);  # ActorHandle parameters
 }
 
 # One method call: driver -> head (taskId is the driver's), head -> node (the head's). Calls of
@@ -386,6 +388,8 @@ struct ConstructActor {
   args @1 :List(Data);
   maxConcurrency @2 :UInt32;
   sharedArgs @3 :List(SharedValue);
+  objectRefs @4 :List(ArgRef);   # as ExecuteTask's
+  actorArgs @5 :List(ActorArg);
 }
 
 # Sent over the socketpair (never the environment or the command line, which other processes of
