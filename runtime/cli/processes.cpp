@@ -142,6 +142,20 @@ void write_pid_file(const fs::path& path, pid_t pid) {
   std::ofstream(path) << pid << "\n";
 }
 
+namespace {
+// Gone, or a zombie. (Not `live_pid`: while a process exits, its /proc/PID/exe vanishes before it
+// has finished closing its sockets, so that check would call it gone too early.)
+bool has_exited(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  auto close_paren = line.rfind(')');
+  return close_paren != std::string::npos && close_paren + 2 < line.size() &&
+         line[close_paren + 2] == 'Z';
+}
+}  // namespace
+
 std::optional<pid_t> live_pid(const fs::path& path) {
   std::ifstream in(path);
   pid_t pid = 0;
@@ -176,10 +190,14 @@ std::vector<Stopped> stop_all(const fs::path& dir, std::chrono::milliseconds gra
     if (pid) {
       ::kill(*pid, SIGTERM);
       auto deadline = std::chrono::steady_clock::now() + grace;
-      while (live_pid(path) && std::chrono::steady_clock::now() < deadline)
+      while (!has_exited(*pid) && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      bool forced = live_pid(path).has_value();
-      if (forced) ::kill(*pid, SIGKILL);
+      bool forced = !has_exited(*pid);
+      if (forced) {
+        ::kill(*pid, SIGKILL);
+        for (int i = 0; i < 500 && !has_exited(*pid); ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
       stopped.push_back({name, *pid, forced});
     }
     fs::remove(path, ec);
