@@ -58,7 +58,9 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
       continue;
     }
     if (args[i].kind == detail::ArgSpec::Kind::pass_ref) {
-      get(*args[i].ref, detail::no_deadline);  // it must exist (raises the input's error)
+      // It must exist (this raises the input's error), but its bytes stay where they are.
+      get_object(store_, entry_for(*this, *args[i].ref), args[i].ref->id(), detail::no_deadline,
+                 nullptr, kClusterSpinMicros);
       refs.push_back(reference_to(i, *args[i].ref));
       continue;
     }
