@@ -124,7 +124,7 @@ void worker_task_round_trip(benchmark::State& state) {
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::string hash = store.put(std::as_bytes(std::span(bytes)));
   auto worker = atl::runtime::WorkerProcess::spawn(
-      {ATOLL_CLI, store.verified_path(hash)->string(), hash, "test_job"}, 10s);
+      {{.executable = ATOLL_CLI}, store.verified_path(hash)->string(), hash, "test_job"}, 10s);
   std::string one = atl::detail::serialize(1).bytes, two = atl::detail::serialize(2).bytes;
   std::vector<atl::Buffer> args{atl::Buffer::copy_of(one.data(), one.size()),
                                 atl::Buffer::copy_of(two.data(), two.size())};

@@ -207,9 +207,7 @@ void NodeActors::run_sender(Hosted& actor, std::filesystem::path module_path) {
   std::string failure;
   try {
     auto worker = WorkerProcess::spawn(
-        {launch_.executable, module_path.string(), actor.module_hash, actor.module_name,
-         launch_.head_address, launch_.token, launch_.data_host, launch_.data_advertise_host},
-        kSpawnTimeout);
+        {launch_, module_path.string(), actor.module_hash, actor.module_name}, kSpawnTimeout);
     WorkerProcess* w = worker.get();
     bool killed;
     {

@@ -204,7 +204,7 @@ namespace {
 std::size_t argument_bytes(const std::vector<Buffer>& args) {
   std::size_t n = 0;
   for (const auto& a : args)
-    if (a.size() <= kMaxInlineWorkerValue || !shared_span_of(a)) n += a.size();
+    if (a.size() <= kMaxInlineObjectBytes || !shared_span_of(a)) n += a.size();
   return n;
 }
 }  // namespace
@@ -242,8 +242,7 @@ bool NodeTaskRunner::send_pending(const transport::ConnectionPtr& head, InFlight
     try {
       // A new worker checks the module's hash itself before loading it.
       worker = WorkerProcess::spawn(
-          {launch_.executable, first.module_path.string(), first.module_hash, first.module_name,
-           launch_.head_address, launch_.token, launch_.data_host, launch_.data_advertise_host},
+          {launch_, first.module_path.string(), first.module_hash, first.module_name},
           std::chrono::seconds(30));
     } catch (const Error& e) {
       fail(head, first.task_id, "atl::WorkerDied", "on node '" + node_name_ + "': " + e.what(),

@@ -41,6 +41,7 @@
 #include "atoll/buffer.hpp"
 #include "atoll/ids.hpp"
 #include "runtime/error_info.hpp"
+#include "runtime/wire_values.hpp"
 #include "transport/connection.hpp"
 #include "transport/data_plane.hpp"
 
@@ -78,9 +79,6 @@ std::string reachable_address(const std::string& advertised, const std::string& 
 // for a data-plane address to carry it twice.
 std::string data_host_problem(const std::string& host);
 
-// A value from the wire: small objects travel inline in control messages, larger ones stay with
-// their producer and move over the data plane.
-inline constexpr std::size_t kMaxInlineObjectBytes = 100 * 1024;
 // The head's relay names itself with this prefix, so a holder knows to dial it again.
 inline constexpr std::string_view kRelayNamePrefix = "head-relay-";
 // Values that must travel inline through the head (an actor's constructor arguments): bounded

@@ -14,6 +14,11 @@
 
 namespace atl::runtime {
 
+// Values up to this size travel inline in messages (control messages, a worker's socketpair);
+// larger ones stay with their producer and move over the data plane, or through shared memory
+// between a node and its workers.
+inline constexpr std::size_t kMaxInlineObjectBytes = 100 * 1024;
+
 // The bytes a payload has between processes.
 std::size_t wire_size(const detail::Payload& p) noexcept;
 // Writes them to `out` (wire_size(p) bytes).

@@ -36,7 +36,7 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     throw Error(ErrorCategory::failed, std::string("socketpair: ") + std::strerror(errno));
-  std::vector<std::string> args{spec.executable,        "__worker",       "--fd",
+  std::vector<std::string> args{spec.launch.executable, "__worker",       "--fd",
                                 std::to_string(fds[1]), "--module",       spec.module_path,
                                 "--module-hash",        spec.module_hash, "--module-name",
                                 spec.module_name};
@@ -58,7 +58,7 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
     if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
     ::close_range(static_cast<unsigned>(keep + 1), ~0U, 0);
     ::fcntl(keep, F_SETFD, 0);
-    ::execve(spec.executable.c_str(), argv.data(), environ);
+    ::execve(spec.launch.executable.c_str(), argv.data(), environ);
     ::_exit(127);
   }
   ::close(fds[1]);
@@ -76,15 +76,15 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
   if (m.which() != wire::WorkerMessage::READY)
     throw Error(ErrorCategory::failed, "the worker did not report ready");
   worker->functions_ = m.getReady().getFunctions();
-  if (!spec.head_address.empty()) {
+  if (!spec.launch.head_address.empty()) {
     // Over the socketpair: another process of this user could read the worker's environment or
     // command line (/proc), never this.
     capnp::MallocMessageBuilder msg;
     auto c = msg.initRoot<wire::WorkerMessage>().initCluster();
-    c.setHeadAddress(spec.head_address);
-    c.setToken(spec.token);
-    c.setDataHost(spec.data_host);
-    c.setDataAdvertiseHost(spec.data_advertise_host);
+    c.setHeadAddress(spec.launch.head_address);
+    c.setToken(spec.launch.token);
+    c.setDataHost(spec.launch.data_host);
+    c.setDataAdvertiseHost(spec.launch.data_advertise_host);
     if (!worker->send(msg, {}))
       throw Error(ErrorCategory::failed, "the worker could not start: it went away");
   }

@@ -49,14 +49,10 @@ struct WorkerLaunch {
 };
 
 struct WorkerSpec {
-  std::string executable;   // the atoll binary
+  WorkerLaunch launch;      // the cluster part is sent to the worker once it is ready
   std::string module_path;  // a verified module in the node's ModuleStore
   std::string module_hash;
   std::string module_name;
-  std::string head_address;  // as in WorkerLaunch: sent to the worker once it is ready
-  std::string token;
-  std::string data_host = "127.0.0.1";
-  std::string data_advertise_host;
 };
 
 struct WorkerOutcome {
@@ -79,7 +75,7 @@ class WorkerProcess {
   // Runs one task. Returns its value or the exception it threw. Raises atl::Error(disconnected)
   // naming the signal or exit status when the worker dies (the worker is then unusable), and
   // atl::Error(timed_out) when it does not answer in time (the worker is killed).
-  // Arguments larger than kMaxInlineWorkerValue that live in shared memory are lent to the worker
+  // Arguments larger than kMaxInlineObjectBytes that live in shared memory are lent to the worker
   // rather than copied (worker_values.hpp).
   // `passed`: ObjectRef and ActorHandle parameters, which the worker borrows.
   WorkerOutcome execute(const std::string& function, const std::vector<Buffer>& args,

@@ -107,7 +107,7 @@ void write_values(Builder message, const std::vector<Buffer>& values, LentValues
   std::vector<unsigned> shared;
   std::vector<SharedSpan> spans;
   for (unsigned i = 0; i < values.size(); ++i) {
-    if (values[i].size() <= kMaxInlineWorkerValue) continue;
+    if (values[i].size() <= kMaxInlineObjectBytes) continue;
     if (auto span = shared_span_of(values[i])) {
       shared.push_back(i);
       spans.push_back(*span);
@@ -116,7 +116,7 @@ void write_values(Builder message, const std::vector<Buffer>& values, LentValues
   if (shared.size() > transport::kMaxSharedValues)
     throw Error(ErrorCategory::invalid_argument,
                 "a call may take at most " + std::to_string(transport::kMaxSharedValues) +
-                    " arguments larger than " + std::to_string(kMaxInlineWorkerValue) + " bytes");
+                    " arguments larger than " + std::to_string(kMaxInlineObjectBytes) + " bytes");
   // Every descriptor first: one that cannot be opened leaves nothing lent.
   for (const SharedSpan& span : spans) fds.fds.push_back(reopen_read_only(span.fd));
   auto args = message.initArgs(static_cast<unsigned>(values.size()));
@@ -194,7 +194,7 @@ std::vector<detail::ArgSpec> read_arguments(capnp::List<capnp::Data>::Reader arg
 void write_result(wire::TaskOutcome::Builder outcome, const detail::Payload& result,
                   OutgoingFds& fds) {
   std::size_t size = wire_size(result);
-  if (size <= kMaxInlineWorkerValue) {
+  if (size <= kMaxInlineObjectBytes) {
     std::string scratch;
     const std::string& bytes = wire_bytes(result, scratch);
     outcome.setValue(

@@ -22,6 +22,7 @@
 #include "atoll/detail/core.hpp"
 #include "atoll/ids.hpp"
 #include "atoll/serialization.hpp"
+#include "runtime/wire_values.hpp"
 #include "transport/schema/control.capnp.h"
 
 namespace atl::runtime {
@@ -52,9 +53,6 @@ struct PassedArgs {
 };
 void write_passed_args(wire::ExecuteTask::Builder out, const PassedArgs& passed);
 void write_passed_args(wire::ConstructActor::Builder out, const PassedArgs& passed);
-
-// Values of at most this many bytes always travel inline.
-inline constexpr std::size_t kMaxInlineWorkerValue = 100 * 1024;
 
 // The node's record of values lent to one worker.
 class LentValues {
@@ -96,7 +94,7 @@ std::vector<detail::ArgSpec> read_arguments(capnp::List<capnp::Data>::Reader arg
                                             const std::function<void(std::uint64_t)>& release);
 
 // Worker side: sets `outcome`'s value from a task's result, in a new shared block (its descriptor
-// into `fds`) when it is larger than kMaxInlineWorkerValue.
+// into `fds`) when it is larger than kMaxInlineObjectBytes.
 void write_result(wire::TaskOutcome::Builder outcome, const detail::Payload& result,
                   OutgoingFds& fds);
 

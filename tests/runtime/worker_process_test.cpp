@@ -50,7 +50,8 @@ class WorkerProcessTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   atl::runtime::WorkerSpec spec(std::string name = "test_job") {
-    return {ATOLL_CLI, store_->verified_path(hash_)->string(), hash_, std::move(name)};
+    return {
+        {.executable = ATOLL_CLI}, store_->verified_path(hash_)->string(), hash_, std::move(name)};
   }
 
   fs::path dir_;
