@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <span>
 
 #include "atoll/detail/core.hpp"
 #include "runtime/object_store.hpp"
@@ -36,6 +37,13 @@ bool await_resolved(ObjectStore& store, ObjectEntry* e, detail::Deadline deadlin
 // Waits until `num_ready` of `entries` are resolved or the deadline passes. Never returns early.
 void await_some(ObjectStore& store, std::span<ObjectEntry* const> entries, std::size_t num_ready,
                 detail::Deadline deadline, BlockHooks* hooks);
+
+// Waits until every entry is resolved, one of them has failed, or the deadline passes. It spins
+// only while a single entry is pending: when many are, results arrive one by one, and a caller
+// that sleeps and wakes once costs the processes producing them less CPU than one that yields
+// its core for each.
+void await_all(ObjectStore& store, std::span<ObjectEntry* const> entries, detail::Deadline deadline,
+               BlockHooks* hooks, int spin_us = kSpinMicros);
 
 }  // namespace atl::runtime
 

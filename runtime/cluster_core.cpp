@@ -417,6 +417,14 @@ std::shared_ptr<detail::RefToken> ClusterCore::put(detail::Payload value) {
   return put_object(store_, self_, ObjectId{owner_, next_sequence_.fetch_add(1)}, std::move(value));
 }
 
+void ClusterCore::await_all(std::span<const detail::RefToken* const> refs,
+                            detail::Deadline deadline) {
+  std::vector<ObjectEntry*> entries;
+  entries.reserve(refs.size());
+  for (const auto* r : refs) entries.push_back(entry_for(*this, *r));
+  runtime::await_all(store_, entries, deadline, nullptr, kClusterSpinMicros);
+}
+
 void ClusterCore::wait(std::span<const detail::RefToken* const> refs, std::size_t num_ready,
                        detail::Deadline deadline, std::vector<bool>& ready) {
   std::vector<ObjectEntry*> entries;

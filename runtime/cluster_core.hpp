@@ -47,6 +47,7 @@ class ClusterCore final : public detail::Core {
                                                 const TaskOptions* options) override;
   std::shared_ptr<detail::RefToken> put(detail::Payload value) override;
   const detail::Payload& get(const detail::RefToken& ref, detail::Deadline deadline) override;
+  void await_all(std::span<const detail::RefToken* const> refs, detail::Deadline deadline) override;
   void wait(std::span<const detail::RefToken* const> refs, std::size_t num_ready,
             detail::Deadline deadline, std::vector<bool>& ready) override;
   bool cancel(const detail::RefToken& ref) override;

@@ -217,6 +217,14 @@ const detail::Payload& EmbeddedCore::get(const detail::RefToken& ref, detail::De
                     TaskExecutor::current_hooks());
 }
 
+void EmbeddedCore::await_all(std::span<const detail::RefToken* const> refs,
+                             detail::Deadline deadline) {
+  std::vector<ObjectEntry*> entries;
+  entries.reserve(refs.size());
+  for (const auto* r : refs) entries.push_back(entry_for(*this, *r));
+  runtime::await_all(store_, entries, deadline, TaskExecutor::current_hooks());
+}
+
 void EmbeddedCore::wait(std::span<const detail::RefToken* const> refs, std::size_t num_ready,
                         detail::Deadline deadline, std::vector<bool>& ready) {
   std::vector<ObjectEntry*> entries;

@@ -1,12 +1,13 @@
 #include "transport/codec.hpp"
 
-#include <capnp/dynamic.h>
+#include <capnp/schema.h>
 #include <kj/exception.h>
 
 #include <cmath>
 #include <limits>
 
 #include "transport/auth.hpp"
+#include "transport/pointer_check.hpp"
 
 namespace atl::transport {
 
@@ -367,33 +368,6 @@ std::string validate(wire::WorkerMessage::Reader m) {
   return "unknown worker message";
 }
 
-// Reads every field through the schema: the active member of each union, every other field and
-// every list element, recursively. A pointer of the wrong type (a list where a struct belongs)
-// throws here, during decoding, instead of later in code that reads an accepted message.
-void read_every_field(capnp::DynamicValue::Reader value) {
-  switch (value.getType()) {
-    case capnp::DynamicValue::TEXT:
-      (void)value.as<capnp::Text>();
-      return;
-    case capnp::DynamicValue::DATA:
-      (void)value.as<capnp::Data>();
-      return;
-    case capnp::DynamicValue::LIST:
-      for (auto element : value.as<capnp::DynamicList>()) read_every_field(element);
-      return;
-    case capnp::DynamicValue::STRUCT: {
-      auto s = value.as<capnp::DynamicStruct>();
-      KJ_IF_MAYBE (field, s.which()) {
-        read_every_field(s.get(*field));
-      }
-      for (auto field : s.getSchema().getNonUnionFields()) read_every_field(s.get(field));
-      return;
-    }
-    default:
-      return;
-  }
-}
-
 template <class Root>
 DecodeResult<Root> decode_as(Frame frame) {
   DecodeResult<Root> result;
@@ -412,7 +386,9 @@ DecodeResult<Root> decode_as(Frame frame) {
     // Follow every pointer once (throws on any out-of-bounds or malformed one), so no member the
     // field checks below do not read can carry a bad pointer into an accepted message.
     (void)reader->getRoot<Root>().totalSize();
-    read_every_field(capnp::toDynamic(reader->getRoot<Root>()));
+    // Compiled once per message type from the generated schema: a constant, not a registry.
+    static const PointerPlan plan(capnp::Schema::from<Root>());
+    plan.check(capnp::AnyStruct::Reader(reader->getRoot<Root>()));
     result.error = validate(reader->getRoot<Root>());
     if (result.error.empty()) {
       // Validation walked every field the runtime reads under the strict limit. The reader handed

@@ -122,6 +122,15 @@ class RuntimeRef {
   std::vector<T> get(const std::vector<ObjectRef<T>>& refs,
                      std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max()) const {
     detail::Deadline deadline = detail::deadline_after(timeout);
+    if (refs.size() > 1) {
+      std::vector<const detail::RefToken*> tokens;
+      tokens.reserve(refs.size());
+      for (const auto& r : refs) {
+        if (!r.valid()) detail::throw_null_ref();
+        tokens.push_back(r.token().get());
+      }
+      core_->await_all(tokens, deadline);
+    }
     std::vector<T> out;
     out.reserve(refs.size());
     for (const auto& r : refs) {

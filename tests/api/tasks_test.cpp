@@ -191,6 +191,19 @@ TEST_F(TasksTest, get_vector_and_wait_keep_order) {
   EXPECT_EQ(rt.get(refs, kWait), (std::vector<int>{3, 7, 11}));
 }
 
+// get of many refs sleeps until all are ready, but a failure ahead of a pending ref is raised at
+// once, as when the refs were read one by one: the gated task is still waiting when get throws.
+TEST_F(TasksTest, get_of_many_raises_a_failure_before_later_refs_are_ready) {
+  auto rt = make_runtime(2);
+  api_test::OpenGateOnExit release;
+  std::vector<atl::ObjectRef<int>> refs{rt.task(api_test::throw_if_negative).remote(-5),
+                                        rt.task(api_test::gated_value).remote(9)};
+  EXPECT_THROW(rt.get(refs, kWait), atl::TaskError);
+  EXPECT_EQ(rt.wait(refs, 2, 0ms).not_ready.size(), 1u) << "get waited for the gated task";
+  api_test::open_gate();
+  EXPECT_EQ(refs[1].get(kWait), 9);
+}
+
 TEST_F(TasksTest, cancel_of_a_queued_task) {
   auto rt = make_runtime(1);
   api_test::OpenGateOnExit release;
