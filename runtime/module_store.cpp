@@ -1,6 +1,5 @@
 #include "runtime/module_store.hpp"
 
-#include <dlfcn.h>
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "atoll/errors.hpp"
+#include "runtime/module_loader.hpp"
 
 namespace atl::runtime {
 
@@ -123,16 +123,7 @@ ModuleFn load_verified_module(const fs::path& path, const std::string& expected_
     throw Error(ErrorCategory::invalid_argument, "refusing to load " + path.string() +
                                                      ": its SHA-256 is " + actual + ", expected " +
                                                      expected_hash);
-  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr)
-    throw Error(ErrorCategory::invalid_argument,
-                "cannot load " + path.string() + ": " + std::string(::dlerror()));
-  std::string symbol = "atoll_module_" + module_name;
-  auto* entry = reinterpret_cast<void (*)(Registry&)>(::dlsym(handle, symbol.c_str()));
-  if (entry == nullptr)
-    throw Error(ErrorCategory::invalid_argument,
-                path.string() + " has no module '" + module_name + "' (no symbol " + symbol +
-                    "; define it with ATOLL_MODULE(" + module_name + ", reg))");
+  ModuleFn entry = open_module(path, module_name);
   entry(registry);
   return entry;
 }

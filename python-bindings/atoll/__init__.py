@@ -49,6 +49,7 @@ from atoll._runtime import (
     wait,
 )
 from atoll.actor import ActorClass, ActorHandle, ActorMethod
+from atoll.cpp import CppFunction, cpp_function
 from atoll.exceptions import (
     ActorDiedError,
     AtollError,
@@ -133,6 +134,7 @@ __all__ = [
     "ActorHandle",
     "ActorMethod",
     "AtollError",
+    "CppFunction",
     "GetTimeoutError",
     "InfeasibleError",
     "ObjectLostError",
@@ -145,6 +147,7 @@ __all__ = [
     "TaskError",
     "UnsupportedOptionError",
     "cancel",
+    "cpp_function",
     "get",
     "get_actor",
     "init",

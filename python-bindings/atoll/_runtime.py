@@ -102,6 +102,7 @@ def init(
     infeasible_timeout: float = 5.0,
     ignore_reinit_error: bool = False,
     token: Optional[str] = None,
+    cpp_module: Optional[Tuple[str, str]] = None,
 ) -> None:
     """Starts atoll's embedded runtime in this process.
 
@@ -120,9 +121,12 @@ def init(
         infeasible_timeout: seconds a task that no node can run waits before InfeasibleError.
         ignore_reinit_error: return quietly when atoll is already initialized.
         token: the cluster token (with ``address``).
+        cpp_module: ``(library path, module name)`` of a C++ job module (a shared library built
+            with ``ATOLL_MODULE(name, reg)``) whose functions ``atoll.cpp_function`` calls.
 
     Raises:
-        AtollError: already initialized (unless ``ignore_reinit_error``), or bad options.
+        AtollError: already initialized (unless ``ignore_reinit_error``), bad options, or a
+            ``cpp_module`` that cannot be loaded (the message says why).
         UnsupportedOptionError: an ``address`` was given.
 
     Example::
@@ -163,6 +167,17 @@ def init(
             float(infeasible_timeout),
             _worker,
         )
+        if cpp_module is not None:
+            try:
+                path, name = cpp_module
+            except (TypeError, ValueError):
+                core.shutdown()
+                raise TypeError("cpp_module takes (library path, module name)") from None
+            try:
+                core.load_cpp_module(str(path), str(name))
+            except BaseException:
+                core.shutdown()
+                raise
         _current = Runtime(core)
         if not _atexit_registered:
             atexit.register(shutdown)

@@ -2,6 +2,7 @@
 
 #include "python-bindings/src/gil.hpp"
 #include "python-bindings/src/handles.hpp"
+#include "python-bindings/src/msgpack_values.hpp"
 #include "python-bindings/src/payload.hpp"
 
 namespace atoll_py {
@@ -96,6 +97,7 @@ py::object CodeSlot::get() {
 }
 
 py::object load_value(const Host& host, const Payload& payload) {
+  if (is_plain(payload)) return from_plain(payload);  // written by C++
   auto [stream, buffers] = decode_payload(payload);
   return host.load_value(stream, buffers);
 }

@@ -135,7 +135,11 @@ PYBIND11_MODULE(_core, m) {
       .def("kill", &PyRuntime::kill)
       .def("get_actor", &PyRuntime::get_actor)
       .def("stats", &PyRuntime::stats)
-      .def("shutdown", &PyRuntime::shutdown);
+      .def("shutdown", &PyRuntime::shutdown)
+      .def("load_cpp_module", &PyRuntime::load_cpp_module, py::arg("path"), py::arg("name"))
+      .def("cpp_function", &PyRuntime::cpp_function, py::arg("name"))
+      .def("submit_cpp_task", &PyRuntime::submit_cpp_task, py::arg("fn"), py::arg("args"),
+           py::arg("options").none(true));
   m.attr("REF_RESOLVE") = static_cast<int>(RefKind::resolve);
   m.attr("REF_PASS") = static_cast<int>(RefKind::pass);
   m.attr("REF_ACTOR") = static_cast<int>(RefKind::actor);

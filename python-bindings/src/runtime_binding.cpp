@@ -120,6 +120,12 @@ py::list PyRuntime::get(const std::vector<ObjectRefHandle>& refs, std::optional<
   {
     py::gil_scoped_release unlocked;
     atl::detail::Deadline deadline = deadline_of(timeout);
+    if (refs.size() > 1) {
+      std::vector<const atl::detail::RefToken*> tokens;
+      tokens.reserve(refs.size());
+      for (const auto& r : refs) tokens.push_back(r.token.get());
+      core()->await_all(tokens, deadline);  // one wake-up for the batch
+    }
     for (std::size_t i = 0; i < refs.size(); ++i)
       payloads[i] = &core()->get(*refs[i].token, deadline);
   }

@@ -58,6 +58,18 @@ class PyRuntime {
   py::dict stats() const;
   void shutdown();
 
+  // Cross-language calls (cpp_calls.cpp). Loads a C++ job module (a library built with
+  // ATOLL_MODULE(name, reg)) into the registry; raises AtollError naming the library and what
+  // failed.
+  void load_cpp_module(const std::string& path, const std::string& name);
+  // The C++ function registered under `name`; raises AtollError (invalid_argument) when the loaded
+  // modules register none.
+  FunctionEntryRef cpp_function(const std::string& name) const;
+  // Submits a C++ function with plain Python values (msgpack_values.hpp) or ObjectRefs as its
+  // positional arguments. Raises TypeError for a wrong argument count or an unconvertible value.
+  ObjectRefHandle submit_cpp_task(const FunctionEntryRef& fn, const py::tuple& args,
+                                  const atl::TaskOptions* options);
+
  private:
   std::vector<atl::detail::ArgSpec> call_args(const py::handle& stream, const py::handle& buffers,
                                               const py::list& refs);
