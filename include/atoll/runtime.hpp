@@ -92,6 +92,12 @@ class RuntimeRef {
     static_assert(std::is_function_v<F>, "rt.task takes a registered function");
     return TaskCaller<F*>(core_, core_->function_by_key(detail::function_key(fn)));
   }
+  // The function registered as `name`, in whatever language (see NamedTaskCaller); raises
+  // Error(invalid_argument) when none is.
+  template <class R>
+  NamedTaskCaller<R> task(std::string_view name) const {
+    return NamedTaskCaller<R>(core_, core_->function_by_name(name));
+  }
 
   template <class T, class... A>
   ActorCreator<T> actor(A&&... ctor_args) const {

@@ -14,10 +14,14 @@
 //
 // Example:
 //   auto r = rt.task(add).options({.name = "sum", .num_cpus = 0.5}).remote(1, 2);
+//
+// `rt.task<R>("name")` returns a NamedTaskCaller instead: a function found by its registered name,
+// without a signature (below).
 #pragma once
 
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "atoll/detail/function_traits.hpp"
 #include "atoll/detail/invoke.hpp"
@@ -50,6 +54,47 @@ class TaskCaller {
   ObjectRef<result_type> remote(A&&... args) const {
     auto encoded = detail::encode_args(Passed{}, std::forward<A>(args)...);
     return ObjectRef<result_type>(
+        core_->submit_task(*entry_, std::move(encoded), options_ ? &*options_ : nullptr));
+  }
+
+  const std::string& name() const noexcept { return entry_->name; }
+
+ private:
+  std::shared_ptr<detail::Core> core_;
+  const detail::FunctionEntry* entry_;
+  std::optional<TaskOptions> options_;
+};
+
+// A function called by its registered name: one registered by another language (a Python
+// function, in a Python process), or in a module this code does not link. There is no signature
+// to check against: each argument is sent as its own type (an ObjectRef<T> is resolved before the
+// call, so the function receives the value), and the result is read as R. A mismatch the target
+// cannot decode fails the task with SerializationError; reading the result as the wrong R raises
+// SerializationError from `get`.
+//
+//   int n = rt.task<int>("scripts.count_words").remote(std::string("a b c")).get();
+template <class R>
+class NamedTaskCaller {
+ public:
+  NamedTaskCaller(std::shared_ptr<detail::Core> core, const detail::FunctionEntry& entry)
+      : core_(std::move(core)), entry_(&entry) {}
+
+  NamedTaskCaller& options(TaskOptions options) & {
+    options_ = std::move(options);
+    return *this;
+  }
+  NamedTaskCaller&& options(TaskOptions options) && {
+    options_ = std::move(options);
+    return std::move(*this);
+  }
+
+  template <class... A>
+  ObjectRef<R> remote(A&&... args) const {
+    std::vector<detail::ArgSpec> encoded;
+    encoded.reserve(sizeof...(A));
+    std::size_t index = 0;
+    (encoded.push_back(detail::encode_untyped_arg(index++, std::forward<A>(args))), ...);
+    return ObjectRef<R>(
         core_->submit_task(*entry_, std::move(encoded), options_ ? &*options_ : nullptr));
   }
 

@@ -64,6 +64,20 @@ def run_function(fn: Any, stream: bytes, buffers: List[Any], extras: List[Any]) 
     return _result(value)
 
 
+def run_plain(fn: Any, args: List[Any]) -> Outcome:
+    """A call from C++ by name: positional plain values (ObjectRefs and actors as they came).
+    Returns ``(value,)`` for the core to encode as msgpack, or a failure."""
+    from atoll import _core
+    from atoll.actor import ActorHandle
+
+    try:
+        args = [ActorHandle(a) if isinstance(a, _core.ActorToken) else a for a in args]
+        value = fn(*args)
+    except Exception as e:
+        return failure(e)
+    return (value,)
+
+
 def construct_actor(cls: Any, stream: bytes, buffers: List[Any], extras: List[Any]) -> Outcome:
     """``(instance,)``, or a failure."""
     try:

@@ -47,9 +47,45 @@ py::list extras_of(const Host& host, const CallFrame& f) {
 std::pair<py::bytes, py::list> call_of(const CallFrame& f) {
   if (f.args.empty() || f.values[0] == nullptr)
     throw atl::Error(atl::ErrorCategory::invalid_argument,
-                     "a Python entry was called without its pickled arguments (a call from C++ "
-                     "by name is not supported yet)");
+                     "a Python class or method was called without its pickled arguments (C++ "
+                     "calls Python functions by name, not actors)");
   return decode_payload(*f.values[0]);
+}
+
+// Python's own calls put the pickled call first; a call from C++ by name (rt.task<R>("name"))
+// has none: each argument is a plain value, an ObjectRef or an actor.
+bool called_from_cpp(const CallFrame& f) {
+  return f.args.empty() || f.values[0] == nullptr || is_plain(*f.values[0]);
+}
+
+py::list plain_args(const Host& host, const CallFrame& f) {
+  py::list args;
+  for (std::size_t i = 0; i < f.args.size(); ++i) {
+    const ArgSpec& a = f.args[i];
+    if (a.kind == ArgSpec::Kind::pass_ref)
+      args.append(py::cast(ObjectRefHandle{a.ref}));
+    else if (a.kind == ArgSpec::Kind::actor)
+      args.append(py::cast(ActorToken{a.actor}));
+    else
+      args.append(load_value(host, *f.values[i]));
+  }
+  return args;
+}
+
+// The executor returns (value,) or a failure; C++ reads the value as msgpack.
+Payload plain_outcome(const py::object& out, const std::string& name) {
+  auto t = py::reinterpret_borrow<py::tuple>(out);
+  if (t.size() != 1)
+    throw atl::ForeignException(t[0].cast<std::string>(), t[1].cast<std::string>(),
+                                t[2].cast<std::string>(), t[3].cast<std::string>());
+  Payload p;
+  try {
+    p.bytes = to_msgpack(t[0], "the result of '" + name + "'");
+  } catch (const py::builtin_exception& e) {
+    throw atl::SerializationError(std::string(e.what()) +
+                                  " (it was called from C++, which reads plain values only)");
+  }
+  return p;
 }
 
 // The executor returns (stream, buffers) or (type, message, traceback, details).
@@ -73,11 +109,13 @@ Host::Host(const py::object& executor)
     : run_function(executor.attr("run_function")),
       construct_actor(executor.attr("construct_actor")),
       run_method(executor.attr("run_method")),
+      run_plain(executor.attr("run_plain")),
       load_code(executor.attr("load_code")),
       load_value(executor.attr("load_value")) {}
 
 Host::~Host() {
-  for (py::object* o : {&run_function, &construct_actor, &run_method, &load_code, &load_value})
+  for (py::object* o :
+       {&run_function, &construct_actor, &run_method, &run_plain, &load_code, &load_value})
     drop(*o);
 }
 
@@ -108,6 +146,8 @@ atl::DynamicFunction function_invoker(std::shared_ptr<CodeSlot> slot) {
     try {
       py::object fn = slot->get();
       const Host& host = *slot->host();
+      if (called_from_cpp(f))
+        return plain_outcome(host.run_plain(fn, plain_args(host, f)), slot->name());
       auto [stream, buffers] = call_of(f);
       return outcome(*f.core, host.run_function(fn, stream, buffers, extras_of(host, f)));
     } catch (py::error_already_set& e) {

@@ -30,21 +30,23 @@ class Host {
   Host(const Host&) = delete;
   Host& operator=(const Host&) = delete;
 
-  py::object run_function, construct_actor, run_method, load_code, load_value;
+  py::object run_function, construct_actor, run_method, run_plain, load_code, load_value;
 };
 
 // A pickled function or class, unpickled on first use (by whichever thread runs it first).
 class CodeSlot {
  public:
-  CodeSlot(std::shared_ptr<Host> host, std::string pickled)
-      : host_(std::move(host)), pickled_(std::move(pickled)) {}
+  CodeSlot(std::shared_ptr<Host> host, std::string name, std::string pickled)
+      : host_(std::move(host)), name_(std::move(name)), pickled_(std::move(pickled)) {}
   ~CodeSlot();
   // Call with the GIL held.
   py::object get();
   const std::shared_ptr<Host>& host() const noexcept { return host_; }
+  const std::string& name() const noexcept { return name_; }  // its registered name
 
  private:
   std::shared_ptr<Host> host_;
+  std::string name_;
   std::string pickled_;
   py::object code_;  // guarded by the GIL
 };

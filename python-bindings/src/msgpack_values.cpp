@@ -60,8 +60,7 @@ void pack(msgpack::packer<atl::detail::StringSink>& out, const py::handle& v,
       pack(out, value, what, depth + 1);
     }
   } else {
-    throw py::type_error(what + " has type " +
-                         std::string(py::str(v.get_type().attr("__name__"))) +
+    throw py::type_error(what + " has type " + std::string(py::str(v.get_type().attr("__name__"))) +
                          ", which C++ cannot read: pass None, bool, int, float, str, bytes, "
                          "list, tuple or dict");
   }

@@ -43,14 +43,14 @@ PyRuntime::~PyRuntime() {
 }
 
 FunctionEntryRef PyRuntime::register_function(const std::string& name, const py::bytes& pickled) {
-  auto slot = std::make_shared<CodeSlot>(host_, std::string(pickled));
+  auto slot = std::make_shared<CodeSlot>(host_, name, std::string(pickled));
   runtime_.extend([&](atl::Registry& reg) { reg.dynamic_function(name, function_invoker(slot)); });
   return {core(), &core()->function_by_name(name)};
 }
 
 ActorClassRef PyRuntime::register_actor_class(const std::string& name, const py::bytes& pickled,
                                               const std::vector<std::string>& methods) {
-  auto slot = std::make_shared<CodeSlot>(host_, std::string(pickled));
+  auto slot = std::make_shared<CodeSlot>(host_, name, std::string(pickled));
   const atl::detail::ActorClassEntry* entry = nullptr;
   runtime_.extend([&](atl::Registry& reg) {
     auto cls = reg.dynamic_actor(name, typeid(PythonActorTag), actor_constructor(slot));

@@ -204,6 +204,24 @@ TEST_F(TasksTest, get_of_many_raises_a_failure_before_later_refs_are_ready) {
   EXPECT_EQ(refs[1].get(kWait), 9);
 }
 
+// rt.task<R>("name"): no signature at the call site; values go as their own type, an ObjectRef is
+// resolved first, and mismatches surface as SerializationError.
+TEST_F(TasksTest, a_function_called_by_its_registered_name) {
+  auto rt = make_runtime();
+  EXPECT_EQ(rt.task<int>("add").remote(1, 2).get(kWait), 3);
+  auto five = rt.task(api_test::add).remote(2, 3);
+  EXPECT_EQ(rt.task<int>("add").options({.name = "by-name"}).remote(five, 10).get(kWait), 15);
+  EXPECT_EQ(rt.task<std::string>("concat").remote(std::string("a"), "b").get(kWait), "ab");
+  EXPECT_EQ(thrown_category([&] { (void)rt.task<int>("nope"); }), ErrorCategory::invalid_argument);
+  EXPECT_THROW(rt.task<std::string>("add").remote(1, 2).get(kWait), atl::SerializationError);
+  try {
+    rt.task<int>("add").remote(std::string("x"), 2).get(kWait);
+    ADD_FAILURE() << "a string was read as an int";
+  } catch (const atl::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot decode"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(TasksTest, cancel_of_a_queued_task) {
   auto rt = make_runtime(1);
   api_test::OpenGateOnExit release;

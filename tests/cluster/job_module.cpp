@@ -34,6 +34,9 @@ int exits(int code) {
 int nested(atl::RuntimeRef rt, int x) {
   return rt.task(add).remote(x, 1).get();
 }
+int call_by_name(atl::RuntimeRef rt, std::string name, int x) {
+  return rt.task<int>(name).remote(x).get();
+}
 std::int64_t length_of(atl::RuntimeRef rt, atl::ObjectRef<std::string> ref) {
   return static_cast<std::int64_t>(rt.get(ref).size());
 }
@@ -131,6 +134,7 @@ ATOLL_MODULE(test_job, reg) {
       .function("aborts", &job::aborts)
       .function("exits", &job::exits)
       .function("nested", &job::nested)
+      .function("call_by_name", &job::call_by_name)
       .function("length_of", &job::length_of)
       .function("bump", &job::bump)
       .function("sleep_then", &job::sleep_then)

@@ -16,6 +16,8 @@ int segfault();
 int aborts();
 int exits(int code);
 int nested(atl::RuntimeRef rt, int x);  // add(x, 1), run as a nested task
+// The function registered as `name` (in any language) called with x, by name, as a nested task.
+int call_by_name(atl::RuntimeRef rt, std::string name, int x);
 // The length of the string behind `ref`, read by the task itself (an ObjectRef parameter).
 std::int64_t length_of(atl::RuntimeRef rt, atl::ObjectRef<std::string> ref);
 int sleep_then(int ms, int value);

@@ -129,3 +129,28 @@ def test_modules_that_cannot_be_loaded_are_refused_clearly():
     with pytest.raises(TypeError, match="cpp_module takes"):
         atoll.init(cpp_module="just a path")
     atoll.init(num_cpus=2, cpp_module=(JOB, "test_job"))  # the fixture shuts it down
+
+
+def test_cpp_calls_a_python_function_by_name():
+    @atoll.remote
+    def triple(x):
+        return 3 * x
+
+    @atoll.remote
+    def unreadable(x):
+        return {1, 2, x}  # a set: no msgpack equivalent
+
+    @atoll.remote
+    def raises(x):
+        raise KeyError(f"no {x}")
+
+    rt = atoll._runtime.current()
+    names = {f: f._entry(rt).name for f in (triple, unreadable, raises)}  # registers them
+    call = atoll.cpp_function("call_by_name")
+    assert atoll.get(call.remote(names[triple], 5), timeout=WAIT) == 15
+    with pytest.raises(atoll.AtollError, match="called from C\\+\\+"):
+        atoll.get(call.remote(names[unreadable], 5), timeout=WAIT)
+    with pytest.raises(atoll.AtollError, match="no 7"):
+        atoll.get(call.remote(names[raises], 7), timeout=WAIT)
+    # Python's own calls of the same entries still pickle: any value comes back.
+    assert atoll.get(unreadable.remote(3), timeout=WAIT) == {1, 2, 3}

@@ -182,6 +182,26 @@ ArgSpec encode_arg(std::size_t index, A&& a) {
   return s;
 }
 
+// For a call by name, with no signature to check against: values are sent as their own type, an
+// ObjectRef<T> is resolved before the call, an ActorHandle is passed.
+template <class A>
+ArgSpec encode_untyped_arg(std::size_t index, A&& a) {
+  using AD = std::decay_t<A>;
+  ArgSpec s;
+  if constexpr (is_object_ref<AD>::value) {
+    s.kind = ArgSpec::Kind::resolve_ref;
+    s.ref = a.token();
+    if (!s.ref) throw_null_handle_error(index);
+  } else if constexpr (is_actor_handle<AD>::value) {
+    s.kind = ArgSpec::Kind::actor;
+    s.actor = a.token();
+    if (!s.actor) throw_null_handle_error(index);
+  } else {
+    s.value = serialize<AD>(a);
+  }
+  return s;
+}
+
 template <class... P, class... A>
 std::vector<ArgSpec> encode_args(Params<P...>, A&&... a) {
   static_assert(sizeof...(P) == sizeof...(A), "wrong number of arguments for this function");
