@@ -72,6 +72,12 @@ class Definition:
         registered = self._registered
         if registered is not None and registered[0] is rt:
             return registered[1]
+        if rt.core.is_cluster:
+            raise UnsupportedOptionError(
+                f"'{self._name}' cannot run on a cluster yet: nodes do not start Python workers. "
+                "Call C++ functions with atoll.cpp_function, or use the embedded runtime "
+                "(atoll.init() without an address)"
+            )
 
         def register(name: str) -> Any:
             if self._pickled is None:
@@ -104,14 +110,16 @@ def init(
     token: Optional[str] = None,
     cpp_module: Optional[Tuple[str, str]] = None,
 ) -> None:
-    """Starts atoll's embedded runtime in this process.
+    """Starts atoll's embedded runtime in this process, or connects it to a cluster.
 
     The embedded runtime is the same scheduler, object store and workers a cluster node runs,
     wired inside this process; remote functions run on its worker threads.
 
     Args:
-        address: a cluster's head (``"host:port"``). Not supported from Python yet: leave it
-            ``None`` for the embedded runtime.
+        address: a cluster's head (``"host:port"``, as ``atoll start --head`` prints it): this
+            process becomes a driver of that cluster. Its tasks run the C++ functions of
+            ``cpp_module`` (``atoll.cpp_function``); Python functions and classes cannot run on a
+            cluster yet (nodes do not start Python workers). ``None``: the embedded runtime.
         num_cpus: CPUs the node offers (default: this machine's hardware threads). A task
             takes one by default, so this bounds how many run at once.
         num_gpus, gpu_model: GPUs the node offers and their model (label ``gpu_model``).
@@ -120,14 +128,17 @@ def init(
         object_store_memory: bytes for the object store (default: half of physical memory).
         infeasible_timeout: seconds a task that no node can run waits before InfeasibleError.
         ignore_reinit_error: return quietly when atoll is already initialized.
-        token: the cluster token (with ``address``).
+        token: the cluster token (with ``address``; default: ``$ATOLL_TOKEN``).
         cpp_module: ``(library path, module name)`` of a C++ job module (a shared library built
             with ``ATOLL_MODULE(name, reg)``) whose functions ``atoll.cpp_function`` calls.
 
     Raises:
         AtollError: already initialized (unless ``ignore_reinit_error``), bad options, or a
             ``cpp_module`` that cannot be loaded (the message says why).
-        UnsupportedOptionError: an ``address`` was given.
+        UnsupportedOptionError: node options with an ``address``, or an ``address`` without
+            ``cpp_module``.
+        AtollError: the cluster could not be reached or refused the token (the message says
+            which).
 
     Example::
 
@@ -135,11 +146,8 @@ def init(
         atoll.init(num_cpus=4)
     """
     global _current, _atexit_registered
-    if address is not None or token is not None:
-        raise UnsupportedOptionError(
-            "connecting to a cluster from Python needs Python worker processes on the nodes, "
-            "which are not built yet; atoll.init() without an address starts the embedded runtime"
-        )
+    if address is None and token is not None:
+        raise UnsupportedOptionError("token is for a cluster: give address too")
     with _init_lock:
         if _current is not None:
             if ignore_reinit_error:
@@ -149,6 +157,13 @@ def init(
                 "ignore_reinit_error=True",
                 "invalid_argument",
             )
+        if address is not None:
+            _current = Runtime(_connect(address, token, cpp_module, node_options=(
+                num_cpus, num_gpus, gpu_model, resources, labels, object_store_memory)))
+            if not _atexit_registered:
+                atexit.register(shutdown)
+                _atexit_registered = True
+            return
         node = _core.NodeOptions()
         if num_cpus is not None:
             node.num_cpus = float(num_cpus)
@@ -182,6 +197,25 @@ def init(
         if not _atexit_registered:
             atexit.register(shutdown)
             _atexit_registered = True
+
+
+def _connect(address: str, token: Optional[str], cpp_module: Any, node_options: tuple) -> Any:
+    if any(v is not None for v in node_options):
+        raise UnsupportedOptionError(
+            "num_cpus, num_gpus, gpu_model, resources, labels and object_store_memory describe "
+            "the embedded runtime's node; a cluster's nodes declare their own (atoll start)"
+        )
+    if cpp_module is None:
+        raise UnsupportedOptionError(
+            "a cluster driver from Python runs C++ functions for now (atoll.cpp_function): give "
+            "cpp_module=(library, name); Python functions need Python workers on the nodes, "
+            "which are not built yet"
+        )
+    try:
+        path, name = cpp_module
+    except (TypeError, ValueError):
+        raise TypeError("cpp_module takes (library path, module name)") from None
+    return _core.Runtime(str(address), token or "", str(path), str(name), "", _worker)
 
 
 def shutdown() -> None:

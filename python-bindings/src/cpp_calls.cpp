@@ -1,4 +1,5 @@
-// Python calling C++ by name: PyRuntime's cross-language half (see runtime_binding.hpp).
+// PyRuntime's C++ half: calling C++ functions by name, loading C++ modules, and connecting to a
+// cluster as a driver (see runtime_binding.hpp).
 #include <dlfcn.h>
 
 #include "python-bindings/src/msgpack_values.hpp"
@@ -22,9 +23,33 @@ void export_atoll_symbols() {
                      "cannot export atoll's symbols to C++ modules: " + std::string(::dlerror()));
 }
 
+atl::Runtime connect(const std::string& address, const std::string& token,
+                     const std::string& library, const std::string& module,
+                     const std::string& data_host) {
+  export_atoll_symbols();
+  atl::InitOptions options;
+  options.address = address;
+  options.token = token;
+  options.modules = {atl::runtime::open_module(library, module)};
+  options.job_module = {.library = library, .name = module};
+  if (!data_host.empty()) options.data_host = data_host;
+  py::gil_scoped_release unlocked;  // connecting waits for the head
+  return atl::init(std::move(options));
+}
+
 }  // namespace
 
+PyRuntime::PyRuntime(const std::string& address, const std::string& token,
+                     const std::string& library, const std::string& module,
+                     const std::string& data_host, const py::object& executor)
+    : runtime_(connect(address, token, library, module, data_host)),
+      host_(std::make_shared<Host>(executor)),
+      cluster_(true) {}
+
 void PyRuntime::load_cpp_module(const std::string& path, const std::string& name) {
+  if (cluster_)
+    throw atl::Error(atl::ErrorCategory::invalid_argument,
+                     "a cluster driver's C++ module is the one it connected with");
   export_atoll_symbols();
   atl::ModuleFn module = atl::runtime::open_module(path, name);
   runtime_.extend([module](atl::Registry& reg) { module(reg); });

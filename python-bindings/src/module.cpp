@@ -121,6 +121,11 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<std::vector<atl::NodeOptions>, std::uint64_t, double, const py::object&>(),
            py::arg("nodes"), py::arg("object_store_memory"), py::arg("infeasible_timeout_s"),
            py::arg("executor"))
+      .def(py::init<const std::string&, const std::string&, const std::string&, const std::string&,
+                    const std::string&, const py::object&>(),
+           py::arg("address"), py::arg("token"), py::arg("library"), py::arg("module"),
+           py::arg("data_host"), py::arg("executor"))
+      .def_property_readonly("is_cluster", &PyRuntime::is_cluster)
       .def("register_function", &PyRuntime::register_function)
       .def("register_actor_class", &PyRuntime::register_actor_class)
       .def("submit_task", &PyRuntime::submit_task, py::arg("fn"), py::arg("stream"),

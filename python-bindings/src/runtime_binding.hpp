@@ -31,6 +31,11 @@ class PyRuntime {
  public:
   PyRuntime(std::vector<atl::NodeOptions> nodes, std::uint64_t object_store_memory,
             double infeasible_timeout_s, const py::object& executor);
+  // A driver of the cluster whose head is at `address` (cpp_calls.cpp). Its tasks run the C++ job
+  // module (library, name), which it loads too; an empty token reads $ATOLL_TOKEN. Raises
+  // AtollError saying why it could not connect (address, refused, wrong token, module).
+  PyRuntime(const std::string& address, const std::string& token, const std::string& library,
+            const std::string& module, const std::string& data_host, const py::object& executor);
   ~PyRuntime();
 
   FunctionEntryRef register_function(const std::string& name, const py::bytes& pickled);
@@ -75,8 +80,13 @@ class PyRuntime {
                                               const py::list& refs);
   const std::shared_ptr<atl::detail::Core>& core() const { return runtime_.core(); }
 
+ public:
+  bool is_cluster() const noexcept { return cluster_; }
+
+ private:
   atl::Runtime runtime_;
   std::shared_ptr<Host> host_;
+  bool cluster_ = false;
 };
 
 void bind_runtime(py::module_& m);

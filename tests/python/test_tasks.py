@@ -267,10 +267,13 @@ def test_submitting_after_shutdown_raises():
         old.core.get([pending], WAIT)
 
 
-def test_cluster_address_is_not_supported_yet():
+def test_a_cluster_driver_needs_a_cpp_module_for_now():
     atoll.shutdown()
-    with pytest.raises(atoll.UnsupportedOptionError, match="worker processes"):
+    with pytest.raises(atoll.UnsupportedOptionError, match="cpp_module"):
         atoll.init(address="127.0.0.1:7100")
+    with pytest.raises(atoll.UnsupportedOptionError, match="give address"):
+        atoll.init(token="abc")
+    assert not atoll.is_initialized()
 
 
 def test_help_is_useful():
