@@ -1,6 +1,5 @@
 #include "runtime/awaiting.hpp"
 
-#include <algorithm>
 #include <limits>
 #include <vector>
 
@@ -86,16 +85,25 @@ void sleep_on_group(ObjectStore& store, std::span<ObjectEntry* const> entries,
       failed_already = failed_already || (stop_on_failure && has_failed(entries[i]));
     }
   }
-  if (hooks != nullptr) hooks->on_block();
+  bool blocked = false;
   {
     std::unique_lock lock(group.mu);
     group.needed = already >= num_ready ? 0 : num_ready - already;
     group.failed = group.failed || failed_already;
-    auto done = [&] { return group.done(); };
-    if (deadline == detail::no_deadline)
-      group.cv.wait(lock, done);
-    else
-      group.cv.wait_until(lock, deadline, done);
+    if (!group.done()) {
+      // Lends the caller's CPU slot only when it really sleeps.
+      blocked = hooks != nullptr;
+      if (blocked) {
+        lock.unlock();
+        hooks->on_block();
+        lock.lock();
+      }
+      auto done = [&] { return group.done(); };
+      if (deadline == detail::no_deadline)
+        group.cv.wait(lock, done);
+      else
+        group.cv.wait_until(lock, deadline, done);
+    }
     group.cleaning = true;
   }
   for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -103,7 +111,7 @@ void sleep_on_group(ObjectStore& store, std::span<ObjectEntry* const> entries,
     std::unique_lock lock(group.mu);  // unlinked by resolution: let its on_ready finish
     group.cv.wait(lock, [&] { return waiters[i].fired; });
   }
-  if (hooks != nullptr) hooks->on_resume();
+  if (blocked) hooks->on_resume();
 }
 
 }  // namespace
@@ -141,18 +149,18 @@ void await_some(ObjectStore& store, std::span<ObjectEntry* const> entries, std::
 void await_all(ObjectStore& store, std::span<ObjectEntry* const> entries, detail::Deadline deadline,
                BlockHooks* hooks, int spin_us) {
   std::size_t pending = 0;
+  ObjectEntry* last_pending = nullptr;
   for (ObjectEntry* e : entries) {
     if (!e->resolved()) {
       ++pending;
+      last_pending = e;
     } else if (has_failed(e)) {
       return;
     }
   }
   if (pending == 0) return;
   if (pending == 1) {
-    ObjectEntry* last = *std::find_if(entries.begin(), entries.end(),
-                                      [](ObjectEntry* e) { return !e->resolved(); });
-    await_resolved(store, last, deadline, hooks, spin_us);
+    await_resolved(store, last_pending, deadline, hooks, spin_us);
     return;
   }
   sleep_on_group(store, entries, entries.size(), true, deadline, hooks);

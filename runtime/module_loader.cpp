@@ -13,10 +13,12 @@ ModuleFn open_module(const std::filesystem::path& path, const std::string& modul
                 "cannot load " + path.string() + ": " + std::string(::dlerror()));
   std::string symbol = "atoll_module_" + module_name;
   auto* entry = reinterpret_cast<ModuleFn>(::dlsym(handle, symbol.c_str()));
-  if (entry == nullptr)
+  if (entry == nullptr) {
+    ::dlclose(handle);
     throw Error(ErrorCategory::invalid_argument,
                 path.string() + " has no module '" + module_name + "' (no symbol " + symbol +
                     "; define it with ATOLL_MODULE(" + module_name + ", reg))");
+  }
   return entry;
 }
 

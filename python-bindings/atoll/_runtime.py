@@ -126,7 +126,8 @@ def init(
         resources: custom resources, e.g. ``{"disk": 2}``.
         labels: node labels for label selectors (every node also has ``island=local``).
         object_store_memory: bytes for the object store (default: half of physical memory).
-        infeasible_timeout: seconds a task that no node can run waits before InfeasibleError.
+        infeasible_timeout: seconds a task that no node can run waits before InfeasibleError
+            (embedded runtime; a cluster's head sets its own).
         ignore_reinit_error: return quietly when atoll is already initialized.
         token: the cluster token (with ``address``; default: ``$ATOLL_TOKEN``).
         cpp_module: ``(library path, module name)`` of a C++ job module (a shared library built

@@ -52,10 +52,11 @@ std::pair<py::bytes, py::list> call_of(const CallFrame& f) {
   return decode_payload(*f.values[0]);
 }
 
-// Python's own calls put the pickled call first; a call from C++ by name (rt.task<R>("name"))
-// has none: each argument is a plain value, an ObjectRef or an actor.
+// Python's own calls put the pickled call first, as a value; a call from C++ by name
+// (rt.task<R>("name")) has none: each argument is a msgpack value or a resolved reference (whose
+// stored value may well be a Python one, so only a value argument can be the pickled call).
 bool called_from_cpp(const CallFrame& f) {
-  return f.args.empty() || f.values[0] == nullptr || is_plain(*f.values[0]);
+  return f.args.empty() || f.args[0].kind != ArgSpec::Kind::value || is_plain(*f.values[0]);
 }
 
 py::list plain_args(const Host& host, const CallFrame& f) {

@@ -10,6 +10,23 @@ namespace atoll_py {
 namespace {
 
 constexpr int kMaxDepth = 64;
+constexpr std::size_t kMaxLength = 0xffffffffu;  // msgpack's lengths are 32-bit
+
+void check_length(std::size_t n, const std::string& what) {
+  if (n > kMaxLength) throw py::value_error(what + " holds more than 2**32 - 1 items or bytes");
+}
+
+// A msgpack map key as a dict key: containers become (nested) tuples; a map is refused.
+py::object hashable(py::object key) {
+  if (PyList_Check(key.ptr()) || PyTuple_Check(key.ptr())) {
+    py::list items;
+    for (py::handle item : key) items.append(hashable(py::reinterpret_borrow<py::object>(item)));
+    return py::tuple(items);
+  }
+  if (PyDict_Check(key.ptr()))
+    throw atl::SerializationError("the value has a map keyed by a map, which Python cannot hash");
+  return key;
+}
 
 void pack(msgpack::packer<atl::detail::StringSink>& out, const py::handle& v,
           const std::string& what, int depth) {
@@ -38,22 +55,31 @@ void pack(msgpack::packer<atl::detail::StringSink>& out, const py::handle& v,
     Py_ssize_t size = 0;
     const char* utf8 = PyUnicode_AsUTF8AndSize(v.ptr(), &size);
     if (utf8 == nullptr) throw py::error_already_set();
+    check_length(static_cast<std::size_t>(size), what);
     out.pack_str(static_cast<std::uint32_t>(size));
     out.pack_str_body(utf8, static_cast<std::uint32_t>(size));
   } else if (PyBytes_Check(v.ptr()) || PyByteArray_Check(v.ptr()) || PyMemoryView_Check(v.ptr())) {
-    py::buffer_info info = py::reinterpret_borrow<py::buffer>(v).request();
-    if (info.ndim > 1 && info.strides.back() != info.itemsize)
-      throw py::value_error(what + ": a memoryview must be contiguous");
-    auto size = static_cast<std::size_t>(info.size * info.itemsize);
-    if (size > 0xffffffffu) throw py::value_error(what + ": bytes over 4 GiB");
+    Py_buffer view;
+    if (PyObject_GetBuffer(v.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) {
+      PyErr_Clear();
+      throw py::value_error(what + ": a memoryview must be C-contiguous (copy it with bytes())");
+    }
+    auto size = static_cast<std::size_t>(view.len);
+    if (size > kMaxLength) {
+      PyBuffer_Release(&view);
+      throw py::value_error(what + ": bytes over 4 GiB");
+    }
     out.pack_bin(static_cast<std::uint32_t>(size));
-    out.pack_bin_body(static_cast<const char*>(info.ptr), static_cast<std::uint32_t>(size));
+    out.pack_bin_body(static_cast<const char*>(view.buf), static_cast<std::uint32_t>(size));
+    PyBuffer_Release(&view);
   } else if (PyList_Check(v.ptr()) || PyTuple_Check(v.ptr())) {
     auto seq = py::reinterpret_borrow<py::sequence>(v);
+    check_length(seq.size(), what);
     out.pack_array(static_cast<std::uint32_t>(seq.size()));
     for (py::handle item : seq) pack(out, item, what, depth + 1);
   } else if (PyDict_Check(v.ptr())) {
     auto dict = py::reinterpret_borrow<py::dict>(v);
+    check_length(dict.size(), what);
     out.pack_map(static_cast<std::uint32_t>(dict.size()));
     for (auto [key, value] : dict) {
       pack(out, key, what, depth + 1);
@@ -82,8 +108,13 @@ py::object unpack(const msgpack::object& o, int depth) {
     case msgpack::type::FLOAT32:
     case msgpack::type::FLOAT64:
       return py::float_(o.via.f64);
-    case msgpack::type::STR:
-      return py::str(o.via.str.ptr, o.via.str.size);
+    case msgpack::type::STR: {
+      // C++ writes every std::string as str, binary ones too: those read back as bytes.
+      PyObject* text = PyUnicode_DecodeUTF8(o.via.str.ptr, o.via.str.size, "strict");
+      if (text != nullptr) return py::reinterpret_steal<py::object>(text);
+      PyErr_Clear();
+      return py::bytes(o.via.str.ptr, o.via.str.size);
+    }
     case msgpack::type::BIN:
       return py::bytes(o.via.bin.ptr, o.via.bin.size);
     case msgpack::type::ARRAY: {
@@ -95,9 +126,7 @@ py::object unpack(const msgpack::object& o, int depth) {
     case msgpack::type::MAP: {
       py::dict out;
       for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
-        py::object key = unpack(o.via.map.ptr[i].key, depth + 1);
-        if (PyList_Check(key.ptr()) || PyDict_Check(key.ptr()))
-          key = py::tuple(key);  // a C++ map keyed by a container: keep it hashable
+        py::object key = hashable(unpack(o.via.map.ptr[i].key, depth + 1));
         out[key] = unpack(o.via.map.ptr[i].val, depth + 1);
       }
       return std::move(out);

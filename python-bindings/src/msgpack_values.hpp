@@ -5,13 +5,14 @@
 //
 //   Python                          msgpack
 //   None / bool / int / float       nil / bool / int (-2**63 .. 2**64-1) / float64
-//   str                             str (UTF-8)
+//   str                             str (UTF-8; a C++ string that is not UTF-8 reads as bytes)
 //   bytes, bytearray, memoryview    bin (read back as bytes)
 //   list, tuple                     array (read back as list)
 //   dict                            map (keys of the same kinds)
 //
-// Anything else, an int out of range, or nesting deeper than 64 raises TypeError / OverflowError /
-// ValueError naming what could not be converted. Reading raises atl::SerializationError for a
+// Anything else raises TypeError; an int out of range, a non-contiguous memoryview, more than
+// 2**32 - 1 items or nesting deeper than 64 raise ValueError; each names what it could not convert.
+// A map key that is a list reads back as a tuple. Reading raises atl::SerializationError for a
 // value that is not plain msgpack (a pickled Python value is read by the pickle path instead).
 #pragma once
 

@@ -7,7 +7,7 @@
 //                     offset (so arrays read back in place are aligned)
 // Integers are little-endian. Being a msgpack ext, the value decodes in C++ as nothing but an
 // error ("type mismatch"), which is the truth: C++ cannot read a pickle. Plain msgpack values (from
-// C++ tasks) are the cross-language form, which this slice does not decode yet.
+// C++ tasks) are the cross-language form, read by msgpack_values.hpp.
 //
 // Writing copies each buffer once into memory from the object store's pool (objects are immutable:
 // a later change to the caller's array must not change the stored value). Reading is zero-copy:

@@ -29,11 +29,11 @@ def cluster():
     assert os.path.exists(CLI) and os.path.exists(JOB), "build the C++ project first"
     state = tempfile.mkdtemp(prefix="atoll-py-cluster-")
     env = dict(os.environ, ATOLL_STATE_DIR=state)
-    subprocess.run(
-        [CLI, "up", "--islands", "2", "--nodes-per-island", "1", "--cpus", "2"],
-        env=env, check=True, stdout=subprocess.DEVNULL, timeout=120,
-    )
     try:
+        subprocess.run(
+            [CLI, "up", "--islands", "2", "--nodes-per-island", "1", "--cpus", "2"],
+            env=env, check=True, stdout=subprocess.DEVNULL, timeout=120,
+        )
         address = pathlib.Path(state, "head.addr").read_text().strip()
         token = pathlib.Path(state, "token").read_text().strip()
         yield address, token

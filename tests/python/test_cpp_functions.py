@@ -53,6 +53,21 @@ def test_bytes_like_values_and_strings_reach_a_std_string():
     assert atoll.get(digest.remote("héllo"), timeout=WAIT) == fnv1a("héllo".encode())
 
 
+def test_a_binary_cpp_string_reads_back_as_bytes():
+    blob = atoll.get(atoll.cpp_function("blob").remote(4096, 5), timeout=WAIT)
+    assert isinstance(blob, bytes) and len(blob) == 4096
+    assert atoll.get(atoll.cpp_function("digest").remote(blob), timeout=WAIT) == fnv1a(blob)
+
+
+def test_only_contiguous_memory_crosses():
+    data = bytes(range(200))
+    digest = atoll.cpp_function("digest")
+    for view in (memoryview(data)[::-1], memoryview(data)[::2]):
+        with pytest.raises(ValueError, match="contiguous"):
+            digest.remote(view)
+    assert atoll.get(digest.remote(memoryview(data)[10:20]), timeout=WAIT) == fnv1a(data[10:20])
+
+
 def test_a_cpp_buffer_reads_back_without_a_copy():
     blob = atoll.get(atoll.cpp_function("buffer_blob").remote(1 << 20, 7), timeout=WAIT)
     assert isinstance(blob, memoryview)

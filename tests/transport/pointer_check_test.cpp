@@ -93,6 +93,54 @@ int rejected_mutants(const std::vector<std::uint64_t>& words, Decode decode) {
   return rejected;
 }
 
+std::vector<std::uint64_t> hello_handshake() {
+  capnp::MallocMessageBuilder m;
+  build_hello(m, make_nonce(), "node-a");
+  return flat_words(m);
+}
+
+// The plan alone (no validate()), on every mutant: whenever it accepts a message, a full read of it
+// through the schema must not throw. Returns how many mutants it refused.
+template <class Root>
+int plan_refusals(const std::vector<std::uint64_t>& words) {
+  PointerPlan plan(capnp::Schema::from<Root>());
+  int refused = 0;
+  for (std::size_t at = 1; at < words.size(); ++at) {
+    const auto back = -static_cast<std::int32_t>(at);
+    for (std::uint64_t bad :
+         {list_ptr(back, kByte, 0), struct_ptr(back, 1, 0), list_ptr(back, kBit, 8),
+          list_ptr(back, kPointer, 1), struct_ptr(1000, 1, 0)}) {
+      auto mutant = words;
+      mutant[at] = bad;
+      kj::ArrayPtr<const capnp::word> flat(reinterpret_cast<const capnp::word*>(mutant.data()),
+                                           mutant.size());
+      capnp::ReaderOptions options;
+      options.traversalLimitInWords = mutant.size() * 4 + 64;
+      bool accepted = false;
+      try {
+        capnp::FlatArrayMessageReader reader(flat, options);
+        (void)reader.getRoot<Root>().totalSize();
+        plan.check(capnp::AnyStruct::Reader(reader.getRoot<Root>()));
+        accepted = true;
+      } catch (const kj::Exception&) {
+        ++refused;
+      }
+      if (!accepted) continue;
+      capnp::FlatArrayMessageReader again(flat, options);
+      EXPECT_NO_THROW(wire_test::walk_message(again.getRoot<Root>()))
+          << "the plan accepted a pointer the schema cannot read: word " << at << " = " << std::hex
+          << bad;
+    }
+  }
+  return refused;
+}
+
+TEST(PointerCheckTest, WhatThePlanAcceptsReadsCompletely) {
+  EXPECT_GT(plan_refusals<wire::Envelope>(deep_envelope()), 0);
+  EXPECT_GT(plan_refusals<wire::WorkerMessage>(deep_worker_message()), 0);
+  EXPECT_GT(plan_refusals<wire::Handshake>(hello_handshake()), 0);
+}
+
 TEST(PointerCheckTest, PlansCompileForEveryRootType) {
   EXPECT_NO_THROW(PointerPlan(capnp::Schema::from<wire::Handshake>()));
   EXPECT_NO_THROW(PointerPlan(capnp::Schema::from<wire::Envelope>()));

@@ -196,10 +196,6 @@ class Core : public std::enable_shared_from_this<Core> {
   // ready[i] tells whether refs[i] is ready; returns once `num_ready` are, or at the deadline.
   virtual void wait(std::span<const RefToken* const> refs, std::size_t num_ready, Deadline deadline,
                     std::vector<bool>& ready) = 0;
-  // Blocks until every ref is resolved, one has failed, or the deadline passes; never throws for
-  // the objects' errors (`get` raises them). `Runtime::get` of many refs calls it before reading
-  // them in order, so a batch costs the caller one wake-up rather than one per object.
-  virtual void await_all(std::span<const RefToken* const> refs, Deadline deadline) = 0;
   virtual bool cancel(const RefToken& ref) = 0;
 
   virtual std::shared_ptr<ActorToken> create_actor(const ActorClassEntry& cls,
@@ -223,6 +219,12 @@ class Core : public std::enable_shared_from_this<Core> {
   // Called by the tokens' destructors.
   virtual void release_object(void* entry) noexcept = 0;
   virtual void release_actor(void* record) noexcept = 0;
+
+  // Blocks until every ref is resolved, one has failed, or the deadline passes; never throws for
+  // the objects' errors (`get` raises them). `Runtime::get` of many refs calls it before reading
+  // them in order, so a batch costs the caller one wake-up rather than one per object. (Last in
+  // the table, after the entries job modules built before it call.)
+  virtual void await_all(std::span<const RefToken* const> refs, Deadline deadline) = 0;
 };
 
 inline RefToken::~RefToken() {
