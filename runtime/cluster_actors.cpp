@@ -31,7 +31,7 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
   check_arguments(args, "the constructor of '" + cls.name + "'");
 
   ActorId id{owner_, next_sequence_.fetch_add(1)};
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto spec = msg.initRoot<wire::Envelope>().getBody().initCreateActor();
   set_actor_key(spec.initActor(), id);
   spec.setModuleHash(module_hash_);
@@ -125,7 +125,7 @@ std::shared_ptr<detail::ActorToken> ClusterCore::find_actor(std::string_view nam
                                                             std::type_index type) {
   ensure_running();
   const detail::ActorClassEntry& cls = registry_.require_actor_class(type);
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   msg.initRoot<wire::Envelope>().getBody().initLookupActor().setName(std::string(name));
   HeadReply reply = request(msg, kHeadAnswerTimeout);
   if (!reply.error.empty())
@@ -180,7 +180,7 @@ void ClusterCore::flush_actor(const ActorId& id) {
       if (it != pending_.end() && !it->second->finished) {
         PendingTask& t = *it->second;
         if (t.waiting > 0) break;  // its arguments are not ready: later calls wait behind it
-        capnp::MallocMessageBuilder msg;
+        transport::ControlMessage msg;
         auto call = msg.initRoot<wire::Envelope>().getBody().initActorCall();
         set_actor_key(call.initActor(), actor->id);
         call.setTaskId(seq);
@@ -207,7 +207,7 @@ void ClusterCore::flush_actor(const ActorId& id) {
     }
     if (actor->outbox.empty() && actor->released) {
       if (actor->owned && actor->name.empty() && conn_ && lost_.empty()) {
-        capnp::MallocMessageBuilder msg;
+        transport::ControlMessage msg;
         set_actor_key(msg.initRoot<wire::Envelope>().getBody().initStopActor().initActor(),
                       actor->id);
         conn_->send(msg);  // after its last call: the actor ends once that one ran
@@ -222,7 +222,7 @@ void ClusterCore::kill_actor(const detail::ActorToken& actor) {
   if (&actor.core() != this)
     throw Error(ErrorCategory::invalid_argument, "the ActorHandle belongs to another runtime");
   ensure_running();
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto stop = msg.initRoot<wire::Envelope>().getBody().initStopActor();
   set_actor_key(stop.initActor(), actor.id());
   stop.setKill(true);

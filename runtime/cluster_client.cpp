@@ -126,7 +126,7 @@ void NodeAgentProcess::on_dialled(transport::ConnectionPtr conn, const std::stri
     return;
   }
   conn_ = conn;
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto env = msg.initRoot<wire::Envelope>();
   env.setRequestId(1);
   write_node_info(env.getBody().initRegisterNode(), options_.info);
@@ -185,7 +185,7 @@ bool NodeAgentProcess::dispatch_work(const transport::Decoded<wire::Envelope>& m
 
 void NodeAgentProcess::beat() {
   if (stopping_ || !conn_ || conn_->closed()) return;
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   msg.initRoot<wire::Envelope>().getBody().initHeartbeat().setSequence(++sequence_);
   conn_->send(msg);
   if (modules_) modules_->expire();
@@ -268,7 +268,7 @@ std::vector<NodeView> fetch_status(const std::string& host, std::uint16_t port,
                       error = e;
                       return;
                     }
-                    capnp::MallocMessageBuilder msg;
+                    transport::ControlMessage msg;
                     auto env = msg.initRoot<wire::Envelope>();
                     env.setRequestId(1);
                     env.getBody().initStatusRequest();

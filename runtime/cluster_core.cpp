@@ -119,7 +119,7 @@ void ClusterCore::connect() {
   } catch (const std::exception&) {
     // A head that advertises a malformed relay: objects then move by direct paths only.
   }
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto blob = msg.initRoot<wire::Envelope>().getBody().initUploadModule();
   blob.setHash(module_hash_);
   blob.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
@@ -266,7 +266,7 @@ void ClusterCore::argument_ready(std::uint64_t task) noexcept {
 }
 
 void ClusterCore::send_task(std::uint64_t task) {
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   ErrorPtr failed;
   transport::ConnectionPtr conn;
   {

@@ -164,7 +164,7 @@ std::string string_of(capnp::Data::Reader d) {
 void send_task_outcome(transport::Connection& conn, std::uint64_t task_id, const std::string& node,
                        const std::string* value, const std::string& remote_type,
                        const std::string& message) {
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto done = msg.initRoot<wire::Envelope>().getBody().initTaskFinished();
   done.setTaskId(task_id);
   done.setNode(node);
@@ -198,7 +198,7 @@ ObjectId object_key(wire::ObjectKey::Reader in) {
 
 void send_object_pushed(transport::Connection& to, const ObjectId& id, const std::string& peer,
                         std::uint64_t attempt, const std::string& error) {
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto pushed = msg.initRoot<wire::Envelope>().getBody().initObjectPushed();
   set_object_key(pushed.initObject(), id);
   pushed.setPeer(peer);
@@ -220,7 +220,7 @@ std::string reachable_from(const transport::Connection& peer, const std::string&
 }
 
 void send_free_objects(transport::Connection& to, std::span<const ObjectId> ids) {
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto list = msg.initRoot<wire::Envelope>().getBody().initFreeObjects().initObjects(
       static_cast<unsigned>(ids.size()));
   for (unsigned i = 0; i < ids.size(); ++i) set_object_key(list[i], ids[i]);

@@ -77,7 +77,7 @@ void ClusterTasks::send_start(RemoteNode& node, TaskRecord* placement) {
       a.node_id = node.id;
       a.node = placement->node;
       a.holds_resources = true;
-      capnp::MallocMessageBuilder msg;
+      transport::ControlMessage msg;
       auto spec = msg.initRoot<wire::Envelope>().getBody().initStartActor();
       set_actor_key(spec.initActor(), a.id);
       spec.setModuleHash(a.module_hash);
@@ -108,7 +108,7 @@ void ClusterTasks::forward_call_locked(const RemoteActor& actor, RemoteTask& cal
   if (node == nodes_.end()) return;
   call.node_id = actor.node_id;
   call.last_node = node->second->name;
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto c = msg.initRoot<wire::Envelope>().getBody().initActorCall();
   set_actor_key(c.initActor(), actor.id);
   c.setTaskId(call_id);
@@ -125,7 +125,7 @@ void ClusterTasks::forward_call_locked(const RemoteActor& actor, RemoteTask& cal
 void ClusterTasks::send_stop_locked(const RemoteActor& actor, bool kill) {
   auto node = nodes_.find(actor.node_id);
   if (node == nodes_.end()) return;
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto stop = msg.initRoot<wire::Envelope>().getBody().initStopActor();
   set_actor_key(stop.initActor(), actor.id);
   stop.setKill(kill);

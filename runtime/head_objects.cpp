@@ -54,7 +54,7 @@ void ClusterTasks::fetch_object(const transport::ConnectionPtr& requester,
                            " is lost: no node holds it (freed, or its node left the cluster)");
     return;
   }
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto push = msg.initRoot<wire::Envelope>().getBody().initPushObject();
   push.setObject(fetch.getObject());
   push.setPeer(peer);
@@ -171,7 +171,7 @@ void ClusterTasks::relay_fetch(const transport::ConnectionPtr& requester, Object
     return;
   }
   if (relay_attempt == 0) return;  // on its way to the relay already: it goes on to this reader
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto push = msg.initRoot<wire::Envelope>().getBody().initPushObject();
   set_object_key(push.initObject(), id);
   push.setPeer(relay_->name());
@@ -264,7 +264,7 @@ void ClusterTasks::reply_stored(std::uint64_t task_id, std::uint64_t size) {
       holder_name = h->name;
     }
   }
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto done = msg.initRoot<wire::Envelope>().getBody().initTaskFinished();
   done.setTaskId(task->driver_task_id);
   done.setNode(task->last_node);
@@ -296,7 +296,7 @@ std::vector<ClusterTasks::FailedPush> ClusterTasks::objects_left_with_driver_loc
            std::find(owned.begin(), owned.end(), h.first.owner) != owned.end();
   });
   for (std::uint64_t owner : owned) {
-    capnp::MallocMessageBuilder msg;
+    transport::ControlMessage msg;
     msg.initRoot<wire::Envelope>().getBody().initFreeObjects().setOwner(owner);
     for (const auto& [id, node] : nodes_)
       if (node->conn && !node->conn->closed()) node->conn->send(msg);

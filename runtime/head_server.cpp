@@ -13,7 +13,7 @@ namespace {
 
 void reply_error(const transport::ConnectionPtr& conn, std::uint64_t request,
                  wire::ErrorCategory category, const std::string& message) {
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto env = msg.initRoot<wire::Envelope>();
   env.setRequestId(request);
   auto err = env.getBody().initError();
@@ -126,7 +126,7 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
         nodes_by_connection_[conn.get()] = {conn, id};
       }
       tasks_.node_joined(id, info, conn);
-      capnp::MallocMessageBuilder msg;
+      transport::ControlMessage msg;
       auto reply = msg.initRoot<wire::Envelope>();
       reply.setRequestId(env.getRequestId());
       auto registered = reply.getBody().initNodeRegistered();
@@ -143,7 +143,7 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
       return;
     }
     case wire::Envelope::Body::STATUS_REQUEST: {
-      capnp::MallocMessageBuilder msg;
+      transport::ControlMessage msg;
       auto reply = msg.initRoot<wire::Envelope>();
       reply.setRequestId(env.getRequestId());
       auto nodes = membership_.snapshot();
@@ -164,7 +164,7 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
         return;
       }
       tasks_.store_module(hash, std::move(bytes));
-      capnp::MallocMessageBuilder msg;
+      transport::ControlMessage msg;
       auto reply = msg.initRoot<wire::Envelope>();
       reply.setRequestId(env.getRequestId());
       reply.getBody().initModuleStored().setHash(hash);
@@ -179,7 +179,7 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
                     "the head has no module " + hash);
         return;
       }
-      capnp::MallocMessageBuilder msg;
+      transport::ControlMessage msg;
       auto reply = msg.initRoot<wire::Envelope>();
       reply.setRequestId(env.getRequestId());
       auto blob = reply.getBody().initModuleBytes();
@@ -218,7 +218,7 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
         reply_error(conn, env.getRequestId(), wire::ErrorCategory::INVALID_ARGUMENT, error);
         return;
       }
-      capnp::MallocMessageBuilder msg;
+      transport::ControlMessage msg;
       auto reply = msg.initRoot<wire::Envelope>();
       reply.setRequestId(env.getRequestId());
       auto found = reply.getBody().initActorFound();
@@ -243,7 +243,7 @@ void HeadServer::on_message(const transport::ConnectionPtr& conn,
     }
     case wire::Envelope::Body::LOOKUP_ACTOR: {
       auto found = tasks_.lookup_actor(body.getLookupActor().getName());
-      capnp::MallocMessageBuilder msg;
+      transport::ControlMessage msg;
       auto reply = msg.initRoot<wire::Envelope>();
       reply.setRequestId(env.getRequestId());
       auto out = reply.getBody().initActorFound();

@@ -268,7 +268,7 @@ void ClusterTasks::send_on_lease_locked(RemoteNode& node, RemoteTask& t, std::ui
   t.lease = lease;
   ++t.attempts;
   ++leases_[lease].in_flight;
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto spec = msg.initRoot<wire::Envelope>().getBody().initRunTask();
   spec.setTaskId(t.record.id.sequence);
   spec.setLease(lease);

@@ -390,7 +390,7 @@ void NodeActors::end(Hosted& actor, const std::string& reason) {
     send_task_finished(actor.head, node_name_, id, died_outcome(reason), false);
   for (const auto& c : queued)
     send_task_finished(actor.head, node_name_, c.id, died_outcome(reason), false);
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto exited = msg.initRoot<wire::Envelope>().getBody().initActorExited();
   exited.initActor().setOwner(actor.id.owner);
   exited.getActor().setSequence(actor.id.sequence);

@@ -13,7 +13,7 @@ namespace atl::runtime {
 void send_task_finished(const transport::ConnectionPtr& head, const std::string& node_name,
                         std::uint64_t task_id, const WorkerOutcome& outcome, bool system_failure,
                         std::uint64_t run_micros, std::optional<std::uint64_t> stored_size) {
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto done = msg.initRoot<wire::Envelope>().getBody().initTaskFinished();
   done.setTaskId(task_id);
   done.setNode(node_name);

@@ -302,7 +302,7 @@ void ObjectTransfer::send_fetch(ObjectId id, std::uint64_t attempt, const SendRe
     auto it = fetches_.find(id);
     if (it == fetches_.end() || it->second.attempt != attempt) return;
   }
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto request = msg.initRoot<wire::Envelope>().getBody().initFetchObject();
   set_object_key(request.initObject(), id);
   request.setPeer(options_.name);

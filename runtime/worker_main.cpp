@@ -135,7 +135,7 @@ class WorkerLoop {
     // Runs wherever the last reference to a lent value goes: any thread, never under the
     // channel's lock, possibly after this loop has ended.
     auto released = [channel = channel_](std::uint64_t lend) {
-      capnp::MallocMessageBuilder msg;
+      transport::ControlMessage msg;
       msg.initRoot<wire::WorkerMessage>().setReleased(lend);
       channel->send(transport::encode(msg), {});
     };
@@ -169,7 +169,7 @@ class WorkerLoop {
   }
 
   bool send_failure(std::uint64_t id, const std::string& type, const std::string& text) {
-    capnp::MallocMessageBuilder msg;
+    transport::ControlMessage msg;
     auto o = msg.initRoot<wire::WorkerMessage>().initOutcome();
     o.setTaskId(id);
     auto f = o.initFailure();
@@ -179,7 +179,7 @@ class WorkerLoop {
   }
 
   bool send_value(std::uint64_t id, const detail::Payload& out) {
-    capnp::MallocMessageBuilder msg;
+    transport::ControlMessage msg;
     auto o = msg.initRoot<wire::WorkerMessage>().initOutcome();
     o.setTaskId(id);
     OutgoingFds fds;
@@ -355,7 +355,7 @@ int worker_main(int fd, const std::string& module_path, const std::string& modul
   try {
     cluster.module = load_verified_module(module_path, module_hash, module_name, registry);
   } catch (const std::exception& e) {
-    capnp::MallocMessageBuilder msg;
+    transport::ControlMessage msg;
     auto f = msg.initRoot<wire::WorkerMessage>().initOutcome().initFailure();
     f.setRemoteType("atl::Error");
     f.setMessage(std::string(e.what()).substr(0, transport::kMaxMessageTextBytes));
@@ -363,7 +363,7 @@ int worker_main(int fd, const std::string& module_path, const std::string& modul
     return 1;
   }
   {
-    capnp::MallocMessageBuilder msg;
+    transport::ControlMessage msg;
     auto ready = msg.initRoot<wire::WorkerMessage>().initReady();
     ready.setPid(static_cast<std::uint32_t>(::getpid()));
     ready.setFunctions(static_cast<std::uint32_t>(registry.function_count()));

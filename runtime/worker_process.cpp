@@ -79,7 +79,7 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
   if (!spec.launch.head_address.empty()) {
     // Over the socketpair: another process of this user could read the worker's environment or
     // command line (/proc), never this.
-    capnp::MallocMessageBuilder msg;
+    transport::ControlMessage msg;
     auto c = msg.initRoot<wire::WorkerMessage>().initCluster();
     c.setHeadAddress(spec.launch.head_address);
     c.setToken(spec.launch.token);
@@ -214,7 +214,7 @@ WorkerOutcome WorkerProcess::outcome_of(wire::TaskOutcome::Reader o) {
 bool WorkerProcess::send_execute(std::uint64_t id, const std::string& function,
                                  const std::vector<Buffer>& args, const PassedArgs& passed) {
   if (dead_.load()) return false;
-  capnp::MallocMessageBuilder msg;
+  transport::ControlMessage msg;
   auto e = msg.initRoot<wire::WorkerMessage>().initExecute();
   e.setTaskId(id);
   e.setFunction(function);
@@ -246,7 +246,7 @@ WorkerOutcome WorkerProcess::construct(const std::string& class_name,
                                        const PassedArgs& passed) {
   if (dead_.load()) throw Error(ErrorCategory::disconnected, "the worker process is gone");
   {
-    capnp::MallocMessageBuilder msg;
+    transport::ControlMessage msg;
     auto c = msg.initRoot<wire::WorkerMessage>().initConstruct();
     c.setClassName(class_name);
     c.setMaxConcurrency(max_concurrency);

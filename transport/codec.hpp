@@ -53,6 +53,15 @@ DecodeResult<wire::Handshake> decode_handshake(Frame frame);
 DecodeResult<wire::Envelope> decode_envelope(Frame frame);
 DecodeResult<wire::WorkerMessage> decode_worker_message(Frame frame);
 
+// The builder for one control message. Most are a few hundred bytes, so the first segment is
+// small: capnp's default (8 KiB, zeroed, for every message) cost more in malloc and memset than
+// encoding itself. A larger message grows into further segments.
+class ControlMessage : public capnp::MallocMessageBuilder {
+ public:
+  static constexpr unsigned kFirstSegmentWords = 64;
+  ControlMessage() : capnp::MallocMessageBuilder(kFirstSegmentWords) {}
+};
+
 // The frame (length prefix included) for a built message.
 std::vector<std::byte> encode(capnp::MessageBuilder& message);
 

@@ -53,7 +53,7 @@ void Connection::start_client(wire::Role role, std::string name, std::chrono::mi
   on_dialled_ = std::move(done);
   role_ = role;
   client_nonce_ = make_nonce();
-  capnp::MallocMessageBuilder msg;
+  ControlMessage msg;
   auto hello = msg.initRoot<wire::Handshake>().initHello();
   hello.setProtocolVersion(protocol_version_);
   hello.setRole(role);
@@ -141,7 +141,7 @@ void Connection::on_handshake(wire::Handshake::Reader m) {
     peer_role_ = role_;
     peer_name_ = hello.getName();
     server_nonce_ = make_nonce();
-    capnp::MallocMessageBuilder msg;
+    ControlMessage msg;
     auto challenge = msg.initRoot<H>().initChallenge();
     challenge.setProtocolVersion(protocol_version_);
     challenge.setServerNonce(data_of(server_nonce_));
@@ -156,7 +156,7 @@ void Connection::on_handshake(wire::Handshake::Reader m) {
              "authentication failed: the peer does not hold this cluster's token");
       return;
     }
-    capnp::MallocMessageBuilder msg;
+    ControlMessage msg;
     auto welcome = msg.initRoot<H>().initWelcome();
     welcome.setSessionId(session_id_);
     welcome.setDataAddress(head_data_address_);
@@ -177,7 +177,7 @@ void Connection::on_handshake(wire::Handshake::Reader m) {
           "authentication failed: the head does not hold this cluster token (wrong --token?)");
       return;
     }
-    capnp::MallocMessageBuilder msg;
+    ControlMessage msg;
     msg.initRoot<H>().initProof().setClientProof(data_of(
         client_proof(token_, client_nonce_, server_nonce_, static_cast<std::uint16_t>(role_))));
     write(encode(msg));
@@ -212,7 +212,7 @@ void Connection::on_envelope(const Decoded<wire::Envelope>& message) {
   auto e = message.root();
   auto body = e.getBody();
   if (body.which() == wire::Envelope::Body::PING) {
-    capnp::MallocMessageBuilder reply;
+    ControlMessage reply;
     auto env = reply.initRoot<wire::Envelope>();
     env.setRequestId(e.getRequestId());
     env.getBody().initPong().setSentNs(body.getPing().getSentNs());
@@ -231,7 +231,7 @@ void Connection::on_envelope(const Decoded<wire::Envelope>& message) {
 }
 
 void Connection::refuse(wire::RefusalReason reason, const std::string& message) {
-  capnp::MallocMessageBuilder msg;
+  ControlMessage msg;
   auto refusal = msg.initRoot<wire::Handshake>().initRefusal();
   refusal.setReason(reason);
   refusal.setMessage(message);
@@ -254,7 +254,7 @@ void Connection::send(capnp::MessageBuilder& message) {
 }
 
 void Connection::ping() {
-  capnp::MallocMessageBuilder msg;
+  ControlMessage msg;
   msg.initRoot<wire::Envelope>().getBody().initPing().setSentNs(now_ns());
   send(msg);
 }
