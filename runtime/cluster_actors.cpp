@@ -18,6 +18,10 @@ const detail::ActorClassEntry& ClusterCore::actor_class(std::type_index type) co
   return registry_.require_actor_class(type);
 }
 
+const detail::ActorClassEntry& ClusterCore::actor_class_by_name(std::string_view name) const {
+  return registry_.require_actor_class(name);
+}
+
 std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::ActorClassEntry& cls,
                                                               std::vector<detail::ArgSpec> args,
                                                               const ActorOptions& options) {

@@ -114,6 +114,10 @@ const detail::ActorClassEntry& EmbeddedCore::actor_class(std::type_index type) c
   return registry_.require_actor_class(type);
 }
 
+const detail::ActorClassEntry& EmbeddedCore::actor_class_by_name(std::string_view name) const {
+  return registry_.require_actor_class(name);
+}
+
 void EmbeddedCore::extend_registry(Registry&& more) {
   ensure_running();
   registry_.merge(std::move(more));

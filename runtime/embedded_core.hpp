@@ -33,6 +33,7 @@ class EmbeddedCore final : public detail::Core, private DependencySink {
   const detail::FunctionEntry& function_by_key(std::uintptr_t key) const override;
   const detail::FunctionEntry& function_by_name(std::string_view name) const override;
   const detail::ActorClassEntry& actor_class(std::type_index type) const override;
+  const detail::ActorClassEntry& actor_class_by_name(std::string_view name) const override;
 
   std::shared_ptr<detail::RefToken> submit_task(const detail::FunctionEntry& fn,
                                                 std::vector<detail::ArgSpec> args,

@@ -193,6 +193,11 @@ const detail::ActorClassEntry& Registry::require_actor_class(std::type_index typ
          " is not registered: add it to a module with reg.actor<T>(\"Name\")");
 }
 
+const detail::ActorClassEntry& Registry::require_actor_class(std::string_view name) const {
+  if (const auto* c = find_actor_class(name)) return *c;
+  reject("no actor class named '" + std::string(name) + "' is registered");
+}
+
 const detail::FunctionEntry* Registry::find_function(std::string_view name) const noexcept {
   if (const auto* f = find_in(tables_->fixed.functions_by_name, name)) return f;
   std::shared_lock lock(tables_->late_mu);

@@ -101,6 +101,7 @@ class Registry {
   const detail::FunctionEntry& require_function(std::uintptr_t key) const;
   const detail::FunctionEntry& require_function(std::string_view name) const;
   const detail::ActorClassEntry& require_actor_class(std::type_index type) const;
+  const detail::ActorClassEntry& require_actor_class(std::string_view name) const;
   const detail::FunctionEntry* find_function(std::string_view name) const noexcept;
   const detail::FunctionEntry* find_function(std::uintptr_t key) const noexcept;
   const detail::ActorClassEntry* find_actor_class(std::type_index type) const noexcept;

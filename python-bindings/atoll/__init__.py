@@ -49,7 +49,7 @@ from atoll._runtime import (
     wait,
 )
 from atoll.actor import ActorClass, ActorHandle, ActorMethod
-from atoll.cpp import CppFunction, cpp_function
+from atoll.cpp import CppActorClass, CppActorHandle, CppFunction, cpp_actor, cpp_function
 from atoll.exceptions import (
     ActorDiedError,
     AtollError,
@@ -134,6 +134,8 @@ __all__ = [
     "ActorHandle",
     "ActorMethod",
     "AtollError",
+    "CppActorClass",
+    "CppActorHandle",
     "CppFunction",
     "GetTimeoutError",
     "InfeasibleError",
@@ -147,6 +149,7 @@ __all__ = [
     "TaskError",
     "UnsupportedOptionError",
     "cancel",
+    "cpp_actor",
     "cpp_function",
     "get",
     "get_actor",

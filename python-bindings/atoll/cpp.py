@@ -1,4 +1,4 @@
-"""Calling C++ from Python: functions a C++ job module registers, called by name.
+"""Calling C++ from Python: functions and actor classes a C++ job module registers, by name.
 
 A C++ module is a shared library built with ``ATOLL_MODULE(name, reg)`` (see the C++ API); give it
 to ``atoll.init(cpp_module=("libjob.so", "name"))``. Values cross as msgpack: ``None``, ``bool``,
@@ -11,14 +11,26 @@ Example::
     atoll.init(cpp_module=("build/libjob.so", "job"))
     add = atoll.cpp_function("add")
     assert atoll.get(add.remote(1, 2)) == 3
+    counter = atoll.cpp_actor("Counter").remote(10)
+    assert atoll.get(counter.incr.remote(5)) == 15
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 from atoll import _options, _runtime
 from atoll._core import ObjectRef
+from atoll.actor import ActorHandle
+
+
+def _plain(args: Tuple[Any, ...], kwargs: Dict[str, Any], callee: str) -> Tuple[Any, ...]:
+    """Positional arguments for C++: actor handles travel as their tokens."""
+    if kwargs:
+        raise TypeError(
+            f"{callee} takes positional arguments only, got {', '.join(sorted(kwargs))}"
+        )
+    return tuple(a._token if isinstance(a, ActorHandle) else a for a in args)
 
 
 class CppFunction:
@@ -49,13 +61,9 @@ class CppFunction:
                 arguments, or a value msgpack cannot carry.
             AtollError: no C++ function has this name in the loaded module.
         """
-        if kwargs:
-            raise TypeError(
-                f"C++ function '{self._name}' takes positional arguments only, got "
-                f"{', '.join(sorted(kwargs))}"
-            )
+        plain = _plain(args, kwargs, f"C++ function '{self._name}'")
         core = _runtime.current().core
-        return core.submit_cpp_task(core.cpp_function(self._name), args, self._task_options)
+        return core.submit_cpp_task(core.cpp_function(self._name), plain, self._task_options)
 
     def options(self, **options: Any) -> "CppFunction":
         """The same function with these task options (as ``atoll.remote`` takes for tasks)."""
@@ -70,3 +78,86 @@ def cpp_function(name: str, **options: Any) -> CppFunction:
     if not isinstance(name, str) or not name:
         raise TypeError("cpp_function takes the function's registered name")
     return CppFunction(name, _options.check(options, _options.TASK_OPTIONS, "task"))
+
+
+class CppActorClass:
+    """A C++ actor class of the job's C++ module: create an actor with ``.remote(*ctor_args)``.
+
+    The constructor taking that many arguments runs (where the actor is placed: a thread of the
+    embedded runtime, or a worker process on a cluster node); arguments convert as for
+    ``cpp_function``, and an actor handle may be passed to an ``ActorHandle<T>`` parameter.
+    """
+
+    def __init__(self, name: str, options: Dict[str, Any]) -> None:
+        self._name = name
+        self._options = options
+        self._actor_options = _options.actor_options(options)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"atoll.cpp_actor({self._name!r})"
+
+    def remote(self, *args: Any, **kwargs: Any) -> "CppActorHandle":
+        """Creates the actor; returns its handle at once (a failing constructor makes every call
+        raise ActorDiedError).
+
+        Raises:
+            TypeError: keyword arguments, no constructor taking that many arguments, or a value
+                msgpack cannot carry.
+            AtollError: no C++ actor class has this name in the loaded module.
+        """
+        plain = _plain(args, kwargs, f"C++ actor class '{self._name}'")
+        core = _runtime.current().core
+        cls = core.cpp_actor_class(self._name)
+        return CppActorHandle(core.create_cpp_actor(cls, plain, self._actor_options))
+
+    def options(self, **options: Any) -> "CppActorClass":
+        """The same class with these actor options (``name``, ``num_cpus``, ``max_concurrency``,
+        ...), as ``atoll.remote`` takes for classes."""
+        merged = dict(self._options)
+        merged.update(options)
+        return CppActorClass(self._name, _options.check(merged, _options.ACTOR_OPTIONS, "actor"))
+
+
+class CppActorHandle(ActorHandle):
+    """A C++ actor: ``handle.method.remote(*args)`` calls a registered method with plain values."""
+
+    def __getattr__(self, name: str) -> "CppActorMethod":
+        methods = self.__dict__.get("_methods")
+        if methods is None or name not in methods:
+            cls = self.__dict__["_token"].class_name if "_token" in self.__dict__ else "?"
+            raise AttributeError(f"C++ actor class '{cls}' has no method '{name}'")
+        method = CppActorMethod(self, name)
+        self.__dict__[name] = method
+        return method
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (CppActorHandle, (self._token,))
+
+
+class CppActorMethod:
+    """One method of a C++ actor: ``.remote(*args)`` submits a call and returns an ObjectRef."""
+
+    def __init__(self, handle: CppActorHandle, name: str) -> None:
+        self._handle = handle
+        self._name = name
+
+    def remote(self, *args: Any, **kwargs: Any) -> ObjectRef:
+        """Submits the call; calls from one caller run in submission order."""
+        plain = _plain(args, kwargs, f"method '{self._name}'")
+        core = _runtime.current().core
+        return core.call_cpp_method(self._handle._token, self._name, plain)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"actor methods cannot be called directly: use .{self._name}.remote(...)")
+
+
+def cpp_actor(name: str, **options: Any) -> CppActorClass:
+    """The C++ actor class registered as ``name`` (``reg.actor<T>(name)``) by the job's C++
+    module; looked up when an actor is created."""
+    if not isinstance(name, str) or not name:
+        raise TypeError("cpp_actor takes the class's registered name")
+    return CppActorClass(name, _options.check(options, _options.ACTOR_OPTIONS, "actor"))

@@ -144,7 +144,12 @@ PYBIND11_MODULE(_core, m) {
       .def("load_cpp_module", &PyRuntime::load_cpp_module, py::arg("path"), py::arg("name"))
       .def("cpp_function", &PyRuntime::cpp_function, py::arg("name"))
       .def("submit_cpp_task", &PyRuntime::submit_cpp_task, py::arg("fn"), py::arg("args"),
-           py::arg("options").none(true));
+           py::arg("options").none(true))
+      .def("cpp_actor_class", &PyRuntime::cpp_actor_class, py::arg("name"))
+      .def("create_cpp_actor", &PyRuntime::create_cpp_actor, py::arg("cls"), py::arg("args"),
+           py::arg("options"))
+      .def("call_cpp_method", &PyRuntime::call_cpp_method, py::arg("actor"), py::arg("method"),
+           py::arg("args"));
   m.attr("REF_RESOLVE") = static_cast<int>(RefKind::resolve);
   m.attr("REF_PASS") = static_cast<int>(RefKind::pass);
   m.attr("REF_ACTOR") = static_cast<int>(RefKind::actor);

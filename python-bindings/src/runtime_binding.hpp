@@ -74,6 +74,14 @@ class PyRuntime {
   // positional arguments. Raises TypeError for a wrong argument count or an unconvertible value.
   ObjectRefHandle submit_cpp_task(const FunctionEntryRef& fn, const py::tuple& args,
                                   const atl::TaskOptions* options);
+  // The C++ actor class registered as `name`; AtollError when there is none (or it is Python's).
+  ActorClassRef cpp_actor_class(const std::string& name) const;
+  // Creates a C++ actor with the constructor taking len(args) arguments, converted as for
+  // submit_cpp_task (an actor token is passed to an ActorHandle<T> parameter).
+  ActorToken create_cpp_actor(const ActorClassRef& cls, const py::tuple& args,
+                              const atl::ActorOptions& options);
+  ObjectRefHandle call_cpp_method(const ActorToken& actor, const std::string& method,
+                                  const py::tuple& args);
 
  private:
   std::vector<atl::detail::ArgSpec> call_args(const py::handle& stream, const py::handle& buffers,

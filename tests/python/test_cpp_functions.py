@@ -108,7 +108,7 @@ def test_bad_calls_are_refused_before_anything_runs():
         add.remote(1, 2, 3)
     with pytest.raises(TypeError, match="positional"):
         add.remote(1, b=2)
-    with pytest.raises(TypeError, match="argument 2 of 'add' has type object"):
+    with pytest.raises(TypeError, match="argument 2 of C\\+\\+ function 'add' has type object"):
         add.remote(1, object())
     with pytest.raises(ValueError, match="64 bits"):
         add.remote(1, 2**70)
@@ -169,3 +169,48 @@ def test_cpp_calls_a_python_function_by_name():
         atoll.get(call.remote(names[raises], 7), timeout=WAIT)
     # Python's own calls of the same entries still pickle: any value comes back.
     assert atoll.get(unreadable.remote(3), timeout=WAIT) == {1, 2, 3}
+
+
+def test_cpp_actors_keep_state_and_take_handles():
+    counter = atoll.cpp_actor("Counter").remote(10)
+    assert isinstance(counter, atoll.CppActorHandle)
+    assert atoll.get([counter.incr.remote(1) for _ in range(5)], timeout=WAIT) == [11, 12, 13, 14, 15]
+    assert atoll.get(counter.value.remote(), timeout=WAIT) == 15
+    assert atoll.get(atoll.cpp_actor("Counter").remote().value.remote(), timeout=WAIT) == 0
+    # A C++ actor taking another actor's handle and an ObjectRef parameter.
+    text = atoll.cpp_function("greet").remote("Lin")
+    relay = atoll.cpp_actor("Relay").remote(counter, text)
+    assert atoll.get(relay.forward.remote(5), timeout=WAIT) == 20
+    assert atoll.get(relay.text_length.remote(), timeout=WAIT) == len("hello, Lin")
+    with pytest.raises(atoll.TaskError, match="domain_error"):
+        atoll.get(counter.fail.remote(1), timeout=WAIT)
+    assert atoll.get(counter.value.remote(), timeout=WAIT) == 20  # the actor lives on
+    atoll.kill(counter)
+    with pytest.raises(atoll.ActorDiedError):
+        atoll.get(counter.value.remote(), timeout=WAIT)
+
+
+def test_cpp_actor_errors_are_clear():
+    with pytest.raises(atoll.AtollError, match="no actor class named 'Nope'"):
+        atoll.cpp_actor("Nope").remote()
+    with pytest.raises(TypeError, match="no constructor taking 3 arguments"):
+        atoll.cpp_actor("Counter").remote(1, 2, 3)
+    counter = atoll.cpp_actor("Counter").options(name="named-counter").remote(1)
+    with pytest.raises(AttributeError, match="no method 'decr'"):
+        counter.decr.remote(1)
+    with pytest.raises(TypeError, match="takes 1 argument, got 2"):
+        counter.incr.remote(1, 2)
+    with pytest.raises(TypeError, match="takes an actor handle"):
+        atoll.cpp_actor("Relay").remote(1, atoll.cpp_function("greet").remote("x"))
+    with pytest.raises(TypeError, match="takes no actor handle"):
+        counter.incr.remote(counter)
+
+    @atoll.remote
+    class PyCounter:
+        def value(self):
+            return 0
+
+    PyCounter.remote()  # registers the Python class
+    name = PyCounter._entry(atoll._runtime.current()).name
+    with pytest.raises(atoll.AtollError, match="is a Python actor class"):
+        atoll.cpp_actor(name).remote()

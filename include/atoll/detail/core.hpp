@@ -225,6 +225,8 @@ class Core : public std::enable_shared_from_this<Core> {
   // them in order, so a batch costs the caller one wake-up rather than one per object. (Last in
   // the table, after the entries job modules built before it call.)
   virtual void await_all(std::span<const RefToken* const> refs, Deadline deadline) = 0;
+  // Throws Error(invalid_argument) naming the class when none has that name.
+  virtual const ActorClassEntry& actor_class_by_name(std::string_view name) const = 0;
 };
 
 inline RefToken::~RefToken() {
