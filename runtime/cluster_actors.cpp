@@ -95,9 +95,14 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
   actor->owned = true;
   actor->handles = 1;
   ClusterActor* raw = actor.get();
+  std::vector<detail::ArgSpec> pins;
+  for (auto& a : args)
+    if (a.kind == detail::ArgSpec::Kind::pass_ref || a.kind == detail::ArgSpec::Kind::actor)
+      pins.push_back(std::move(a));
   {
     std::lock_guard lock(mu_);
     actors_[id] = std::move(actor);
+    if (!pins.empty()) actor_pins_[id] = std::move(pins);
   }
   return std::make_shared<detail::ActorToken>(self_, id, raw, &cls);
 }
@@ -172,6 +177,7 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_actor_call(
 }
 
 void ClusterCore::flush_actor(const ActorId& id) {
+  std::vector<detail::ArgSpec> unpinned;  // released after mu_
   std::vector<std::pair<std::uint64_t, ErrorPtr>> failed;
   {
     std::lock_guard lock(mu_);
@@ -215,6 +221,7 @@ void ClusterCore::flush_actor(const ActorId& id) {
         set_actor_key(msg.initRoot<wire::Envelope>().getBody().initStopActor().initActor(),
                       actor->id);
         conn_->send(msg);  // after its last call: the actor ends once that one ran
+        if (auto pins = actor_pins_.extract(actor->id)) unpinned = std::move(pins.mapped());
       }
       actors_.erase(actor->id);
     }
@@ -230,8 +237,10 @@ void ClusterCore::kill_actor(const detail::ActorToken& actor) {
   auto stop = msg.initRoot<wire::Envelope>().getBody().initStopActor();
   set_actor_key(stop.initActor(), actor.id());
   stop.setKill(true);
+  std::vector<detail::ArgSpec> unpinned;  // released after mu_
   std::lock_guard lock(mu_);
   if (conn_) conn_->send(msg);
+  if (auto pins = actor_pins_.extract(actor.id())) unpinned = std::move(pins.mapped());
 }
 
 void ClusterCore::release_actor(void* record) noexcept {

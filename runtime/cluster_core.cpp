@@ -461,9 +461,11 @@ void ClusterCore::shutdown() {
   if (io_thread_.joinable()) io_thread_.join();
   store_.fail_all_pending(make_error(ErrorKind::shutdown, "the atoll runtime shut down"));
   std::map<std::uint64_t, std::unique_ptr<PendingTask>> pending;
+  std::unordered_map<ActorId, std::vector<detail::ArgSpec>> pins;  // they also hold this core
   {
     std::lock_guard lock(mu_);
     pending.swap(pending_);
+    pins.swap(actor_pins_);
     conn_.reset();
   }
   for (auto& [id, t] : pending)

@@ -220,6 +220,11 @@ class ClusterCore final : public detail::Core {
   mutable std::mutex mu_;
   std::map<std::uint64_t, std::unique_ptr<PendingTask>> pending_;
   std::unordered_map<ActorId, std::unique_ptr<ClusterActor>> actors_;
+  // What each actor created here was given by reference (ObjectRefs, ActorHandles), kept alive
+  // while the actor may use it: until it is stopped or killed, or this driver shuts down (an
+  // actor keeps what its constructor got, e.g. in members). Guarded by mu_; destroyed outside it
+  // (releasing a token takes locks of its own).
+  std::unordered_map<ActorId, std::vector<detail::ArgSpec>> actor_pins_;
   std::map<std::uint64_t, std::promise<HeadReply>> requests_;
   std::uint64_t next_request_ = 1;
   std::string lost_;  // why the connection to the head is gone, once it is

@@ -227,6 +227,27 @@ TEST_F(ClusterActorsTest, a_constructor_takes_an_actor_handle_and_an_object_ref)
   EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 12);  // still the driver's
 }
 
+// An actor keeps what its constructor was given by reference: the driver pins those objects and
+// actors until the actor ends, even once the driver's own refs and handles are gone.
+TEST_F(ClusterActorsTest, an_actor_keeps_its_constructor_references_alive) {
+  start_node("eu-a", "eu-1", 4);
+  auto rt = driver();
+  std::optional<atl::ActorHandle<job::Relay>> relay;
+  {
+    auto counter = rt.actor<job::Counter>().remote();
+    EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 1);
+    auto text = rt.task(job::blob).remote(3 << 20, 2);  // held on the node that made it
+    relay = rt.actor<job::Relay>(counter, text).remote();
+    EXPECT_EQ(relay->call(&job::Relay::forward, 1).get(30s), 2);
+  }  // the driver's counter handle and text ref are gone
+  EXPECT_EQ(relay->call(&job::Relay::text_length).get(30s), 3 << 20);
+  EXPECT_EQ(relay->call(&job::Relay::forward, 10).get(30s), 12);  // the counter lives on
+  EXPECT_EQ(objects_held("eu-a"), 1u);                            // the text, pinned for the relay
+  relay.reset();  // ends the relay, which unpins the counter and the text
+  for (int i = 0; i < 500 && objects_held("eu-a") != 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(objects_held("eu-a"), 0u);
+}
+
 TEST_F(ClusterActorsTest, unknown_classes_and_methods_are_clear_errors) {
   start_node("eu-a", "eu-1");
   auto rt = driver();

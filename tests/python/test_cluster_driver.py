@@ -113,10 +113,9 @@ def test_cpp_actors_live_in_worker_processes_on_the_nodes():
     assert atoll.get([counter.incr.remote(2) for _ in range(3)], timeout=WAIT) == [102, 104, 106]
     pid = atoll.get(counter.pid.remote(), timeout=WAIT)
     assert pid != os.getpid()
-    # The driver keeps `text` alive: a node borrows a reference only while it is in use (no
-    # borrower protocol yet), and the relay reads it after its constructor returned.
-    text = atoll.cpp_function("greet").remote("Ode")
-    relay = atoll.cpp_actor("Relay").remote(counter, text)
+    # The relay keeps what its constructor got by reference (the driver pins them for it): the
+    # text ref and the counter handle outlive the driver's own.
+    relay = atoll.cpp_actor("Relay").remote(counter, atoll.cpp_function("greet").remote("Ode"))
     assert atoll.get(relay.forward.remote(4), timeout=WAIT) == 110
     assert atoll.get(relay.text_length.remote(), timeout=WAIT) == len("hello, Ode")
     atoll.kill(relay)
