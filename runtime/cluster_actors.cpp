@@ -216,11 +216,13 @@ void ClusterCore::flush_actor(const ActorId& id) {
       actor->outbox.pop_front();
     }
     if (actor->outbox.empty() && actor->released) {
-      if (actor->owned && actor->name.empty() && conn_ && lost_.empty()) {
-        transport::ControlMessage msg;
-        set_actor_key(msg.initRoot<wire::Envelope>().getBody().initStopActor().initActor(),
-                      actor->id);
-        conn_->send(msg);  // after its last call: the actor ends once that one ran
+      if (actor->owned && actor->name.empty()) {
+        if (conn_ && lost_.empty()) {
+          transport::ControlMessage msg;
+          set_actor_key(msg.initRoot<wire::Envelope>().getBody().initStopActor().initActor(),
+                        actor->id);
+          conn_->send(msg);  // after its last call: the actor ends once that one ran
+        }
         if (auto pins = actor_pins_.extract(actor->id)) unpinned = std::move(pins.mapped());
       }
       actors_.erase(actor->id);
