@@ -1,12 +1,29 @@
 """Every test gets a fresh embedded runtime with 4 CPUs (tests that need other options start
 their own after `atoll.shutdown()`)."""
 
+import os
+import pathlib
+
 import pytest
 
 import atoll
 
 # The bound for anything that should be quick; only a hang reaches it.
 WAIT = 30
+
+# What the C++ build makes (scripts/test.sh builds it before running pytest): the CLI and the
+# C++ job module the cluster tests use (tests/cluster/job_module.cpp).
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CLI = os.environ.get("ATOLL_CLI", str(ROOT / "build" / "atoll"))
+JOB = os.environ.get("ATOLL_TEST_JOB", str(ROOT / "build" / "libatoll_test_job.so"))
+
+
+def fnv1a(data: bytes) -> int:
+    """The job module's digest (64-bit FNV-1a)."""
+    h = 1469598103934665603
+    for c in data:
+        h = ((h ^ c) * 1099511628211) % (1 << 64)
+    return h
 
 
 @pytest.fixture(autouse=True)

@@ -10,19 +10,7 @@ import pytest
 
 import atoll
 
-from conftest import WAIT
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-CLI = os.environ.get("ATOLL_CLI", str(ROOT / "build" / "atoll"))
-JOB = os.environ.get("ATOLL_TEST_JOB", str(ROOT / "build" / "libatoll_test_job.so"))
-
-
-def fnv1a(data: bytes) -> int:
-    h = 1469598103934665603
-    for c in data:
-        h = ((h ^ c) * 1099511628211) % (1 << 64)
-    return h
-
+from conftest import CLI, JOB, WAIT, fnv1a
 
 @pytest.fixture(scope="module")
 def cluster():

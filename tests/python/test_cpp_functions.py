@@ -2,24 +2,12 @@
 test job module the C++ cluster tests use (tests/cluster/job_module.cpp, built by CMake)."""
 
 import os
-import pathlib
 
 import pytest
 
 import atoll
 
-from conftest import WAIT
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-JOB = os.environ.get("ATOLL_TEST_JOB", str(ROOT / "build" / "libatoll_test_job.so"))
-
-
-def fnv1a(data: bytes) -> int:
-    h = 1469598103934665603
-    for c in data:
-        h = ((h ^ c) * 1099511628211) % (1 << 64)
-    return h
-
+from conftest import JOB, WAIT, fnv1a
 
 @pytest.fixture(autouse=True)
 def runtime():
