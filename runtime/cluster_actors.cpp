@@ -133,7 +133,8 @@ std::shared_ptr<detail::ActorToken> ClusterCore::adopt_actor(const ActorId& id,
 std::shared_ptr<detail::ActorToken> ClusterCore::find_actor(std::string_view name,
                                                             std::type_index type) {
   ensure_running();
-  const detail::ActorClassEntry& cls = registry_.require_actor_class(type);
+  const detail::ActorClassEntry* wanted =
+      type == typeid(void) ? nullptr : &registry_.require_actor_class(type);
   transport::ControlMessage msg;
   msg.initRoot<wire::Envelope>().getBody().initLookupActor().setName(std::string(name));
   HeadReply reply = request(msg, kHeadAnswerTimeout);
@@ -141,10 +142,16 @@ std::shared_ptr<detail::ActorToken> ClusterCore::find_actor(std::string_view nam
     throw Error(ErrorCategory::failed,
                 "looking up actor '" + std::string(name) + "' failed: " + reply.error);
   if (!reply.found) return nullptr;
-  if (reply.class_name != cls.name)
+  if (wanted != nullptr && reply.class_name != wanted->name)
     throw Error(ErrorCategory::invalid_argument, "actor '" + std::string(name) + "' is a '" +
-                                                     reply.class_name + "', not a '" + cls.name +
-                                                     "'");
+                                                     reply.class_name + "', not a '" +
+                                                     wanted->name + "'");
+  const detail::ActorClassEntry* found = registry_.find_actor_class(reply.class_name);
+  if (found == nullptr)
+    throw Error(ErrorCategory::invalid_argument,
+                "actor '" + std::string(name) + "' is a '" + reply.class_name +
+                    "', which this driver's module does not register");
+  const detail::ActorClassEntry& cls = *found;
   ClusterActor* raw;
   {
     std::lock_guard lock(mu_);

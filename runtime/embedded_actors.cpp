@@ -58,7 +58,7 @@ std::shared_ptr<detail::ActorToken> EmbeddedCore::find_actor(std::string_view na
   auto it = named_actors_.find(std::string(name));
   if (it == named_actors_.end() || it->second->dead()) return nullptr;
   ActorRecord* record = it->second;
-  if (record->actor_class().type != type)
+  if (type != typeid(void) && record->actor_class().type != type)
     throw Error(ErrorCategory::invalid_argument, "actor '" + std::string(name) + "' is a '" +
                                                      record->actor_class().name + "', not a " +
                                                      detail::demangle(type.name()));

@@ -353,7 +353,8 @@ def kill(actor: Any, *, no_restart: bool = True) -> None:
 
 
 def get_actor(name: str) -> Any:
-    """The live actor created with ``.options(name=name)``.
+    """The live actor created with ``.options(name=name)``: an ActorHandle for a Python class, a
+    CppActorHandle for a C++ one (``atoll.cpp_actor``).
 
     Raises:
         ValueError: no live actor has that name.
@@ -363,7 +364,11 @@ def get_actor(name: str) -> Any:
     token = current().core.get_actor(name)
     if token is None:
         raise ValueError(f"no live actor is named '{name}'")
-    return ActorHandle(token)
+    if token.is_python:
+        return ActorHandle(token)
+    from atoll.cpp import CppActorHandle
+
+    return CppActorHandle(token)
 
 
 def stats() -> Dict[str, int]:

@@ -93,6 +93,9 @@ void bind_handles(py::module_& m) {
 
   py::class_<ActorToken>(m, "ActorToken")
       .def("hex", [](const ActorToken& a) { return a.token->id().to_string(); })
+      .def_property_readonly(
+          "is_python",
+          [](const ActorToken& a) { return a.token->actor_class().type == typeid(PythonActorTag); })
       .def_property_readonly("class_name",
                              [](const ActorToken& a) { return a.token->actor_class().name; })
       .def_property_readonly("method_names",

@@ -154,7 +154,7 @@ void PyRuntime::kill(const ActorToken& actor) {
 }
 
 std::optional<ActorToken> PyRuntime::get_actor(const std::string& name) {
-  auto token = core()->find_actor(name, typeid(PythonActorTag));
+  auto token = core()->find_actor(name, typeid(void));  // Python's or C++'s
   if (!token) return std::nullopt;
   return ActorToken{std::move(token)};
 }

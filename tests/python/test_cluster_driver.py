@@ -106,6 +106,11 @@ def test_cpp_actors_live_in_worker_processes_on_the_nodes():
     relay = atoll.cpp_actor("Relay").remote(counter, atoll.cpp_function("greet").remote("Ode"))
     assert atoll.get(relay.forward.remote(4), timeout=WAIT) == 110
     assert atoll.get(relay.text_length.remote(), timeout=WAIT) == len("hello, Ode")
+    named = atoll.cpp_actor("Counter").options(name="py-named").remote(7)
+    found = atoll.get_actor("py-named")
+    assert isinstance(found, atoll.CppActorHandle)
+    assert atoll.get(found.incr.remote(1), timeout=WAIT) == 8
+    atoll.kill(named)
     atoll.kill(relay)
     atoll.kill(counter)
     with pytest.raises(atoll.ActorDiedError):

@@ -184,6 +184,9 @@ def test_cpp_actor_errors_are_clear():
     with pytest.raises(TypeError, match="no constructor taking 3 arguments"):
         atoll.cpp_actor("Counter").remote(1, 2, 3)
     counter = atoll.cpp_actor("Counter").options(name="named-counter").remote(1)
+    found = atoll.get_actor("named-counter")
+    assert isinstance(found, atoll.CppActorHandle) and found == counter
+    assert atoll.get(found.incr.remote(2), timeout=WAIT) == 3
     with pytest.raises(AttributeError, match="no method 'decr'"):
         counter.decr.remote(1)
     with pytest.raises(TypeError, match="takes 1 argument, got 2"):

@@ -202,6 +202,7 @@ class Core : public std::enable_shared_from_this<Core> {
                                                    std::vector<ArgSpec> args,
                                                    const ActorOptions& options) = 0;
   // nullptr when no live actor has that name; Error(invalid_argument) when its class differs.
+  // typeid(void) accepts any class (the token says which).
   virtual std::shared_ptr<ActorToken> find_actor(std::string_view name, std::type_index type) = 0;
   virtual std::shared_ptr<RefToken> submit_actor_call(const ActorToken& actor,
                                                       const MethodEntry& method,
