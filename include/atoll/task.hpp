@@ -30,39 +30,53 @@
 
 namespace atl {
 
+namespace detail {
+
+// What both callers share: the runtime, the function's entry, and options for one call site.
+template <class Derived>
+class TaskSubmitter {
+ public:
+  TaskSubmitter(std::shared_ptr<Core> core, const FunctionEntry& entry)
+      : core_(std::move(core)), entry_(&entry) {}
+
+  Derived& options(TaskOptions options) & {
+    options_ = std::move(options);
+    return static_cast<Derived&>(*this);
+  }
+  Derived&& options(TaskOptions options) && {
+    options_ = std::move(options);
+    return static_cast<Derived&&>(*this);
+  }
+
+  const std::string& name() const noexcept { return entry_->name; }
+
+ protected:
+  std::shared_ptr<RefToken> submit(std::vector<ArgSpec> args) const {
+    return core_->submit_task(*entry_, std::move(args), options_ ? &*options_ : nullptr);
+  }
+
+ private:
+  std::shared_ptr<Core> core_;
+  const FunctionEntry* entry_;
+  std::optional<TaskOptions> options_;
+};
+
+}  // namespace detail
+
 template <class Fn>
-class TaskCaller {
+class TaskCaller : public detail::TaskSubmitter<TaskCaller<Fn>> {
   using traits = detail::function_traits<Fn>;
   using Passed = typename ParamsOf<typename traits::params>::passed;
 
  public:
   using result_type = std::decay_t<typename traits::result>;
-
-  TaskCaller(std::shared_ptr<detail::Core> core, const detail::FunctionEntry& entry)
-      : core_(std::move(core)), entry_(&entry) {}
-
-  TaskCaller& options(TaskOptions options) & {
-    options_ = std::move(options);
-    return *this;
-  }
-  TaskCaller&& options(TaskOptions options) && {
-    options_ = std::move(options);
-    return std::move(*this);
-  }
+  using detail::TaskSubmitter<TaskCaller<Fn>>::TaskSubmitter;
 
   template <class... A>
   ObjectRef<result_type> remote(A&&... args) const {
-    auto encoded = detail::encode_args(Passed{}, std::forward<A>(args)...);
     return ObjectRef<result_type>(
-        core_->submit_task(*entry_, std::move(encoded), options_ ? &*options_ : nullptr));
+        this->submit(detail::encode_args(Passed{}, std::forward<A>(args)...)));
   }
-
-  const std::string& name() const noexcept { return entry_->name; }
-
- private:
-  std::shared_ptr<detail::Core> core_;
-  const detail::FunctionEntry* entry_;
-  std::optional<TaskOptions> options_;
 };
 
 // A function called by its registered name: one registered by another language (a Python
@@ -74,19 +88,9 @@ class TaskCaller {
 //
 //   int n = rt.task<int>("scripts.count_words").remote(std::string("a b c")).get();
 template <class R>
-class NamedTaskCaller {
+class NamedTaskCaller : public detail::TaskSubmitter<NamedTaskCaller<R>> {
  public:
-  NamedTaskCaller(std::shared_ptr<detail::Core> core, const detail::FunctionEntry& entry)
-      : core_(std::move(core)), entry_(&entry) {}
-
-  NamedTaskCaller& options(TaskOptions options) & {
-    options_ = std::move(options);
-    return *this;
-  }
-  NamedTaskCaller&& options(TaskOptions options) && {
-    options_ = std::move(options);
-    return std::move(*this);
-  }
+  using detail::TaskSubmitter<NamedTaskCaller<R>>::TaskSubmitter;
 
   template <class... A>
   ObjectRef<R> remote(A&&... args) const {
@@ -94,16 +98,8 @@ class NamedTaskCaller {
     encoded.reserve(sizeof...(A));
     std::size_t index = 0;
     (encoded.push_back(detail::encode_untyped_arg(index++, std::forward<A>(args))), ...);
-    return ObjectRef<R>(
-        core_->submit_task(*entry_, std::move(encoded), options_ ? &*options_ : nullptr));
+    return ObjectRef<R>(this->submit(std::move(encoded)));
   }
-
-  const std::string& name() const noexcept { return entry_->name; }
-
- private:
-  std::shared_ptr<detail::Core> core_;
-  const detail::FunctionEntry* entry_;
-  std::optional<TaskOptions> options_;
 };
 
 }  // namespace atl

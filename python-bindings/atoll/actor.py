@@ -85,21 +85,23 @@ class ActorHandle:
     Handles may be copied and passed to tasks and other actors (as arguments).
     """
 
+    _method_type: Any  # what `handle.name` returns: ActorMethod, or CppActorMethod for C++ actors
+
     def __init__(self, token: Any) -> None:
         self._token = token
         self._methods = frozenset(token.method_names)
 
-    def __getattr__(self, name: str) -> "ActorMethod":
+    def __getattr__(self, name: str) -> Any:
         methods = self.__dict__.get("_methods")
         if methods is None or name not in methods:
             cls = self.__dict__["_token"].class_name if "_token" in self.__dict__ else "?"
             raise AttributeError(f"actor class '{cls}' has no method '{name}'")
-        method = ActorMethod(self, name)
+        method = self._method_type(self, name)
         self.__dict__[name] = method  # later lookups skip __getattr__
         return method
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        return (ActorHandle, (self._token,))
+        return (type(self), (self._token,))
 
     def __repr__(self) -> str:
         return f"ActorHandle({self._token.class_name}, {self._token.hex()})"
@@ -133,3 +135,6 @@ class ActorMethod:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(f"actor methods cannot be called directly: use .{self._name}.remote(...)")
+
+
+ActorHandle._method_type = ActorMethod

@@ -125,18 +125,6 @@ class CppActorClass:
 class CppActorHandle(ActorHandle):
     """A C++ actor: ``handle.method.remote(*args)`` calls a registered method with plain values."""
 
-    def __getattr__(self, name: str) -> "CppActorMethod":
-        methods = self.__dict__.get("_methods")
-        if methods is None or name not in methods:
-            cls = self.__dict__["_token"].class_name if "_token" in self.__dict__ else "?"
-            raise AttributeError(f"C++ actor class '{cls}' has no method '{name}'")
-        method = CppActorMethod(self, name)
-        self.__dict__[name] = method
-        return method
-
-    def __reduce__(self) -> Tuple[Any, ...]:
-        return (CppActorHandle, (self._token,))
-
 
 class CppActorMethod:
     """One method of a C++ actor: ``.remote(*args)`` submits a call and returns an ObjectRef."""
@@ -161,3 +149,6 @@ def cpp_actor(name: str, **options: Any) -> CppActorClass:
     if not isinstance(name, str) or not name:
         raise TypeError("cpp_actor takes the class's registered name")
     return CppActorClass(name, _options.check(options, _options.ACTOR_OPTIONS, "actor"))
+
+
+CppActorHandle._method_type = CppActorMethod
