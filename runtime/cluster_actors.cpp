@@ -41,6 +41,7 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
   spec.setModuleHash(module_hash_);
   spec.setModuleName(options_.job_module.name);
   spec.setClassName(cls.name);
+  if (!cls.code.empty()) spec.setCode(cls.code);
   spec.setName(options.name);
   spec.setMaxConcurrency(static_cast<std::uint32_t>(options.max_concurrency));
   ResourceRequest resources = resource_request(options);

@@ -64,8 +64,11 @@ NodeAgentProcess::NodeAgentProcess(NodeAgentOptions options)
     options_.info.data_name = objects_->name();
     // Workers reach the head as this node does, for nested tasks.
     WorkerLaunch launch{options_.worker_executable,
-                        options_.host + ":" + std::to_string(options_.port), options_.token,
-                        options_.data_host, options_.data_advertise_host};
+                        options_.python_executable,
+                        options_.host + ":" + std::to_string(options_.port),
+                        options_.token,
+                        options_.data_host,
+                        options_.data_advertise_host};
     runner_ = std::make_unique<NodeTaskRunner>(options_.name, *modules_, *objects_, launch,
                                                static_cast<std::size_t>(std::ceil(cpus)));
     actors_ = std::make_unique<NodeActors>(options_.name, *modules_, *objects_, launch);

@@ -30,6 +30,7 @@ struct NodeAgentOptions {
   // Where fetched job modules are kept, and the executable started as worker processes.
   std::filesystem::path module_dir;
   std::string worker_executable;
+  std::string python_executable;  // for Python workers (absolute path); empty: no Python code
   // The data plane (objects between nodes): the address it listens on and advertises, and how
   // many bytes of objects the node holds at most (0: 30% of its memory resource, at least 64 MiB).
   std::string data_host = "127.0.0.1";

@@ -36,7 +36,9 @@ std::uint64_t random_owner() {
 }  // namespace
 
 std::shared_ptr<ClusterCore> ClusterCore::create(InitOptions options) {
-  if (options.job_module.library.empty() || options.job_module.name.empty())
+  bool has_module = !options.job_module.library.empty() || !options.job_module.name.empty();
+  if ((!options.modules.empty() || has_module) &&
+      (options.job_module.library.empty() || options.job_module.name.empty()))
     throw Error(ErrorCategory::invalid_argument,
                 "a cluster driver needs job_module = {.library = <.so path>, .name = <module>}: "
                 "the code its tasks run on the nodes");
@@ -71,12 +73,15 @@ ClusterCore::~ClusterCore() {
 }
 
 void ClusterCore::connect() {
-  std::ifstream in(options_.job_module.library, std::ios::binary);
-  if (!in)
-    throw Error(ErrorCategory::invalid_argument,
-                "cannot read the job module " + options_.job_module.library);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  module_hash_ = sha256_hex(std::as_bytes(std::span(bytes)));
+  std::string bytes;
+  if (!options_.job_module.library.empty()) {
+    std::ifstream in(options_.job_module.library, std::ios::binary);
+    if (!in)
+      throw Error(ErrorCategory::invalid_argument,
+                  "cannot read the job module " + options_.job_module.library);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    module_hash_ = sha256_hex(std::as_bytes(std::span(bytes)));
+  }
   auto [host, port] = split_address(options_.address);
 
   transport::Handlers handlers;
@@ -119,13 +124,37 @@ void ClusterCore::connect() {
   } catch (const std::exception&) {
     // A head that advertises a malformed relay: objects then move by direct paths only.
   }
-  transport::ControlMessage msg;
+  if (!module_hash_.empty())
+    upload(module_hash_, std::as_bytes(std::span(bytes)), "the job module");
+}
+
+void ClusterCore::upload(const std::string& hash, std::span<const std::byte> bytes,
+                         const std::string& what) {
+  capnp::MallocMessageBuilder msg;  // a module is large: no small first segment
   auto blob = msg.initRoot<wire::Envelope>().getBody().initUploadModule();
-  blob.setHash(module_hash_);
+  blob.setHash(hash);
   blob.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
   HeadReply stored = request(msg, std::chrono::seconds(60));
   if (!stored.error.empty())
-    throw Error(ErrorCategory::disconnected, "uploading the job module failed: " + stored.error);
+    throw Error(ErrorCategory::disconnected, "uploading " + what + " failed: " + stored.error);
+}
+
+std::string ClusterCore::upload_code(std::span<const std::byte> code) {
+  ensure_running();
+  std::string hash = sha256_hex(code);
+  {
+    std::lock_guard lock(code_mu_);
+    if (uploaded_code_.contains(hash)) return hash;
+  }
+  upload(hash, code, "code");
+  std::lock_guard lock(code_mu_);
+  uploaded_code_.insert(hash);
+  return hash;
+}
+
+void ClusterCore::extend_registry(Registry&& more) {
+  ensure_running();
+  registry_.merge(std::move(more));
 }
 
 void ClusterCore::tick() {
@@ -280,6 +309,7 @@ void ClusterCore::send_task(std::uint64_t task) {
     spec.setModuleHash(module_hash_);
     spec.setModuleName(options_.job_module.name);
     spec.setFunction(t.function->name);
+    if (!t.function->code.empty()) spec.setCode(t.function->code);
     spec.setName(t.name);
     spec.setMaxRetries(t.max_retries);
     write_resources(spec.initResources(static_cast<unsigned>(t.resources.size())), t.resources);
@@ -342,15 +372,17 @@ void ClusterCore::on_message(const transport::Decoded<wire::Envelope>& message) 
       return;
     }
     if (outcome.isValue()) {
-      detail::Payload value;
-      value.bytes.assign(reinterpret_cast<const char*>(outcome.getValue().begin()),
-                         outcome.getValue().size());
+      detail::Payload value = payload_of(outcome.getValue().begin(), outcome.getValue().size());
       complete(done.getTaskId(), &value, nullptr);
       return;
     }
     auto e = std::make_shared<ErrorInfo>();
-    e->remote_type = outcome.getFailure().getRemoteType();
-    e->message = outcome.getFailure().getMessage();
+    auto failure = outcome.getFailure();
+    e->remote_type = failure.getRemoteType();
+    e->message = failure.getMessage();
+    e->traceback = failure.getTraceback();
+    e->details.assign(reinterpret_cast<const char*>(failure.getDetails().begin()),
+                      failure.getDetails().size());
     e->node = done.getNode();
     e->kind = e->remote_type == "atl::InfeasibleError"        ? ErrorKind::infeasible
               : e->remote_type == "atl::ActorDiedError"       ? ErrorKind::actor_died

@@ -42,6 +42,11 @@ class ClusterCore final : public detail::Core {
   const detail::FunctionEntry& function_by_name(std::string_view name) const override;
   const detail::ActorClassEntry& actor_class(std::type_index type) const override;
   const detail::ActorClassEntry& actor_class_by_name(std::string_view name) const override;
+  void extend_registry(Registry&& more) override;
+  // Stores a binding's code (a pickled Python function or class) at the head, where nodes fetch
+  // it like a job module; returns its hash, for the registry entry's `code`. Uploads each content
+  // once. Raises Error(disconnected) when the head refuses or cannot be reached.
+  std::string upload_code(std::span<const std::byte> code);
 
   std::shared_ptr<detail::RefToken> submit_task(const detail::FunctionEntry& fn,
                                                 std::vector<detail::ArgSpec> args,
@@ -117,6 +122,7 @@ class ClusterCore final : public detail::Core {
 
   explicit ClusterCore(InitOptions options);
   void connect();
+  void upload(const std::string& hash, std::span<const std::byte> bytes, const std::string& what);
   // Sends `msg` with a fresh request id and waits for the answer.
   HeadReply request(capnp::MallocMessageBuilder& msg, std::chrono::seconds timeout);
   // Checks the arguments, stores the pending task and registers its argument waiters; returns
@@ -202,7 +208,9 @@ class ClusterCore final : public detail::Core {
 
   const InitOptions options_;
   const std::uint64_t owner_;
-  std::string module_hash_;
+  std::string module_hash_;  // empty: no C++ job module
+  std::mutex code_mu_;
+  std::unordered_set<std::string> uploaded_code_;  // hashes the head has (guarded by code_mu_)
   std::atomic<std::uint64_t> next_sequence_{1};
   std::atomic<bool> shut_down_{false};
   Registry registry_;

@@ -163,7 +163,8 @@ std::string string_of(capnp::Data::Reader d) {
 
 void send_task_outcome(transport::Connection& conn, std::uint64_t task_id, const std::string& node,
                        const std::string* value, const std::string& remote_type,
-                       const std::string& message) {
+                       const std::string& message, const std::string& traceback,
+                       const std::string& details) {
   transport::ControlMessage msg;
   auto done = msg.initRoot<wire::Envelope>().getBody().initTaskFinished();
   done.setTaskId(task_id);
@@ -174,6 +175,8 @@ void send_task_outcome(transport::Connection& conn, std::uint64_t task_id, const
     auto failure = done.getOutcome().initFailure();
     failure.setRemoteType(remote_type.substr(0, transport::kMaxNameBytes));
     failure.setMessage(message.substr(0, transport::kMaxMessageTextBytes));
+    failure.setTraceback(traceback.substr(0, transport::kMaxMessageTextBytes));
+    if (details.size() <= transport::kMaxFailureDetailsBytes) failure.setDetails(data_of(details));
   }
   conn.send(msg);
 }

@@ -20,10 +20,12 @@ std::vector<NodeView> read_status(wire::ClusterStatus::Reader in);
 capnp::Data::Reader data_of(const std::string& s);
 std::string string_of(capnp::Data::Reader d);
 
-// Sends a TaskFinished: the value, or a failure of `remote_type` with `message`.
+// Sends a TaskFinished: the value, or a failure of `remote_type` with `message` (and a binding's
+// traceback and details of the exception, when it has them).
 void send_task_outcome(transport::Connection& conn, std::uint64_t task_id, const std::string& node,
                        const std::string* value, const std::string& remote_type,
-                       const std::string& message);
+                       const std::string& message, const std::string& traceback = {},
+                       const std::string& details = {});
 
 void set_actor_key(wire::ActorKey::Builder out, const ActorId& id);
 ActorId actor_key(wire::ActorKey::Reader in);

@@ -22,6 +22,7 @@ std::string ClusterTasks::create_actor(const transport::ConnectionPtr& driver,
                                        : "actor '" + actor->name + "'";
   actor->module_hash = spec.getModuleHash();
   actor->module_name = spec.getModuleName();
+  actor->code = spec.getCode();
   for (auto a : spec.getArgs()) actor->args.push_back(string_of(a));
   actor->arg_refs = read_arg_refs(spec.getArgRefs());
   actor->actor_args = read_actor_args(spec.getActorArgs());
@@ -42,7 +43,8 @@ std::string ClusterTasks::create_actor(const transport::ConnectionPtr& driver,
   TaskRecord* placement = &actor->placement;
   {
     std::lock_guard lock(mu_);
-    if (!modules_.contains(actor->module_hash)) return "the job's module was not uploaded";
+    if (auto missing = missing_code_locked(actor->module_hash, actor->code); !missing.empty())
+      return missing;
     // An owner id belongs to the first driver that used it: no other can create actors in its
     // name (and so take over the ids the owner will use next).
     auto [owner, fresh] = owners_.try_emplace(actor->id.owner, driver.get());
@@ -83,6 +85,7 @@ void ClusterTasks::send_start(RemoteNode& node, TaskRecord* placement) {
       spec.setModuleHash(a.module_hash);
       spec.setModuleName(a.module_name);
       spec.setClassName(a.class_name);
+      spec.setCode(a.code);
       spec.setName(a.name);
       spec.setMaxConcurrency(a.max_concurrency);
       auto args = spec.initArgs(static_cast<unsigned>(a.args.size()));

@@ -143,6 +143,16 @@ std::uint64_t ClusterTasks::duplicates_ignored() const {
   return duplicates_;
 }
 
+std::string ClusterTasks::missing_code_locked(const std::string& module_hash,
+                                              const std::string& code) const {
+  if (!module_hash.empty() && !modules_.contains(module_hash))
+    return "the job's module was not uploaded";
+  if (!code.empty() && !modules_.contains(code)) return "its Python code was not uploaded";
+  if (module_hash.empty() && code.empty())
+    return "no code to run: neither a module nor Python code";
+  return {};
+}
+
 void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec::Reader spec) {
   {
     std::lock_guard lock(mu_);
@@ -154,6 +164,7 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   task->module_hash = spec.getModuleHash();
   task->module_name = spec.getModuleName();
   task->function = spec.getFunction();
+  task->code = spec.getCode();
   for (auto a : spec.getArgs()) task->args.push_back(string_of(a));
   if (spec.hasResult()) task->result = object_key(spec.getResult());
   task->arg_refs = read_arg_refs(spec.getArgRefs());
@@ -164,7 +175,7 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   std::string error;
   {
     std::lock_guard lock(mu_);
-    if (!modules_.contains(task->module_hash)) error = "the job's module was not uploaded";
+    error = missing_code_locked(task->module_hash, task->code);
     if (error.empty()) error = accept_objects_locked(driver, task->result, task->arg_refs);
   }
   TaskOptions options;
@@ -275,6 +286,7 @@ void ClusterTasks::send_on_lease_locked(RemoteNode& node, RemoteTask& t, std::ui
   spec.setModuleHash(t.module_hash);
   spec.setModuleName(t.module_name);
   spec.setFunction(t.function);
+  spec.setCode(t.code);
   spec.setName(t.record.custom_name);
   auto args = spec.initArgs(static_cast<unsigned>(t.args.size()));
   for (unsigned i = 0; i < t.args.size(); ++i) args.set(i, data_of(t.args[i]));
@@ -350,7 +362,9 @@ void ClusterTasks::finished(std::uint64_t node_id, wire::TaskFinished::Reader do
   } else if (done.getSystemFailure() && !actor_call) {
     retry_or_fail(id, outcome.getFailure().getMessage());
   } else {
-    reply(id, nullptr, outcome.getFailure().getRemoteType(), outcome.getFailure().getMessage());
+    auto f = outcome.getFailure();
+    reply(id, nullptr, f.getRemoteType(), f.getMessage(), f.getTraceback(),
+          string_of(f.getDetails()));
   }
 }
 
@@ -375,7 +389,8 @@ void ClusterTasks::expire() {
 }
 
 void ClusterTasks::reply(std::uint64_t task_id, const std::string* value,
-                         const std::string& remote_type, const std::string& message) {
+                         const std::string& remote_type, const std::string& message,
+                         const std::string& traceback, const std::string& details) {
   std::unique_ptr<RemoteTask> task;
   {
     std::lock_guard lock(mu_);
@@ -385,7 +400,7 @@ void ClusterTasks::reply(std::uint64_t task_id, const std::string* value,
     tasks_.erase(it);
   }
   send_task_outcome(*task->driver, task->driver_task_id, task->last_node, value, remote_type,
-                    message);
+                    message, traceback, details);
 }
 
 }  // namespace atl::runtime

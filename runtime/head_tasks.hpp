@@ -94,6 +94,7 @@ class ClusterTasks {
     transport::ConnectionPtr driver;
     std::uint64_t driver_task_id = 0;
     std::string module_hash, module_name, function;  // function: the method, for actor calls
+    std::string code;                                // a Python function's code hash (empty: C++)
     std::vector<std::string> args;
     ActorId actor;  // set for an actor call
     unsigned max_retries = 0;
@@ -131,6 +132,7 @@ class ClusterTasks {
     TaskRecord placement;  // what the scheduler sees
     transport::ConnectionPtr owner;
     std::string name, class_name, module_hash, module_name, display;
+    std::string code;  // a Python class's code hash (empty: C++)
     std::vector<std::string> args;
     std::vector<RemoteTask::ArgRef> arg_refs;  // ObjectRef parameters of its constructor
     std::vector<ActorArg> actor_args;          // and its ActorHandle parameters
@@ -167,8 +169,10 @@ class ClusterTasks {
   static constexpr std::size_t kMaxLeaseDepth = 64;
   void retry_or_fail(std::uint64_t task_id, const std::string& why);
   // Sends the outcome to the driver and forgets the task.
+  // `traceback` and `details`: a binding's exception, passed on as the node reported it.
   void reply(std::uint64_t task_id, const std::string* value, const std::string& remote_type,
-             const std::string& message);
+             const std::string& message, const std::string& traceback = {},
+             const std::string& details = {});
   void placement_failed(TaskRecord* record, const std::string& message);
 
   // Actors; the *_locked ones with mu_ held.
@@ -176,6 +180,8 @@ class ClusterTasks {
   void forward_call_locked(const RemoteActor& actor, RemoteTask& call, std::uint64_t call_id);
   // A submission's object arguments (a task's, an actor call's or an actor constructor's).
   static std::vector<RemoteTask::ArgRef> read_arg_refs(capnp::List<wire::ArgRef>::Reader refs);
+  // Why a task or actor cannot run: its C++ module or Python code was not uploaded; or "".
+  std::string missing_code_locked(const std::string& module_hash, const std::string& code) const;
   // Binds the result's owner id (when not nil) to `driver` (objects are freed by their owner's
   // driver) and records `driver` as the holder of arguments it holds itself. Returns why the
   // submission is refused, or "".

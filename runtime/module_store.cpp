@@ -116,6 +116,18 @@ std::optional<fs::path> ModuleStore::verified_path(const std::string& hash) cons
   return p;
 }
 
+std::string read_verified_file(const fs::path& path, const std::string& expected_hash) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCategory::invalid_argument, "cannot read " + path.string());
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string actual = sha256_hex(std::as_bytes(std::span(bytes)));
+  if (actual != expected_hash)
+    throw Error(ErrorCategory::invalid_argument, "refusing to load " + path.string() +
+                                                     ": its SHA-256 is " + actual + ", expected " +
+                                                     expected_hash);
+  return bytes;
+}
+
 ModuleFn load_verified_module(const fs::path& path, const std::string& expected_hash,
                               const std::string& module_name, Registry& registry) {
   std::string actual = sha256_file(path);

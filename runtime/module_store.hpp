@@ -40,6 +40,10 @@ class ModuleStore {
   std::filesystem::path dir_;
 };
 
+// The bytes of `path` (a binding's code), once they hash to `expected_hash`. Raises
+// Error(invalid_argument) naming the file when they do not or it cannot be read.
+std::string read_verified_file(const std::filesystem::path& path, const std::string& expected_hash);
+
 // Checks that `path` hashes to `expected_hash`, loads it, and runs its `atoll_module_<name>` entry
 // point into `registry`. The library stays loaded for the life of the process. Raises
 // Error(invalid_argument) naming the library and what failed (hash, dlopen, missing entry point).

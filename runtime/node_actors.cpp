@@ -60,6 +60,7 @@ void NodeActors::start(const transport::ConnectionPtr& head, wire::ActorSpec::Re
   actor->head = head;
   actor->module_hash = spec.getModuleHash();
   actor->module_name = spec.getModuleName();
+  actor->code = spec.getCode();
   for (auto a : spec.getArgs()) actor->ctor_args.push_back(Buffer::copy_of(a.begin(), a.size()));
   // Constructor values travel inline: the head sends only references (byReference) here.
   read_object_args(spec.getArgRefs(), actor->ctor_passed.objects);
@@ -73,20 +74,20 @@ void NodeActors::start(const transport::ConnectionPtr& head, wire::ActorSpec::Re
     if (!actors_.emplace(raw->id, std::move(actor)).second) return;  // a repeated start
   }
   // The module may arrive after the actor was reaped (the head went meanwhile): then it is gone.
-  modules_.with_module(head, raw->module_hash,
-                       [this, weak](const std::filesystem::path* path, const std::string& error) {
-                         auto actor = weak.lock();
-                         if (!actor) return;
-                         Hosted* raw = actor.get();
-                         if (path == nullptr) {
-                           end(*raw, "could not load the module of " + raw->display + ": " + error);
-                           return;
-                         }
-                         std::lock_guard lock(raw->mu);
-                         if (raw->finished) return;  // killed while the module was on its way
-                         raw->started = true;
-                         raw->sender = std::thread([this, raw, p = *path] { run_sender(*raw, p); });
-                       });
+  modules_.with_job(head, raw->module_hash, raw->code,
+                    [this, weak](const NodeModules::JobFiles& files, const std::string& error) {
+                      auto actor = weak.lock();
+                      if (!actor) return;
+                      Hosted* raw = actor.get();
+                      if (!error.empty()) {
+                        end(*raw, "could not load the module of " + raw->display + ": " + error);
+                        return;
+                      }
+                      std::lock_guard lock(raw->mu);
+                      if (raw->finished) return;  // killed while the module was on its way
+                      raw->started = true;
+                      raw->sender = std::thread([this, raw, files] { run_sender(*raw, files); });
+                    });
 }
 
 void NodeActors::call(const transport::ConnectionPtr& head, wire::ActorCall::Reader call) {
@@ -203,11 +204,13 @@ void NodeActors::kill_all(const std::string& reason) {
   for (Hosted* actor : all) kill(*actor, actor->display + " ended: " + reason);
 }
 
-void NodeActors::run_sender(Hosted& actor, std::filesystem::path module_path) {
+void NodeActors::run_sender(Hosted& actor, NodeModules::JobFiles files) {
   std::string failure;
   try {
+    const bool python = !actor.code.empty();
     auto worker = WorkerProcess::spawn(
-        {launch_, module_path.string(), actor.module_hash, actor.module_name}, kSpawnTimeout);
+        {launch_, files.module.string(), actor.module_hash, actor.module_name, python},
+        kSpawnTimeout);
     WorkerProcess* w = worker.get();
     bool killed;
     {
@@ -216,8 +219,9 @@ void NodeActors::run_sender(Hosted& actor, std::filesystem::path module_path) {
       killed = !actor.kill_reason.empty();
     }
     if (killed) w->kill();
-    WorkerOutcome built = w->construct(actor.class_name, actor.ctor_args, actor.max_concurrency,
-                                       kConstructTimeout, actor.ctor_passed);
+    WorkerOutcome built =
+        w->construct(actor.class_name, actor.ctor_args, actor.max_concurrency, kConstructTimeout,
+                     actor.ctor_passed, CodeRef{actor.code, files.code.string()});
     if (!built.ok)
       failure = "the constructor of " + actor.display + " failed on node '" + node_name_ +
                 "': " + built.remote_type + ": " + built.message;

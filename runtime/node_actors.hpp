@@ -71,6 +71,7 @@ class NodeActors {
     std::string display;  // for messages: "actor 'name'" or "actor Class"
     transport::ConnectionPtr head;
     std::string module_hash, module_name, class_name;
+    std::string code;  // a Python class's code hash (its worker is a Python one)
     std::vector<Buffer> ctor_args;
     PassedArgs ctor_passed;  // its constructor's ObjectRef and ActorHandle parameters
     std::uint32_t max_concurrency = 1;
@@ -95,7 +96,7 @@ class NodeActors {
   static constexpr std::size_t kPrefetchCalls = 4;
   // Reports a call's outcome: a large value stays here (the head learns its size).
   void report(Hosted& actor, std::uint64_t call_id, const ObjectId& result, WorkerOutcome& out);
-  void run_sender(Hosted& actor, std::filesystem::path module_path);
+  void run_sender(Hosted& actor, NodeModules::JobFiles files);
   void run_reader(Hosted& actor);
   // Fails every unanswered call, tells the head, and lets the actor be reaped.
   void end(Hosted& actor, const std::string& reason);

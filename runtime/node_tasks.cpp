@@ -28,6 +28,9 @@ void send_task_finished(const transport::ConnectionPtr& head, const std::string&
     auto f = done.getOutcome().initFailure();
     f.setRemoteType(outcome.remote_type.substr(0, transport::kMaxNameBytes));
     f.setMessage(outcome.message.substr(0, transport::kMaxMessageTextBytes));
+    f.setTraceback(outcome.traceback.substr(0, transport::kMaxMessageTextBytes));
+    if (outcome.details.size() <= transport::kMaxFailureDetailsBytes)
+      f.setDetails(data_of(outcome.details));
   }
   head->send(msg);
 }
@@ -53,21 +56,23 @@ void NodeTaskRunner::run(const transport::ConnectionPtr& head, wire::TaskSpec::R
   job.module_hash = spec.getModuleHash();
   job.module_name = spec.getModuleName();
   job.function = spec.getFunction();
+  job.code.hash = spec.getCode();
   for (auto a : spec.getArgs()) job.args.push_back(Buffer::copy_of(a.begin(), a.size()));
   if (spec.hasResult()) job.result = object_key(spec.getResult());
   job.refs = read_object_args(spec.getArgRefs(), job.passed.objects);
   job.passed.actors = read_actor_args(spec.getActorArgs());
-  std::string hash = job.module_hash;
-  modules_.with_module(head, hash,
-                       [this, head, job = std::move(job)](const std::filesystem::path* path,
-                                                          const std::string& error) mutable {
-                         if (path == nullptr) {
-                           fail(head, job.task_id, "atl::Error", error, false);
-                           return;
-                         }
-                         job.module_path = *path;
-                         resolve_then_enqueue(head, std::move(job));
-                       });
+  std::string module = job.module_hash, code = job.code.hash;
+  modules_.with_job(head, module, code,
+                    [this, head, job = std::move(job)](const NodeModules::JobFiles& files,
+                                                       const std::string& error) mutable {
+                      if (!error.empty()) {
+                        fail(head, job.task_id, "atl::Error", error, false);
+                        return;
+                      }
+                      job.module_path = files.module;
+                      job.code.path = files.code.string();
+                      resolve_then_enqueue(head, std::move(job));
+                    });
 }
 
 void NodeTaskRunner::resolve_then_enqueue(const transport::ConnectionPtr& head, Job job) {
@@ -219,7 +224,7 @@ bool NodeTaskRunner::top_up(std::uint64_t lease, InFlight& flight) {
     // A lease may carry several jobs' tasks: one module's tasks at a time share the worker.
     if (!flight.jobs.empty() &&
         (flight.jobs.size() >= kPipelineDepth || flight.bytes + bytes > kPipelineBytes ||
-         next.module_hash != flight.jobs.front().module_hash))
+         worker_key(next) != worker_key(flight.jobs.front())))
       break;
     flight.bytes += bytes;
     flight.jobs.push_back(std::move(next));
@@ -234,16 +239,17 @@ bool NodeTaskRunner::send_pending(const transport::ConnectionPtr& head, InFlight
                                   std::unique_ptr<WorkerProcess>& worker,
                                   std::string& worker_module) {
   const Job& first = flight.jobs.front();
-  if (worker && worker_module != first.module_hash) {
+  const std::string key = worker_key(first);
+  if (worker && worker_module != key) {
     return_worker(worker_module, std::move(worker));
   }
-  if (!worker) worker = idle_worker(first.module_hash);
+  if (!worker) worker = idle_worker(key);
   if (!worker) {
     try {
       // A new worker checks the module's hash itself before loading it.
-      worker = WorkerProcess::spawn(
-          {launch_, first.module_path.string(), first.module_hash, first.module_name},
-          std::chrono::seconds(30));
+      worker = WorkerProcess::spawn({launch_, first.module_path.string(), first.module_hash,
+                                     first.module_name, !first.code.empty()},
+                                    std::chrono::seconds(30));
     } catch (const Error& e) {
       fail(head, first.task_id, "atl::WorkerDied", "on node '" + node_name_ + "': " + e.what(),
            false);
@@ -252,12 +258,12 @@ bool NodeTaskRunner::send_pending(const transport::ConnectionPtr& head, InFlight
       return false;
     }
   }
-  worker_module = first.module_hash;
+  worker_module = key;
   if (flight.sent == 0) flight.last_outcome = std::chrono::steady_clock::now();
   while (flight.sent < flight.jobs.size()) {
     const Job& job = flight.jobs[flight.sent];
     try {
-      if (!worker->send_execute(job.task_id, job.function, job.args, job.passed))
+      if (!worker->send_execute(job.task_id, job.function, job.args, job.passed, job.code))
         break;  // the reader learns why
     } catch (const Error& e) {
       // This task cannot be handed over (its shared arguments); the others still can.
@@ -299,19 +305,22 @@ void NodeTaskRunner::finish_oldest(const transport::ConnectionPtr& head, InFligh
   }
 }
 
-std::unique_ptr<WorkerProcess> NodeTaskRunner::idle_worker(const std::string& module_hash) {
+std::string NodeTaskRunner::worker_key(const Job& job) {
+  return job.code.empty() ? job.module_hash : job.module_hash + "+python";
+}
+
+std::unique_ptr<WorkerProcess> NodeTaskRunner::idle_worker(const std::string& key) {
   std::lock_guard lock(mu_);
-  auto& idle = idle_workers_[module_hash];
+  auto& idle = idle_workers_[key];
   if (idle.empty()) return nullptr;
   auto worker = std::move(idle.back());
   idle.pop_back();
   return worker;
 }
 
-void NodeTaskRunner::return_worker(const std::string& module_hash,
-                                   std::unique_ptr<WorkerProcess> worker) {
+void NodeTaskRunner::return_worker(const std::string& key, std::unique_ptr<WorkerProcess> worker) {
   std::lock_guard lock(mu_);
-  idle_workers_[module_hash].push_back(std::move(worker));
+  idle_workers_[key].push_back(std::move(worker));
 }
 
 void NodeTaskRunner::fail(const transport::ConnectionPtr& head, std::uint64_t task_id,

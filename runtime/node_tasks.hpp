@@ -57,6 +57,7 @@ class NodeTaskRunner {
     std::uint64_t task_id = 0;
     std::string module_hash, module_name, function;
     std::filesystem::path module_path;
+    CodeRef code;              // a Python function (its worker is a Python one)
     std::vector<Buffer> args;  // large ones in the node's shared memory, lent to the worker
     std::uint64_t lease = 0;
     ObjectId result;              // nil: the head did not name it (the value always travels inline)
@@ -92,8 +93,10 @@ class NodeTaskRunner {
   // puts the rest back to be sent again.
   void finish_oldest(const transport::ConnectionPtr& head, InFlight& flight,
                      std::unique_ptr<WorkerProcess>& worker);
-  std::unique_ptr<WorkerProcess> idle_worker(const std::string& module_hash);
-  void return_worker(const std::string& module_hash, std::unique_ptr<WorkerProcess> worker);
+  // Jobs with the same key share workers: the module's hash, and the language.
+  static std::string worker_key(const Job& job);
+  std::unique_ptr<WorkerProcess> idle_worker(const std::string& key);
+  void return_worker(const std::string& key, std::unique_ptr<WorkerProcess> worker);
   void fail(const transport::ConnectionPtr& head, std::uint64_t task_id,
             const std::string& remote_type, const std::string& message, bool system_failure);
 

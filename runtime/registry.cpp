@@ -105,17 +105,18 @@ void Registry::add_method(detail::ActorClassEntry& cls, detail::MethodEntry meth
   cls.methods.push_back(std::move(method));
 }
 
-Registry& Registry::dynamic_function(std::string name, DynamicFunction invoke) {
+Registry& Registry::dynamic_function(std::string name, DynamicFunction invoke, std::string code) {
   if (!invoke) reject("dynamic function '" + name + "' needs an invoker");
   detail::FunctionEntry e;
   e.name = std::move(name);
   e.invoke = std::move(invoke);
+  e.code = std::move(code);
   add_function(std::move(e));
   return *this;
 }
 
 DynamicActorRegistration Registry::dynamic_actor(std::string name, std::type_index tag,
-                                                 DynamicConstructor construct) {
+                                                 DynamicConstructor construct, std::string code) {
   if (!construct) reject("dynamic actor class '" + name + "' needs a constructor");
   if (name.empty()) reject("an actor class needs a non-empty name");
   if (find_actor_class(name) != nullptr) reject("actor class '" + name + "' is registered twice");
@@ -123,6 +124,7 @@ DynamicActorRegistration Registry::dynamic_actor(std::string name, std::type_ind
   auto owned = std::make_unique<detail::ActorClassEntry>();
   owned->name = std::move(name);
   owned->type = tag;
+  owned->code = std::move(code);
   detail::ConstructorEntry ctor;
   ctor.variadic = true;
   ctor.construct = std::move(construct);

@@ -20,15 +20,32 @@ void check_bin_size(std::size_t size) {
                     " bytes cannot go to another process: the limit is 4 GiB - 1");
 }
 
+// An ext 32 value (the only form a binding's value with a block may take): how many bytes it has
+// with its header, or 0 when `b` does not start with one that fits in `n`.
+std::size_t ext32_bytes(const unsigned char* b, std::size_t n) {
+  if (n < 6 || b[0] != 0xc9) return 0;
+  std::size_t length =
+      (std::size_t{b[1]} << 24) | (std::size_t{b[2]} << 16) | (std::size_t{b[3]} << 8) | b[4];
+  return length <= n - 6 ? 6 + length : 0;
+}
+
 }  // namespace
 
 std::size_t wire_size(const detail::Payload& p) noexcept {
-  return p.out_of_band ? kBinHeaderBytes + p.buffer.size() : p.bytes.size();
+  if (!p.out_of_band) return p.bytes.size();
+  return (p.bytes.empty() ? kBinHeaderBytes : p.bytes.size()) + p.buffer.size();
 }
 
 void write_wire(const detail::Payload& p, std::byte* out) {
-  if (!p.out_of_band) {
+  if (p.out_of_band && !p.bytes.empty() &&
+      ext32_bytes(reinterpret_cast<const unsigned char*>(p.bytes.data()), p.bytes.size()) !=
+          p.bytes.size())
+    throw Error(ErrorCategory::invalid_argument,
+                "a value with out-of-band data must be one msgpack ext 32 value, then its block");
+  if (!p.out_of_band || !p.bytes.empty()) {
     if (!p.bytes.empty()) std::memcpy(out, p.bytes.data(), p.bytes.size());
+    if (p.out_of_band && p.buffer.size() > 0)
+      std::memcpy(out + p.bytes.size(), p.buffer.data(), p.buffer.size());
     return;
   }
   check_bin_size(p.buffer.size());
@@ -70,8 +87,25 @@ detail::Payload payload_of(const Buffer& encoded) {
   if (header > 0 && header + length == n) {
     p.out_of_band = true;
     p.buffer = encoded.slice(header, length);
+  } else if (std::size_t ext = ext32_bytes(b, n); ext > 0 && ext < n) {
+    p.bytes.assign(reinterpret_cast<const char*>(b), ext);
+    p.buffer = encoded.slice(ext, n - ext);
+    p.out_of_band = true;
   } else {
     p.bytes.assign(reinterpret_cast<const char*>(b), n);
+  }
+  return p;
+}
+
+detail::Payload payload_of(const void* data, std::size_t size) {
+  const auto* b = static_cast<const unsigned char*>(data);
+  detail::Payload p;
+  if (std::size_t ext = ext32_bytes(b, size); ext > 0 && ext < size) {
+    p.bytes.assign(reinterpret_cast<const char*>(b), ext);
+    p.buffer = Buffer::copy_of(b + ext, size - ext);
+    p.out_of_band = true;
+  } else {
+    p.bytes.assign(reinterpret_cast<const char*>(b), size);
   }
   return p;
 }

@@ -3,6 +3,10 @@
 // byte-container type reads it too. A large value read from shared memory or the data plane keeps
 // its block: a Buffer inside it becomes a slice of that block rather than a copy.
 //
+// A binding's value with out-of-band data (a Python pickle and its buffers: msgpack bytes *and* a
+// Buffer) travels as its msgpack bytes, which must be one ext 32 value, followed directly by the
+// block's bytes. The ext's length says where the block starts, so the reader splits them again.
+//
 // Thread-safety: pure functions.
 #pragma once
 
@@ -33,5 +37,7 @@ const std::string& wire_bytes(const detail::Payload& p, std::string& scratch);
 // out-of-band Buffer over the same bytes (sharing `encoded`'s block); anything else is copied
 // into the payload's msgpack bytes.
 detail::Payload payload_of(const Buffer& encoded);
+// The same for bytes received inline (copied: a block after an ext value becomes a Buffer).
+detail::Payload payload_of(const void* data, std::size_t size);
 
 }  // namespace atl::runtime

@@ -59,11 +59,12 @@ struct NodeChannel {
 
 class WorkerLoop {
  public:
-  WorkerLoop(int fd, const Registry& registry, ClusterAccess cluster)
+  WorkerLoop(int fd, Registry& registry, ClusterAccess cluster, const WorkerBinding* binding)
       : fd_(fd),
         channel_(std::make_shared<NodeChannel>(fd)),
         registry_(registry),
-        cluster_(std::move(cluster)) {}
+        cluster_(std::move(cluster)),
+        binding_(binding) {}
   ~WorkerLoop() {
     stop_threads();
     close_all(fds_);
@@ -89,11 +90,13 @@ class WorkerLoop {
             auto c = m.getConstruct();
             auto args = arguments(c.getArgs(), c.getSharedArgs());
             std::string why = borrow(c.getObjectRefs(), c.getActorArgs(), args);
+            std::string cls = c.getClassName();
+            if (why.empty()) why = load_code(cls, c.getCode(), true);
             if (!why.empty()) {
               if (!send_failure(0, "atl::Error", why)) return 0;
               continue;
             }
-            if (!construct(c, std::move(args))) return 0;
+            if (!construct(cls, c.getMaxConcurrency(), std::move(args))) return 0;
           } else if (m.which() == wire::WorkerMessage::CLUSTER) {
             std::lock_guard lock(runtime_mu_);
             cluster_.head_address = m.getCluster().getHeadAddress();
@@ -104,6 +107,7 @@ class WorkerLoop {
             auto e = m.getExecute();
             Call call{e.getTaskId(), e.getFunction(), arguments(e.getArgs(), e.getSharedArgs())};
             std::string why = borrow(e.getObjectRefs(), e.getActorArgs(), call.args);
+            if (why.empty()) why = load_code(call.name, e.getCode(), false);
             if (!why.empty()) {
               if (!send_failure(call.id, "atl::Error", why)) return 0;
               continue;
@@ -168,14 +172,56 @@ class WorkerLoop {
     return {};
   }
 
-  bool send_failure(std::uint64_t id, const std::string& type, const std::string& text) {
+  // A call that carries a binding's code runs the entry registered for that code, which is loaded
+  // on first use and named by its hash: two jobs' workers may both have an 'f'. Renames `name` to
+  // that entry; returns why the code cannot be had, or "".
+  std::string load_code(std::string& name, wire::CodeRef::Reader ref, bool actor) {
+    if (!ref.hasHash() || ref.getHash().size() == 0) return {};
+    CodeRef code{ref.getHash(), ref.getPath()};
+    std::string key = "code:" + code.hash;
+    if (binding_ == nullptr || !binding_->load_code)
+      return "this worker runs no binding's code (a C++ worker was sent Python code)";
+    bool known = actor ? registry_.find_actor_class(key) != nullptr
+                       : registry_.find_function(key) != nullptr;
+    if (!known) {
+      try {
+        Registry more;
+        binding_->load_code(more, key, name, code, actor);
+        registry_.merge(std::move(more));
+      } catch (const std::exception& e) {
+        return "could not load the code of '" + name + "': " + e.what();
+      }
+    }
+    name = std::move(key);
+    return {};
+  }
+
+  bool send_failure(std::uint64_t id, const std::string& type, const std::string& text,
+                    const std::string& traceback = {}, const std::string& details = {}) {
     transport::ControlMessage msg;
     auto o = msg.initRoot<wire::WorkerMessage>().initOutcome();
     o.setTaskId(id);
     auto f = o.initFailure();
     f.setRemoteType(type.substr(0, transport::kMaxNameBytes));
     f.setMessage(text.substr(0, transport::kMaxMessageTextBytes));
+    f.setTraceback(traceback.substr(0, transport::kMaxMessageTextBytes));
+    if (details.size() <= transport::kMaxFailureDetailsBytes)  // else the caller gets the text
+      f.setDetails(
+          capnp::Data::Reader(reinterpret_cast<const kj::byte*>(details.data()), details.size()));
     return send(msg);
+  }
+
+  // The failure of call `id` from the exception being handled (call in a catch block).
+  bool send_current_exception(std::uint64_t id) {
+    try {
+      throw;
+    } catch (const ForeignException& e) {  // a binding's exception keeps its type and stack
+      return send_failure(id, e.type(), e.message(), e.traceback(), e.details());
+    } catch (const std::exception& e) {
+      return send_failure(id, detail::demangle(typeid(e).name()), e.what());
+    } catch (...) {
+      return send_failure(id, "unknown exception", "");
+    }
   }
 
   bool send_value(std::uint64_t id, const detail::Payload& out) {
@@ -192,8 +238,8 @@ class WorkerLoop {
   }
 
   // Answers with taskId 0: an empty value once constructed, or why it could not be.
-  bool construct(wire::ConstructActor::Reader spec, std::vector<detail::ArgSpec> args) {
-    std::string name = spec.getClassName();
+  bool construct(const std::string& name, std::uint32_t max_concurrency,
+                 std::vector<detail::ArgSpec> args) {
     const detail::ActorClassEntry* cls = registry_.find_actor_class(name);
     if (cls == nullptr)
       return send_failure(0, "atl::Error",
@@ -209,16 +255,14 @@ class WorkerLoop {
     detail::CallFrame frame{args, values.span(), no_core};
     try {
       instance_ = ctor->construct(frame);
-    } catch (const std::exception& e) {
-      return send_failure(0, detail::demangle(typeid(e).name()), e.what());
     } catch (...) {
-      return send_failure(0, "unknown exception", "");
+      return send_current_exception(0);
     }
     cls_ = cls;
     args.clear();  // the actor keeps what it kept; the rest of the lent values go back now
     // With max_concurrency 1 calls run on the reading thread, strictly in arrival order.
-    if (spec.getMaxConcurrency() > 1)
-      for (std::uint32_t i = 0; i < spec.getMaxConcurrency(); ++i)
+    if (max_concurrency > 1)
+      for (std::uint32_t i = 0; i < max_concurrency; ++i)
         threads_.emplace_back([this] { thread_main(); });
     return send_value(0, detail::Payload{});
   }
@@ -256,19 +300,22 @@ class WorkerLoop {
     for (auto& t : threads_) t.join();
   }
 
+ public:
   // The cluster runtime nested tasks go through, connected on first use and kept. Raises
   // atl::Error when there is no cluster to reach or it cannot be reached.
   const std::shared_ptr<detail::Core>& runtime_core() {
     std::lock_guard lock(runtime_mu_);
     if (!runtime_) {
-      if (cluster_.head_address.empty() || cluster_.module == nullptr)
+      if (cluster_.head_address.empty())
         throw Error(ErrorCategory::unimplemented,
                     "nested tasks need a cluster: this worker was started without one");
       try {
+        std::vector<ModuleFn> modules;
+        if (cluster_.module != nullptr) modules.push_back(cluster_.module);
         runtime_.emplace(atl::init(
             {.address = cluster_.head_address,
              .token = cluster_.token,
-             .modules = {cluster_.module},
+             .modules = std::move(modules),
              .job_module = {.library = cluster_.module_path, .name = cluster_.module_name},
              .data_host = cluster_.data_host,
              .data_advertise_host = cluster_.data_advertise_host}));
@@ -281,6 +328,7 @@ class WorkerLoop {
     return runtime_->core();
   }
 
+ private:
   bool execute(Call call) {
     const detail::FunctionEntry* fn = nullptr;
     const detail::MethodEntry* method = nullptr;
@@ -317,17 +365,16 @@ class WorkerLoop {
       // Lent arguments go back before the outcome, so the node may reuse their blocks at once.
       call.args.clear();
       return send_value(call.id, out);
-    } catch (const std::exception& e) {
-      return send_failure(call.id, detail::demangle(typeid(e).name()), e.what());
     } catch (...) {
-      return send_failure(call.id, "unknown exception", "");
+      return send_current_exception(call.id);
     }
   }
 
   const int fd_;
   const std::shared_ptr<NodeChannel> channel_;
-  const Registry& registry_;
+  Registry& registry_;     // grows as a binding's code is loaded (reading thread; lookups anywhere)
   ClusterAccess cluster_;  // the head's address and token arrive after ready (under runtime_mu_)
+  const WorkerBinding* binding_;
   std::mutex runtime_mu_;
   std::optional<Runtime> runtime_;
   std::deque<int> fds_;  // received with the node's frames, not yet claimed (reading thread)
@@ -346,14 +393,15 @@ class WorkerLoop {
 }  // namespace
 
 int worker_main(int fd, const std::string& module_path, const std::string& module_hash,
-                const std::string& module_name) {
+                const std::string& module_name, const WorkerBinding* binding) {
   // Processes the job's code starts must not inherit the node's socket: they would keep it open
   // after this worker dies (hiding its death) and could write to it.
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   ClusterAccess cluster{.module_path = module_path, .module_name = module_name};
   Registry registry;
   try {
-    cluster.module = load_verified_module(module_path, module_hash, module_name, registry);
+    if (!module_path.empty())
+      cluster.module = load_verified_module(module_path, module_hash, module_name, registry);
   } catch (const std::exception& e) {
     transport::ControlMessage msg;
     auto f = msg.initRoot<wire::WorkerMessage>().initOutcome().initFailure();
@@ -369,8 +417,12 @@ int worker_main(int fd, const std::string& module_path, const std::string& modul
     ready.setFunctions(static_cast<std::uint32_t>(registry.function_count()));
     if (!transport::send_all(fd, transport::encode(msg))) return 1;
   }
-  WorkerLoop loop(fd, registry, std::move(cluster));
-  return loop.run();
+  WorkerLoop loop(fd, registry, std::move(cluster), binding);
+  if (binding == nullptr || !binding->attach) return loop.run();
+  binding->attach([&loop] { return loop.runtime_core(); });
+  int status = loop.run();
+  binding->attach(nullptr);
+  return status;
 }
 
 }  // namespace atl::runtime

@@ -36,10 +36,17 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     throw Error(ErrorCategory::failed, std::string("socketpair: ") + std::strerror(errno));
-  std::vector<std::string> args{spec.launch.executable, "__worker",       "--fd",
-                                std::to_string(fds[1]), "--module",       spec.module_path,
-                                "--module-hash",        spec.module_hash, "--module-name",
-                                spec.module_name};
+  if (spec.python && spec.launch.python.empty()) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw Error(ErrorCategory::unimplemented,
+                "this node runs no Python code: it was started without a Python interpreter "
+                "(atoll start --python)");
+  }
+  std::vector<std::string> args{spec.launch.executable, "__worker"};
+  if (spec.python) args = {spec.launch.python, "-m", "atoll._node_worker"};
+  args.insert(args.end(), {"--fd", std::to_string(fds[1]), "--module", spec.module_path,
+                           "--module-hash", spec.module_hash, "--module-name", spec.module_name});
   std::vector<char*> argv;  // built before fork: the child may only make async-signal-safe calls
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -58,7 +65,7 @@ std::unique_ptr<WorkerProcess> WorkerProcess::spawn(const WorkerSpec& spec,
     if (keep > 3) ::close_range(3, static_cast<unsigned>(keep - 1), 0);
     ::close_range(static_cast<unsigned>(keep + 1), ~0U, 0);
     ::fcntl(keep, F_SETFD, 0);
-    ::execve(spec.launch.executable.c_str(), argv.data(), environ);
+    ::execve(argv[0], argv.data(), environ);
     ::_exit(127);
   }
   ::close(fds[1]);
@@ -205,19 +212,32 @@ WorkerOutcome WorkerProcess::outcome_of(wire::TaskOutcome::Reader o) {
       died();
     }
   } else {
-    out.remote_type = o.getFailure().getRemoteType();
-    out.message = o.getFailure().getMessage();
+    auto f = o.getFailure();
+    out.remote_type = f.getRemoteType();
+    out.message = f.getMessage();
+    out.traceback = f.getTraceback();
+    out.details.assign(reinterpret_cast<const char*>(f.getDetails().begin()),
+                       f.getDetails().size());
   }
   return out;
 }
 
+namespace {
+void set_code(wire::CodeRef::Builder out, const CodeRef& code) {
+  out.setHash(code.hash);
+  out.setPath(code.path);
+}
+}  // namespace
+
 bool WorkerProcess::send_execute(std::uint64_t id, const std::string& function,
-                                 const std::vector<Buffer>& args, const PassedArgs& passed) {
+                                 const std::vector<Buffer>& args, const PassedArgs& passed,
+                                 const CodeRef& code) {
   if (dead_.load()) return false;
   transport::ControlMessage msg;
   auto e = msg.initRoot<wire::WorkerMessage>().initExecute();
   e.setTaskId(id);
   e.setFunction(function);
+  if (!code.empty()) set_code(e.initCode(), code);
   OutgoingFds fds;
   write_arguments(e, args, lent_, fds);
   write_passed_args(e, passed);
@@ -242,13 +262,14 @@ std::pair<std::uint64_t, WorkerOutcome> WorkerProcess::next_outcome() {
 WorkerOutcome WorkerProcess::construct(const std::string& class_name,
                                        const std::vector<Buffer>& args,
                                        std::uint32_t max_concurrency,
-                                       std::chrono::milliseconds timeout,
-                                       const PassedArgs& passed) {
+                                       std::chrono::milliseconds timeout, const PassedArgs& passed,
+                                       const CodeRef& code) {
   if (dead_.load()) throw Error(ErrorCategory::disconnected, "the worker process is gone");
   {
     transport::ControlMessage msg;
     auto c = msg.initRoot<wire::WorkerMessage>().initConstruct();
     c.setClassName(class_name);
+    if (!code.empty()) set_code(c.initCode(), code);
     c.setMaxConcurrency(max_concurrency);
     OutgoingFds fds;
     write_arguments(c, args, lent_, fds);
@@ -265,10 +286,11 @@ WorkerOutcome WorkerProcess::construct(const std::string& class_name,
 }
 
 WorkerOutcome WorkerProcess::execute(const std::string& function, const std::vector<Buffer>& args,
-                                     std::chrono::milliseconds timeout, const PassedArgs& passed) {
+                                     std::chrono::milliseconds timeout, const PassedArgs& passed,
+                                     const CodeRef& code) {
   if (dead_.load()) throw Error(ErrorCategory::disconnected, "the worker process is gone");
   std::uint64_t id = next_task_++;
-  if (!send_execute(id, function, args, passed)) died();
+  if (!send_execute(id, function, args, passed, code)) died();
   auto decoded = read_message(timeout);
   auto m = decoded.message->root();
   if (m.which() != wire::WorkerMessage::OUTCOME || m.getOutcome().getTaskId() != id) {

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "atoll/buffer.hpp"
+#include "atoll/registry.hpp"
 #include "runtime/worker_values.hpp"
 #include "transport/codec.hpp"
 #include "transport/frame.hpp"
@@ -41,7 +43,10 @@ inline constexpr std::size_t kMaxWorkerFrameBytes = std::size_t{1} << 30;
 // How a node agent starts workers: the binary, and the cluster a worker's code reaches when it
 // submits nested tasks (a worker connects to the head as a driver of its own, on first use).
 struct WorkerLaunch {
-  std::string executable;    // the atoll binary
+  std::string executable;  // the atoll binary
+  // The interpreter Python workers run on (`PYTHON -m atoll._node_worker`, same arguments as
+  // `atoll __worker`); the atoll package must be importable there. Empty: Python code is refused.
+  std::string python;
   std::string head_address;  // HOST:PORT; empty: nested tasks are refused
   std::string token;
   std::string data_host = "127.0.0.1";  // the node's: where a worker's data plane listens
@@ -50,9 +55,18 @@ struct WorkerLaunch {
 
 struct WorkerSpec {
   WorkerLaunch launch;      // the cluster part is sent to the worker once it is ready
-  std::string module_path;  // a verified module in the node's ModuleStore
+  std::string module_path;  // a verified module in the node's ModuleStore (empty: none, Python)
   std::string module_hash;
   std::string module_name;
+  bool python = false;  // a Python worker (launch.python), which also loads code by CodeRef
+};
+
+// A binding's code (a pickled Python function or class) in the node's module store, verified
+// there; the worker checks the hash again before loading it.
+struct CodeRef {
+  std::string hash;
+  std::string path;
+  bool empty() const noexcept { return hash.empty(); }
 };
 
 struct WorkerOutcome {
@@ -60,6 +74,7 @@ struct WorkerOutcome {
   Buffer value;             // msgpack bytes, when ok (a large one in shared memory)
   std::string remote_type;  // when not ok
   std::string message;
+  std::string traceback, details;  // a binding's exception (atl::ForeignException)
 };
 
 class WorkerProcess {
@@ -79,16 +94,18 @@ class WorkerProcess {
   // rather than copied (worker_values.hpp).
   // `passed`: ObjectRef and ActorHandle parameters, which the worker borrows.
   WorkerOutcome execute(const std::string& function, const std::vector<Buffer>& args,
-                        std::chrono::milliseconds timeout, const PassedArgs& passed = {});
+                        std::chrono::milliseconds timeout, const PassedArgs& passed = {},
+                        const CodeRef& code = {});
 
   // Makes this worker host an actor of `class_name`. Returns how construction went (not ok: the
   // class is unknown or its constructor threw). Raises like `execute` when the worker dies.
   WorkerOutcome construct(const std::string& class_name, const std::vector<Buffer>& args,
                           std::uint32_t max_concurrency, std::chrono::milliseconds timeout,
-                          const PassedArgs& passed = {});
-  // Sends one call; false when the worker is gone (the reader learns why).
+                          const PassedArgs& passed = {}, const CodeRef& code = {});
+  // Sends one call; false when the worker is gone (the reader learns why). `code`: the Python
+  // function `function` names, for a Python worker that has not loaded it yet.
   bool send_execute(std::uint64_t id, const std::string& function, const std::vector<Buffer>& args,
-                    const PassedArgs& passed = {});
+                    const PassedArgs& passed = {}, const CodeRef& code = {});
   // The next outcome, in completion order, with its call's id. Raises Error(disconnected) naming
   // the signal or exit status once the worker has exited (after a clean exit too).
   std::pair<std::uint64_t, WorkerOutcome> next_outcome();
@@ -132,8 +149,24 @@ class WorkerProcess {
 // status 3".
 std::string describe_exit(int status);
 
-// The worker side: `atoll __worker --fd N --module PATH --module-hash H --module-name NAME`.
+// What a language binding adds to the worker loop (the Python extension's worker).
+struct WorkerBinding {
+  // Adds the code `code` refers to (verified against its hash first) to `registry` as entry `key`:
+  // a function, or an actor class when `actor`; `name` is what the caller called it, for
+  // messages. Raises what the caller then gets as the call's failure.
+  std::function<void(Registry& registry, const std::string& key, const std::string& name,
+                     const CodeRef& code, bool actor)>
+      load_code;
+  // Called with the worker's cluster runtime connector before the loop runs, and with nullptr
+  // after it ended. The connector joins the cluster on first use (for nested tasks) and raises
+  // atl::Error when there is no cluster to join.
+  std::function<void(std::function<std::shared_ptr<detail::Core>()> connect)> attach;
+};
+
+// The worker side: `atoll __worker --fd N --module PATH --module-hash H --module-name NAME`. An
+// empty module path loads no C++ module (a Python worker of a job without one). With `binding`,
+// calls carrying a CodeRef load that code first.
 int worker_main(int fd, const std::string& module_path, const std::string& module_hash,
-                const std::string& module_name);
+                const std::string& module_name, const WorkerBinding* binding = nullptr);
 
 }  // namespace atl::runtime

@@ -163,7 +163,7 @@ std::vector<detail::ArgSpec> read_arguments(capnp::List<capnp::Data>::Reader arg
                                             const std::function<void(std::uint64_t)>& release) {
   std::vector<detail::ArgSpec> out(args.size());
   for (unsigned i = 0; i < args.size(); ++i)
-    out[i].value.bytes.assign(reinterpret_cast<const char*>(args[i].begin()), args[i].size());
+    out[i].value = payload_of(args[i].begin(), args[i].size());
   // Every descriptor is taken before any can fail, so a bad message leaves none behind.
   std::vector<int> taken;
   for (unsigned i = 0; i < shared.size(); ++i) {

@@ -164,9 +164,38 @@ std::string check_actor_args(capnp::List<wire::ActorArg>::Reader actors, unsigne
   return {};
 }
 
+// The code a task or actor runs: a C++ module, a binding's code, or both (a Python job that also
+// loaded a C++ module).
+std::string check_code(capnp::Text::Reader module_hash, capnp::Text::Reader module_name,
+                       capnp::Text::Reader code) {
+  if (code.size() > 0) {
+    if (!is_sha256_hex(code)) return "bad code hash";
+    if (module_hash.size() == 0 && module_name.size() == 0) return {};
+  }
+  if (!is_sha256_hex(module_hash)) return "bad module hash";
+  return check_name(module_name, "module name");
+}
+
+// A worker's code reference: unset, or a hash and a path.
+std::string check_code_ref(wire::CodeRef::Reader code) {
+  if (code.getHash().size() == 0 && code.getPath().size() == 0) return {};
+  if (!is_sha256_hex(code.getHash())) return "bad code hash";
+  if (code.getPath().size() == 0 || code.getPath().size() > 4096) return "bad code path";
+  return {};
+}
+
+std::string check_failure(wire::TaskFailure::Reader f) {
+  if (auto e = check_text(f.getRemoteType(), kMaxNameBytes, "remote type"); !e.empty()) return e;
+  if (auto e = check_text(f.getMessage(), kMaxMessageTextBytes, "failure message"); !e.empty())
+    return e;
+  if (auto e = check_text(f.getTraceback(), kMaxMessageTextBytes, "traceback"); !e.empty())
+    return e;
+  return f.getDetails().size() <= kMaxFailureDetailsBytes ? std::string()
+                                                          : "failure details too long";
+}
+
 std::string validate(wire::TaskSpec::Reader t) {
-  if (!is_sha256_hex(t.getModuleHash())) return "bad module hash";
-  if (auto e = check_name(t.getModuleName(), "module name"); !e.empty()) return e;
+  if (auto e = check_code(t.getModuleHash(), t.getModuleName(), t.getCode()); !e.empty()) return e;
   if (auto e = check_name(t.getFunction(), "function name"); !e.empty()) return e;
   if (t.getArgs().size() > kMaxTaskArgs) return "too many arguments";
   if (t.getMaxRetries() > 1000) return "too many retries";
@@ -187,8 +216,7 @@ std::string check_actor_key(wire::ActorKey::Reader k) {
 
 std::string validate(wire::ActorSpec::Reader a) {
   if (auto e = check_actor_key(a.getActor()); !e.empty()) return e;
-  if (!is_sha256_hex(a.getModuleHash())) return "bad module hash";
-  if (auto e = check_name(a.getModuleName(), "module name"); !e.empty()) return e;
+  if (auto e = check_code(a.getModuleHash(), a.getModuleName(), a.getCode()); !e.empty()) return e;
   if (auto e = check_name(a.getClassName(), "actor class name"); !e.empty()) return e;
   if (a.getArgs().size() > kMaxTaskArgs) return "too many arguments";
   if (auto e = check_text(a.getName(), kMaxNameBytes, "actor name"); !e.empty()) return e;
@@ -220,9 +248,7 @@ std::string validate(wire::TaskFinished::Reader t) {
       o.which() == wire::TaskFinished::Outcome::STORED)
     return {};
   if (o.which() != wire::TaskFinished::Outcome::FAILURE) return "unknown outcome";
-  if (auto e = check_text(o.getFailure().getRemoteType(), kMaxNameBytes, "remote type"); !e.empty())
-    return e;
-  return check_text(o.getFailure().getMessage(), kMaxMessageTextBytes, "failure message");
+  return check_failure(o.getFailure());
 }
 
 std::string validate(wire::Envelope::Reader e) {
@@ -331,6 +357,7 @@ std::string validate(wire::WorkerMessage::Reader m) {
         return error;
       if (auto error = check_actor_args(e.getActorArgs(), e.getArgs().size()); !error.empty())
         return error;
+      if (auto error = check_code_ref(e.getCode()); !error.empty()) return error;
       return check_shared_values(e.getSharedArgs(), e.getArgs().size());
     }
     case wire::WorkerMessage::OUTCOME: {
@@ -338,10 +365,7 @@ std::string validate(wire::WorkerMessage::Reader m) {
       if (o.which() == wire::TaskOutcome::VALUE) return {};
       if (o.which() == wire::TaskOutcome::SHARED) return {};
       if (o.which() != wire::TaskOutcome::FAILURE) return "unknown outcome";
-      if (auto e = check_text(o.getFailure().getRemoteType(), kMaxNameBytes, "remote type");
-          !e.empty())
-        return e;
-      return check_text(o.getFailure().getMessage(), kMaxMessageTextBytes, "failure message");
+      return check_failure(o.getFailure());
     }
     case wire::WorkerMessage::CONSTRUCT: {
       auto c = m.getConstruct();
@@ -351,6 +375,7 @@ std::string validate(wire::WorkerMessage::Reader m) {
       if (c.getArgs().size() > kMaxTaskArgs) return "too many arguments";
       if (auto e = check_arg_refs(c.getObjectRefs(), c.getArgs().size()); !e.empty()) return e;
       if (auto e = check_actor_args(c.getActorArgs(), c.getArgs().size()); !e.empty()) return e;
+      if (auto e = check_code_ref(c.getCode()); !e.empty()) return e;
       return check_shared_values(c.getSharedArgs(), c.getArgs().size());
     }
     case wire::WorkerMessage::RELEASED:

@@ -25,6 +25,8 @@ namespace atl::transport {
 inline constexpr unsigned kNestingLimit = 16;
 inline constexpr std::size_t kMaxNameBytes = 256;
 inline constexpr std::size_t kMaxMessageTextBytes = 64u << 10;
+// A binding's encoding of a remote exception (TaskFailure.details): dropped beyond this.
+inline constexpr std::size_t kMaxFailureDetailsBytes = 1u << 20;
 inline constexpr std::size_t kMaxTaskArgs = 1024;
 // Shared-memory values in one worker message: each brings a descriptor (SCM_RIGHTS carries at
 // most 253 in one message).

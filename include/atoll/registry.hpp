@@ -84,13 +84,16 @@ class Registry {
   template <class T>
   ActorRegistration<T> actor(std::string name);
 
-  // A dynamic function (see the top of this file).
-  Registry& dynamic_function(std::string name, DynamicFunction invoke);
+  // A dynamic function (see the top of this file). `code`: on a cluster, the hash under which the
+  // binding uploaded the function's code (atl::runtime's upload_code); nodes then run it in a
+  // worker of the binding's language, which loads that code. Empty: the entry runs only where it
+  // was registered (the embedded runtime, or a worker's own registry).
+  Registry& dynamic_function(std::string name, DynamicFunction invoke, std::string code = {});
   // A dynamic actor class with one constructor taking any number of arguments. `tag` is the C++
   // type that get_actor compares (find_actor's `type`); several dynamic classes may share one, and
-  // rt.actor<Tag>() does not find them.
+  // rt.actor<Tag>() does not find them. `code` as for dynamic_function.
   DynamicActorRegistration dynamic_actor(std::string name, std::type_index tag,
-                                         DynamicConstructor construct);
+                                         DynamicConstructor construct, std::string code = {});
 
   // Moves every entry of `more` into this registry; safe while other threads look entries up.
   // Entries keep their addresses. Raises Error(invalid_argument), adding nothing, when a name, a

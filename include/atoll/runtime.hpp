@@ -59,7 +59,9 @@ struct InitOptions {
   // How long a task or actor may wait for a node that can satisfy it before InfeasibleError.
   std::chrono::milliseconds infeasible_timeout{5000};
   std::uint64_t object_store_memory = 0;  // bytes; 0: half of physical memory
-  JobModule job_module;                   // cluster only: the code its tasks run
+  // Cluster only: the code its C++ tasks run. Required with `modules`; a driver without either
+  // runs only code a binding registers (Python definitions, uploaded on first use).
+  JobModule job_module;
   // Cluster only: the driver's data plane, which serves large values it passes to tasks and
   // receives large results. `data_host` is where it listens (an IP address or a host name;
   // "0.0.0.0": every interface); `data_advertise_host` is the host nodes dial (empty:

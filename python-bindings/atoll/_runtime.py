@@ -56,11 +56,13 @@ class Definition:
         self._name = qualified_name(obj)
         self._uid = uuid.uuid4().hex
         self._pickled: Optional[bytes] = None
+        self._portable: Optional[bytes] = None  # pickled for a cluster's workers
         self._registered: Optional[Tuple[Runtime, Any]] = None
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
         state["_pickled"] = None
+        state["_portable"] = None
         state["_registered"] = None  # belongs to this process's runtime
         return state
 
@@ -72,14 +74,13 @@ class Definition:
         registered = self._registered
         if registered is not None and registered[0] is rt:
             return registered[1]
-        if rt.core.is_cluster:
-            raise UnsupportedOptionError(
-                f"'{self._name}' cannot run on a cluster yet: nodes do not start Python workers. "
-                "Call C++ functions with atoll.cpp_function, or use the embedded runtime "
-                "(atoll.init() without an address)"
-            )
+        portable = rt.core.is_cluster  # the code runs in other processes, on other machines
 
         def register(name: str) -> Any:
+            if portable:
+                if self._portable is None:
+                    self._portable = _serialization.dumps_code(self._definition, portable=True)
+                return self._register(rt, name, self._portable)
             if self._pickled is None:
                 self._pickled = _serialization.dumps_code(self._definition)
             return self._register(rt, name, self._pickled)
@@ -90,8 +91,10 @@ class Definition:
 
 
 # The "current runtime" handle that atoll.init sets and every call uses, as in Ray. Module state
-# is only this handle; the runtime it names owns everything else.
+# is only this handle; the runtime it names owns everything else. In a node's Python worker,
+# `_worker_connect` joins the worker's cluster runtime on first use instead (nested tasks).
 _current: Optional[Runtime] = None
+_worker_connect: Optional[Callable[[], Any]] = None
 _init_lock = threading.Lock()
 _atexit_registered = False
 
@@ -117,9 +120,11 @@ def init(
 
     Args:
         address: a cluster's head (``"host:port"``, as ``atoll start --head`` prints it): this
-            process becomes a driver of that cluster. Its tasks run the C++ functions of
-            ``cpp_module`` (``atoll.cpp_function``); Python functions and classes cannot run on a
-            cluster yet (nodes do not start Python workers). ``None``: the embedded runtime.
+            process becomes a driver of that cluster. Remote functions and actors run in Python
+            worker processes on its nodes (their code travels by cloudpickle, by value unless its
+            module is installed; the nodes' interpreter needs atoll and the packages the code
+            imports); C++ functions of ``cpp_module`` run through ``atoll.cpp_function``.
+            ``None``: the embedded runtime.
         num_cpus: CPUs the node offers (default: this machine's hardware threads). A task
             takes one by default, so this bounds how many run at once.
         num_gpus, gpu_model: GPUs the node offers and their model (label ``gpu_model``).
@@ -131,13 +136,13 @@ def init(
         ignore_reinit_error: return quietly when atoll is already initialized.
         token: the cluster token (with ``address``; default: ``$ATOLL_TOKEN``).
         cpp_module: ``(library path, module name)`` of a C++ job module (a shared library built
-            with ``ATOLL_MODULE(name, reg)``) whose functions ``atoll.cpp_function`` calls.
+            with ``ATOLL_MODULE(name, reg)``) whose functions ``atoll.cpp_function`` calls (on a
+            cluster, nodes fetch it too).
 
     Raises:
         AtollError: already initialized (unless ``ignore_reinit_error``), bad options, or a
             ``cpp_module`` that cannot be loaded (the message says why).
-        UnsupportedOptionError: node options with an ``address``, or an ``address`` without
-            ``cpp_module``.
+        UnsupportedOptionError: node options with an ``address``.
         AtollError: the cluster could not be reached or refused the token (the message says
             which).
 
@@ -206,16 +211,12 @@ def _connect(address: str, token: Optional[str], cpp_module: Any, node_options: 
             "num_cpus, num_gpus, gpu_model, resources, labels and object_store_memory describe "
             "the embedded runtime's node; a cluster's nodes declare their own (atoll start)"
         )
-    if cpp_module is None:
-        raise UnsupportedOptionError(
-            "a cluster driver from Python runs C++ functions for now (atoll.cpp_function): give "
-            "cpp_module=(library, name); Python functions need Python workers on the nodes, "
-            "which are not built yet"
-        )
-    try:
-        path, name = cpp_module
-    except (TypeError, ValueError):
-        raise TypeError("cpp_module takes (library path, module name)") from None
+    path, name = "", ""
+    if cpp_module is not None:
+        try:
+            path, name = cpp_module
+        except (TypeError, ValueError):
+            raise TypeError("cpp_module takes (library path, module name)") from None
     return _core.Runtime(str(address), token or "", str(path), str(name), "", _worker)
 
 
@@ -237,9 +238,25 @@ def is_initialized() -> bool:
     return _current is not None
 
 
+def _attach_worker(connect: Optional[Callable[[], Any]]) -> None:
+    """Called by a node's Python worker (atoll._node_worker) with the connector of its cluster
+    runtime before it serves calls, and with None once it is done."""
+    global _worker_connect, _current
+    with _init_lock:
+        _worker_connect = connect
+        if connect is None:
+            _current = None  # borrowed: the worker loop shuts it down
+
+
 def current() -> Runtime:
     """The current runtime, started with default options on first use (as Ray does)."""
+    global _current
     rt = _current
+    if rt is None and _worker_connect is not None:
+        with _init_lock:
+            if _current is None and _worker_connect is not None:
+                _current = Runtime(_worker_connect())
+            rt = _current
     if rt is None:
         init(ignore_reinit_error=True)
         rt = _current

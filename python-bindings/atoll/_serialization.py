@@ -18,7 +18,11 @@ runtime has waited for it); nested ones are *pass* (the task receives the Object
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import site
+import sys
+import sysconfig
 import threading
 from typing import Any, List, Optional, Tuple
 
@@ -176,9 +180,40 @@ def decode_value(stream: bytes, buffers: list) -> Any:
     return pickle.loads(stream, buffers=buffers)
 
 
-def dumps_code(obj: Any) -> bytes:
-    """A function or class, by value when it is not importable (cloudpickle)."""
+def _installed(module: Any) -> bool:
+    """Whether ``module`` comes with the interpreter or an installed package, so that another
+    process with the same environment imports it rather than needing its code by value."""
+    path = getattr(module, "__file__", None)
+    if path is None:
+        return True  # built in, or a namespace package
+    path = os.path.realpath(path)
+    roots = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    return any(path.startswith(os.path.realpath(r) + os.sep) for r in roots if r)
+
+
+_by_value_lock = threading.Lock()
+
+
+def dumps_code(obj: Any, portable: bool = False) -> bytes:
+    """A function or class, by value when it is not importable (cloudpickle).
+
+    ``portable``: for processes that may lack the code's source (a cluster's Python workers): the
+    module that defines ``obj`` travels by value too unless it is installed, as a script's
+    ``__main__`` does.
+    """
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    by_value = (
+        portable and module is not None and module.__name__ != "__main__" and not _installed(module)
+    )
     try:
-        return cloudpickle.dumps(obj, protocol=5)
+        if not by_value:
+            return cloudpickle.dumps(obj, protocol=5)
+        with _by_value_lock:
+            cloudpickle.register_pickle_by_value(module)
+            try:
+                return cloudpickle.dumps(obj, protocol=5)
+            finally:
+                cloudpickle.unregister_pickle_by_value(module)
     except Exception as e:
         raise SerializationError(f"could not serialize {obj!r}: {type(e).__name__}: {e}") from e

@@ -104,6 +104,13 @@ def run_method(
     return _result(value)
 
 
+def method_names(cls: Any) -> List[str]:
+    """The methods an actor of ``cls`` offers (a node's worker registers them)."""
+    from atoll.actor import _method_names
+
+    return _method_names(cls)
+
+
 def load_code(pickled: bytes) -> Any:
     return pickle.loads(pickled)
 

@@ -10,9 +10,26 @@ namespace atoll_py {
 
 namespace {
 
-// A job module resolves atoll's symbols (Registry, serialization helpers) against the process.
-// Python loaded this extension with RTLD_LOCAL, which hides them; reopening it RTLD_GLOBAL (it is
-// loaded already, so nothing else happens) makes them visible to the libraries loaded after.
+atl::Runtime connect(const std::string& address, const std::string& token,
+                     const std::string& library, const std::string& module,
+                     const std::string& data_host) {
+  atl::InitOptions options;
+  options.address = address;
+  options.token = token;
+  if (!library.empty()) {
+    export_atoll_symbols();
+    options.modules = {atl::runtime::open_module(library, module)};
+    options.job_module = {.library = library, .name = module};
+  }
+  if (!data_host.empty()) options.data_host = data_host;
+  py::gil_scoped_release unlocked;  // connecting waits for the head
+  return atl::init(std::move(options));
+}
+
+}  // namespace
+
+// Python loaded this extension with RTLD_LOCAL, which hides its symbols; reopening it RTLD_GLOBAL
+// (it is loaded already, so nothing else happens) makes them visible to libraries loaded after.
 void export_atoll_symbols() {
   Dl_info self{};
   if (::dladdr(reinterpret_cast<void*>(&export_atoll_symbols), &self) == 0 ||
@@ -22,22 +39,6 @@ void export_atoll_symbols() {
     throw atl::Error(atl::ErrorCategory::failed,
                      "cannot export atoll's symbols to C++ modules: " + std::string(::dlerror()));
 }
-
-atl::Runtime connect(const std::string& address, const std::string& token,
-                     const std::string& library, const std::string& module,
-                     const std::string& data_host) {
-  export_atoll_symbols();
-  atl::InitOptions options;
-  options.address = address;
-  options.token = token;
-  options.modules = {atl::runtime::open_module(library, module)};
-  options.job_module = {.library = library, .name = module};
-  if (!data_host.empty()) options.data_host = data_host;
-  py::gil_scoped_release unlocked;  // connecting waits for the head
-  return atl::init(std::move(options));
-}
-
-}  // namespace
 
 PyRuntime::PyRuntime(const std::string& address, const std::string& token,
                      const std::string& library, const std::string& module,
@@ -52,7 +53,7 @@ void PyRuntime::load_cpp_module(const std::string& path, const std::string& name
                      "a cluster driver's C++ module is the one it connected with");
   export_atoll_symbols();
   atl::ModuleFn module = atl::runtime::open_module(path, name);
-  runtime_.extend([module](atl::Registry& reg) { module(reg); });
+  atl::RuntimeRef(core()).extend([module](atl::Registry& reg) { module(reg); });
 }
 
 FunctionEntryRef PyRuntime::cpp_function(const std::string& name) const {

@@ -90,7 +90,7 @@ Payload plain_outcome(const py::object& out, const std::string& name) {
 }
 
 // The executor returns (stream, buffers) or (type, message, traceback, details).
-Payload outcome(atl::detail::Core& core, const py::object& out) {
+Payload outcome(atl::detail::Core* core, const py::object& out) {
   auto t = py::reinterpret_borrow<py::tuple>(out);
   if (t.size() == 2) return encode_payload(core, t[0], t[1]);
   throw atl::ForeignException(t[0].cast<std::string>(), t[1].cast<std::string>(),
@@ -150,7 +150,7 @@ atl::DynamicFunction function_invoker(std::shared_ptr<CodeSlot> slot) {
       if (called_from_cpp(f))
         return plain_outcome(host.run_plain(fn, plain_args(host, f)), slot->name());
       auto [stream, buffers] = call_of(f);
-      return outcome(*f.core, host.run_function(fn, stream, buffers, extras_of(host, f)));
+      return outcome(f.core.get(), host.run_function(fn, stream, buffers, extras_of(host, f)));
     } catch (py::error_already_set& e) {
       rethrow_python(e);
     }
@@ -166,7 +166,7 @@ atl::DynamicConstructor actor_constructor(std::shared_ptr<CodeSlot> slot) {
       auto [stream, buffers] = call_of(f);
       py::object out = host.construct_actor(cls, stream, buffers, extras_of(host, f));
       auto t = py::reinterpret_borrow<py::tuple>(out);
-      if (t.size() != 1) outcome(*f.core, out);  // raises the constructor's exception
+      if (t.size() != 1) outcome(f.core.get(), out);  // raises the constructor's exception
       // The instance is destroyed on the actor's thread, which holds no runtime lock then.
       return std::shared_ptr<void>(new py::object(t[0]), [](void* p) {
         auto* o = static_cast<py::object*>(p);
@@ -185,7 +185,7 @@ atl::DynamicMethod method_invoker(std::shared_ptr<Host> host, std::string method
     try {
       auto [stream, buffers] = call_of(f);
       const auto& instance = *static_cast<py::object*>(self);
-      return outcome(*f.core,
+      return outcome(f.core.get(),
                      host->run_method(instance, method, stream, buffers, extras_of(*host, f)));
     } catch (py::error_already_set& e) {
       rethrow_python(e);

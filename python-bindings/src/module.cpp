@@ -153,6 +153,7 @@ PYBIND11_MODULE(_core, m) {
            py::arg("options"))
       .def("call_cpp_method", &PyRuntime::call_cpp_method, py::arg("actor"), py::arg("method"),
            py::arg("args"));
+  bind_node_worker(m);
   m.attr("REF_RESOLVE") = static_cast<int>(RefKind::resolve);
   m.attr("REF_PASS") = static_cast<int>(RefKind::pass);
   m.attr("REF_ACTOR") = static_cast<int>(RefKind::actor);

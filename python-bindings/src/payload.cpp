@@ -37,7 +37,7 @@ std::size_t align_up(std::size_t n) {
 
 }  // namespace
 
-atl::detail::Payload encode_payload(atl::detail::Core& core, const py::handle& pickled,
+atl::detail::Payload encode_payload(atl::detail::Core* core, const py::handle& pickled,
                                     const py::handle& buffers) {
   std::vector<py::buffer_info> views;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> table;
@@ -73,7 +73,8 @@ atl::detail::Payload encode_payload(atl::detail::Core& core, const py::handle& p
   p.bytes.append(static_cast<const char*>(stream.ptr), stream_size);
 
   if (!views.empty()) {
-    atl::MutableBuffer block = core.create_buffer(total);
+    atl::MutableBuffer block =
+        core != nullptr ? core->create_buffer(total) : atl::MutableBuffer::allocate(total);
     auto copy = [&] {
       for (std::size_t i = 0; i < views.size(); ++i)
         std::memcpy(block.data() + table[i].first, views[i].ptr, table[i].second);

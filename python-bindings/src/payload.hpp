@@ -34,7 +34,9 @@ struct StoreBuffer {
 
 // Encodes a pickle stream and its out-of-band buffers (objects with the buffer protocol, e.g.
 // pickle.PickleBuffer). Call with the GIL held; it is released while large buffers are copied.
-atl::detail::Payload encode_payload(atl::detail::Core& core, const py::handle& pickled,
+// The block comes from `core`'s pool, or from the heap without one (a node's worker process, whose
+// results go to the node's shared memory anyway).
+atl::detail::Payload encode_payload(atl::detail::Core* core, const py::handle& pickled,
                                     const py::handle& buffers);
 
 // The pickle stream (as bytes) and the buffers (a list of StoreBuffer) of a Python payload.

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "python-bindings/src/payload.hpp"
+#include "runtime/cluster_core.hpp"
 #include "runtime/embedded_core.hpp"
 
 namespace atoll_py {
@@ -42,18 +43,34 @@ PyRuntime::~PyRuntime() {
   runtime_.shutdown();
 }
 
+PyRuntime::PyRuntime(std::shared_ptr<atl::detail::Core> borrowed, const py::object& executor)
+    : runtime_(nullptr),
+      borrowed_(std::move(borrowed)),
+      host_(std::make_shared<Host>(executor)),
+      cluster_(true) {}
+
+std::string PyRuntime::upload_code(const std::string& pickled) {
+  if (!cluster_) return {};
+  auto& cluster = static_cast<atl::runtime::ClusterCore&>(*core());
+  py::gil_scoped_release unlocked;  // waits for the head
+  return cluster.upload_code(std::as_bytes(std::span(pickled)));
+}
+
 FunctionEntryRef PyRuntime::register_function(const std::string& name, const py::bytes& pickled) {
   auto slot = std::make_shared<CodeSlot>(host_, name, std::string(pickled));
-  runtime_.extend([&](atl::Registry& reg) { reg.dynamic_function(name, function_invoker(slot)); });
+  std::string code = upload_code(std::string(pickled));
+  atl::RuntimeRef(core()).extend(
+      [&](atl::Registry& reg) { reg.dynamic_function(name, function_invoker(slot), code); });
   return {core(), &core()->function_by_name(name)};
 }
 
 ActorClassRef PyRuntime::register_actor_class(const std::string& name, const py::bytes& pickled,
                                               const std::vector<std::string>& methods) {
   auto slot = std::make_shared<CodeSlot>(host_, name, std::string(pickled));
+  std::string code = upload_code(std::string(pickled));
   const atl::detail::ActorClassEntry* entry = nullptr;
-  runtime_.extend([&](atl::Registry& reg) {
-    auto cls = reg.dynamic_actor(name, typeid(PythonActorTag), actor_constructor(slot));
+  atl::RuntimeRef(core()).extend([&](atl::Registry& reg) {
+    auto cls = reg.dynamic_actor(name, typeid(PythonActorTag), actor_constructor(slot), code);
     for (const auto& m : methods) cls.method(m, method_invoker(host_, m));
     entry = &cls.entry();
   });
@@ -65,7 +82,7 @@ std::vector<atl::detail::ArgSpec> PyRuntime::call_args(const py::handle& stream,
                                                        const py::list& refs) {
   using Kind = atl::detail::ArgSpec::Kind;
   std::vector<atl::detail::ArgSpec> args(1 + refs.size());
-  args[0].value = encode_payload(*core(), stream, buffers);
+  args[0].value = encode_payload(core().get(), stream, buffers);
   std::size_t i = 1;
   for (py::handle item : refs) {
     auto pair = py::reinterpret_borrow<py::tuple>(item);
@@ -112,7 +129,7 @@ ObjectRefHandle PyRuntime::call_method(const ActorToken& actor, const std::strin
 }
 
 ObjectRefHandle PyRuntime::put(const py::handle& stream, const py::handle& buffers) {
-  return {core()->put(encode_payload(*core(), stream, buffers))};
+  return {core()->put(encode_payload(core().get(), stream, buffers))};
 }
 
 py::list PyRuntime::get(const std::vector<ObjectRefHandle>& refs, std::optional<double> timeout) {

@@ -31,11 +31,15 @@ class PyRuntime {
  public:
   PyRuntime(std::vector<atl::NodeOptions> nodes, std::uint64_t object_store_memory,
             double infeasible_timeout_s, const py::object& executor);
-  // A driver of the cluster whose head is at `address` (cpp_calls.cpp). Its tasks run the C++ job
-  // module (library, name), which it loads too; an empty token reads $ATOLL_TOKEN. Raises
+  // A driver of the cluster whose head is at `address` (cpp_calls.cpp). Its C++ tasks run the C++
+  // job module (library, name), which it loads too (an empty library: none; its Python functions
+  // and classes are uploaded as they are first used); an empty token reads $ATOLL_TOKEN. Raises
   // AtollError saying why it could not connect (address, refused, wrong token, module).
   PyRuntime(const std::string& address, const std::string& token, const std::string& library,
             const std::string& module, const std::string& data_host, const py::object& executor);
+  // A Python worker's runtime: the worker loop's connection to its cluster (node_worker.cpp),
+  // borrowed: shutdown leaves it to the loop.
+  PyRuntime(std::shared_ptr<atl::detail::Core> borrowed, const py::object& executor);
   ~PyRuntime();
 
   FunctionEntryRef register_function(const std::string& name, const py::bytes& pickled);
@@ -86,17 +90,28 @@ class PyRuntime {
  private:
   std::vector<atl::detail::ArgSpec> call_args(const py::handle& stream, const py::handle& buffers,
                                               const py::list& refs);
-  const std::shared_ptr<atl::detail::Core>& core() const { return runtime_.core(); }
+  const std::shared_ptr<atl::detail::Core>& core() const {
+    return borrowed_ ? borrowed_ : runtime_.core();
+  }
+  // On a cluster: stores the pickled definition at the head and returns its hash; else "".
+  std::string upload_code(const std::string& pickled);
 
  public:
   bool is_cluster() const noexcept { return cluster_; }
 
  private:
-  atl::Runtime runtime_;
+  atl::Runtime runtime_;  // owned; without a core when borrowed
+  std::shared_ptr<atl::detail::Core> borrowed_;
   std::shared_ptr<Host> host_;
   bool cluster_ = false;
 };
 
 void bind_runtime(py::module_& m);
+// atoll._core.serve_worker (node_worker.cpp).
+void bind_node_worker(py::module_& m);
+
+// Makes atoll's symbols visible to the C++ job modules this process loads next (cpp_calls.cpp):
+// Python loaded the extension RTLD_LOCAL. Raises AtollError when it cannot.
+void export_atoll_symbols();
 
 }  // namespace atoll_py

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -168,6 +169,33 @@ int run_node_foreground(const NodeArgs& args, runtime::NodeAgentOptions options)
   }
 }
 
+// The interpreter Python workers run on, as an absolute path: `requested`, else $ATOLL_PYTHON,
+// else python3, looked up on PATH when not a path. "" when none is found and none was requested
+// (the node then refuses Python code, saying so); a requested one that is missing is an error.
+std::string find_python(const std::string& requested) {
+  std::string name = requested;
+  if (name.empty())
+    if (const char* env = std::getenv("ATOLL_PYTHON")) name = env;
+  bool explicit_choice = !name.empty();
+  if (name.empty()) name = "python3";
+  auto runnable = [](const fs::path& p) { return ::access(p.c_str(), X_OK) == 0; };
+  if (name.find('/') != std::string::npos) {
+    if (runnable(name)) return fs::absolute(name).string();
+  } else if (const char* path = std::getenv("PATH")) {
+    std::string dirs = path;
+    for (std::size_t start = 0; start <= dirs.size();) {
+      std::size_t colon = dirs.find(':', start);
+      std::string dir =
+          dirs.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+      if (!dir.empty() && runnable(fs::path(dir) / name)) return (fs::path(dir) / name).string();
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+  }
+  if (explicit_choice) invalid("--python '" + name + "' is not an executable file");
+  return {};
+}
+
 // The same limits the head's decoder enforces, checked here so the operator gets a clear error.
 void check_length(const std::string& what, const std::string& value, std::size_t max) {
   if (value.size() > max)
@@ -297,6 +325,7 @@ int start_node(const NodeArgs& args) {
     start = comma + 1;
   }
   std::string name = args.name.empty() ? hostname() + "-" + std::to_string(::getpid()) : args.name;
+  std::string python = find_python(args.python);
   runtime::NodeAgentOptions options{.host = host,
                                     .port = port,
                                     .token = token,
@@ -304,6 +333,7 @@ int start_node(const NodeArgs& args) {
                                     .info = info,
                                     .module_dir = state_dir() / "modules",
                                     .worker_executable = self_executable(),
+                                    .python_executable = python,
                                     .data_host = args.data_host,
                                     .data_advertise_host = args.data_advertise};
   if (args.foreground) return run_node_foreground(args, std::move(options));
@@ -330,6 +360,7 @@ int start_node(const NodeArgs& args) {
   if (!args.labels.empty()) child_args.insert(child_args.end(), {"--labels", args.labels});
   if (!args.data_advertise.empty())
     child_args.insert(child_args.end(), {"--data-advertise", args.data_advertise});
+  if (!python.empty()) child_args.insert(child_args.end(), {"--python", python});
   Spawned child = spawn_and_wait(self_executable(), child_args, {"ATOLL_TOKEN=" + token},
                                  dir / (file + ".log"), std::chrono::seconds(15));
   write_pid_file(dir / (file + ".pid"), child.pid);
@@ -454,7 +485,8 @@ int up(const UpArgs& args) {
                     .gpus = args.gpus_per_node,
                     .gpu_model = args.gpu_model,
                     .memory = args.memory_per_node,
-                    .name = "island-" + std::to_string(i) + "-node-" + std::to_string(j)};
+                    .name = "island-" + std::to_string(i) + "-node-" + std::to_string(j),
+                    .python = args.python};
       if (start_node(node) != 0) return 1;
     }
   }

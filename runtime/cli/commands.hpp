@@ -30,6 +30,9 @@ struct NodeArgs {
   // Its data plane: where it listens, and the host others dial (empty: data_host).
   std::string data_host = "127.0.0.1";
   std::string data_advertise;
+  // The interpreter for Python workers (with the atoll package); empty: $ATOLL_PYTHON, else
+  // python3 from PATH.
+  std::string python;
   bool foreground = false;
   int ready_fd = -1;
 };
@@ -42,6 +45,7 @@ struct UpArgs {
   double cpus_per_node = 1;
   std::string memory_per_node = "4G";
   int port = 0;
+  std::string python;  // as NodeArgs::python
 };
 
 int start_head(const HeadArgs& args);

@@ -59,6 +59,9 @@ int main(int argc, char** argv) {
                     "node: address its data plane listens on (default 127.0.0.1; 0.0.0.0: all)");
   start->add_option("--data-advertise", node.data_advertise,
                     "node: host others dial for its data plane (default: --data-host)");
+  start->add_option("--python", node.python,
+                    "node: interpreter for Python workers, with atoll installed (default: "
+                    "$ATOLL_PYTHON, else python3)");
   bool foreground = false;
   int ready_fd = -1;
   start->add_flag("--foreground", foreground, "run in this terminal instead of in the background");
@@ -84,6 +87,7 @@ int main(int argc, char** argv) {
   up_cmd->add_option("--memory", up.memory_per_node,
                      "memory each node offers, e.g. 16G (30% of it holds objects; default 4G)");
   up_cmd->add_option("--port", up.port, "head port (0: any free port)");
+  up_cmd->add_option("--python", up.python, "interpreter for the nodes' Python workers");
   app.add_subcommand("down", "stop the local cluster started by `atoll up`");
 
   try {

@@ -187,7 +187,10 @@ TEST_F(ClusterTasksTest, a_wrong_token_or_missing_module_fails_init) {
     EXPECT_NE(std::string(e.what()).find("authentication failed"), std::string::npos);
   }
   try {
-    atl::init({.address = "127.0.0.1:" + std::to_string(head_->port()), .token = token_});
+    // Registration functions without the library that holds them: nodes could not run them.
+    atl::init({.address = "127.0.0.1:" + std::to_string(head_->port()),
+               .token = token_,
+               .modules = {test_job}});
     FAIL() << "expected an error";
   } catch (const atl::Error& e) {
     EXPECT_EQ(e.category(), atl::ErrorCategory::invalid_argument);

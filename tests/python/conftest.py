@@ -3,6 +3,9 @@ their own after `atoll.shutdown()`)."""
 
 import os
 import pathlib
+import subprocess
+import sys
+import tempfile
 
 import pytest
 
@@ -31,3 +34,23 @@ def runtime():
     atoll.init(num_cpus=4, infeasible_timeout=0.2)
     yield
     atoll.shutdown()
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A local cluster of real processes (`atoll up`: a head and two nodes in two islands, whose
+    Python workers run this interpreter), shared by the cluster test modules: (address, token)."""
+    assert os.path.exists(CLI) and os.path.exists(JOB), "build the C++ project first"
+    state = tempfile.mkdtemp(prefix="atoll-py-cluster-")
+    env = dict(os.environ, ATOLL_STATE_DIR=state)
+    try:
+        subprocess.run(
+            [CLI, "up", "--islands", "2", "--nodes-per-island", "1", "--cpus", "2",
+             "--python", sys.executable],
+            env=env, check=True, stdout=subprocess.DEVNULL, timeout=120,
+        )
+        address = pathlib.Path(state, "head.addr").read_text().strip()
+        token = pathlib.Path(state, "token").read_text().strip()
+        yield address, token
+    finally:
+        subprocess.run([CLI, "down"], env=env, stdout=subprocess.DEVNULL, timeout=120)

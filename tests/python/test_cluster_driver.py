@@ -2,31 +2,12 @@
 module run in worker processes on the nodes; objects move between the driver and the nodes."""
 
 import os
-import pathlib
-import subprocess
-import tempfile
 
 import pytest
 
 import atoll
 
-from conftest import CLI, JOB, WAIT, fnv1a
-
-@pytest.fixture(scope="module")
-def cluster():
-    assert os.path.exists(CLI) and os.path.exists(JOB), "build the C++ project first"
-    state = tempfile.mkdtemp(prefix="atoll-py-cluster-")
-    env = dict(os.environ, ATOLL_STATE_DIR=state)
-    try:
-        subprocess.run(
-            [CLI, "up", "--islands", "2", "--nodes-per-island", "1", "--cpus", "2"],
-            env=env, check=True, stdout=subprocess.DEVNULL, timeout=120,
-        )
-        address = pathlib.Path(state, "head.addr").read_text().strip()
-        token = pathlib.Path(state, "token").read_text().strip()
-        yield address, token
-    finally:
-        subprocess.run([CLI, "down"], env=env, stdout=subprocess.DEVNULL, timeout=120)
+from conftest import JOB, WAIT, fnv1a
 
 
 @pytest.fixture(autouse=True)
@@ -68,24 +49,12 @@ def test_failures_name_the_node_and_the_exception():
         atoll.cpp_function("nope").remote(1)
 
 
-def test_python_definitions_are_refused_clearly_on_a_cluster():
-    @atoll.remote
-    def f(x):
-        return x
-
-    with pytest.raises(atoll.UnsupportedOptionError, match="cannot run on a cluster yet"):
-        f.remote(1)
-    assert atoll.get(atoll.put({"a": [1, 2]}), timeout=WAIT) == {"a": [1, 2]}
-
-
 def test_bad_connections_say_why(cluster):
     address, token = cluster
     atoll.shutdown()
     with pytest.raises(atoll.AtollError, match="token"):
         atoll.init(address=address, token="0" * len(token), cpp_module=(JOB, "test_job"))
     assert not atoll.is_initialized()
-    with pytest.raises(atoll.UnsupportedOptionError, match="cpp_module"):
-        atoll.init(address=address, token=token)
     with pytest.raises(atoll.UnsupportedOptionError, match="declare their own"):
         atoll.init(address=address, token=token, num_cpus=2, cpp_module=(JOB, "test_job"))
     with pytest.raises(atoll.AtollError, match="127.0.0.1:1"):

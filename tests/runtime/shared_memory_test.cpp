@@ -161,4 +161,40 @@ TEST(WireValuesTest, a_buffer_is_a_msgpack_bin_between_processes) {
   EXPECT_EQ(atl::detail::deserialize<int>(n), 42);
 }
 
+TEST(WireValuesTest, a_bindings_value_with_a_block_travels_as_its_ext_then_the_block) {
+  // A binding's value: one msgpack ext 32 (here 3 body bytes) plus an out-of-band block.
+  atl::detail::Payload p;
+  p.bytes = std::string("\xc9\x00\x00\x00\x03\x50\x01\x02\x03", 9);
+  p.buffer = atl::Buffer::copy_of("block!", 6);
+  p.out_of_band = true;
+  std::string wire = wire_string(p);
+  ASSERT_EQ(wire.size(), wire_size(p));
+  EXPECT_EQ(wire, p.bytes + "block!");
+
+  // From a block (shared memory, the data plane): the block part is a slice, not a copy.
+  atl::Buffer block = atl::Buffer::copy_of(wire.data(), wire.size());
+  atl::detail::Payload back = payload_of(block);
+  ASSERT_TRUE(back.out_of_band);
+  EXPECT_EQ(back.bytes, p.bytes);
+  EXPECT_EQ(back.buffer.data(), block.data() + 9);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(back.buffer.data()), back.buffer.size()),
+            "block!");
+  // Inline (a control message, a worker's frame): the same split, copied.
+  atl::detail::Payload inline_back = payload_of(wire.data(), wire.size());
+  ASSERT_TRUE(inline_back.out_of_band);
+  EXPECT_EQ(inline_back.bytes, p.bytes);
+  EXPECT_EQ(inline_back.buffer.size(), 6u);
+
+  // An ext alone stays msgpack bytes; one whose length runs past the end is not split.
+  atl::detail::Payload lone = payload_of(p.bytes.data(), p.bytes.size());
+  EXPECT_FALSE(lone.out_of_band);
+  EXPECT_EQ(lone.bytes, p.bytes);
+  std::string truncated("\xc9\x00\x00\x01\x00\x50\x01", 7);
+  EXPECT_FALSE(payload_of(truncated.data(), truncated.size()).out_of_band);
+  // Bytes with a block that are not one ext value cannot be split again: refused when written.
+  atl::detail::Payload bad = p;
+  bad.bytes = atl::detail::serialize(7).bytes;
+  EXPECT_THROW(wire_string(bad), atl::Error);
+}
+
 }  // namespace

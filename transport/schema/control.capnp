@@ -205,6 +205,8 @@ struct TaskSpec {
   result @11 :ObjectKey;   # the result's id: a large result stays on the node under it
   argRefs @12 :List(ArgRef);
   actorArgs @13 :List(ActorArg);
+  code @14 :Text;          # set: a Python function, pickled, in the module store under this hash
+                           # (moduleHash, if set, is a C++ module its worker loads too)
 }
 
 # An ActorHandle parameter: the worker calls the actor through a handle of its own.
@@ -236,6 +238,7 @@ struct ActorSpec {
   maxConcurrency @9 :UInt32;
   argRefs @10 :List(ArgRef);      # ObjectRef parameters (byReference), borrowed by the worker
   actorArgs @11 :List(ActorArg);  # ActorHandle parameters
+  code @12 :Text;                 # as TaskSpec.code: a Python class
 }
 
 # One method call: driver -> head (taskId is the driver's), head -> node (the head's). Calls of
@@ -361,11 +364,20 @@ struct ExecuteTask {
   sharedArgs @3 :List(SharedValue);
   objectRefs @4 :List(ArgRef);  # ObjectRef parameters: the worker borrows them (args empty there)
   actorArgs @5 :List(ActorArg);   # ActorHandle parameters (args empty there)
+  code @6 :CodeRef;        # a Python worker: the code `function` names, loaded on first use
+}
+
+# A binding's code (a pickled Python function or class) in the node's module store.
+struct CodeRef {
+  hash @0 :Text;           # SHA-256 of the file, checked by the worker before it loads it
+  path @1 :Text;
 }
 
 struct TaskFailure {
   remoteType @0 :Text;     # the exception's type, or "atoll::Error" for runtime refusals
   message @1 :Text;
+  traceback @2 :Text;      # a language binding's exception: the remote stack
+  details @3 :Data;        # and the binding's own encoding of it (a pickled Python exception)
 }
 
 struct TaskOutcome {
@@ -390,6 +402,7 @@ struct ConstructActor {
   sharedArgs @3 :List(SharedValue);
   objectRefs @4 :List(ArgRef);   # as ExecuteTask's
   actorArgs @5 :List(ActorArg);
+  code @6 :CodeRef;              # as ExecuteTask's: the class
 }
 
 # Sent over the socketpair (never the environment or the command line, which other processes of

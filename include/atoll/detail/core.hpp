@@ -134,6 +134,7 @@ struct FunctionEntry {
   std::vector<ArgMode> params;
   bool takes_runtime = false;  // its first parameter is an injected RuntimeRef
   std::function<Payload(CallFrame&)> invoke;
+  std::string code;  // a binding's (Python) code: its hash in a cluster's module store
 };
 
 struct MethodEntry {
@@ -155,6 +156,7 @@ struct ActorClassEntry {
   std::type_index type = typeid(void);
   std::vector<ConstructorEntry> constructors;  // at most one per arity
   std::vector<MethodEntry> methods;
+  std::string code;  // as FunctionEntry::code
 
   const ConstructorEntry* find_constructor(std::size_t arity) const noexcept {
     for (const auto& c : constructors)

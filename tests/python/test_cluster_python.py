@@ -1,0 +1,153 @@
+"""Python functions and actors on a local cluster of real processes (`atoll up`): their code
+travels by cloudpickle to Python worker processes the node agents start, and values (numpy arrays
+out of band) move between the driver, the nodes and the workers."""
+
+import os
+
+import numpy as np
+import pytest
+
+import atoll
+
+from conftest import JOB, WAIT
+
+# Module state the workers cannot import (this test module is not installed): its code and this
+# constant travel by value.
+SCALE = 3
+
+
+@pytest.fixture(autouse=True)
+def runtime(cluster):
+    address, token = cluster
+    atoll.init(address=address, token=token)
+    yield
+    atoll.shutdown()
+
+
+@atoll.remote
+def scaled(x):
+    return x * SCALE
+
+
+@atoll.remote
+def where():
+    return os.getpid()
+
+
+@atoll.remote
+def total(arr):
+    return float(np.asarray(arr).sum())
+
+
+@atoll.remote
+def ones(n):
+    return np.ones(n, dtype=np.float64)
+
+
+@atoll.remote
+def fails(x):
+    raise ValueError(f"bad input {x}")
+
+
+@atoll.remote
+def crash():
+    os._exit(3)
+
+
+@atoll.remote
+def fan_out(n):
+    # Nested tasks from a worker go through the worker's own connection to the head.
+    return sum(atoll.get([scaled.remote(i) for i in range(n)]))
+
+
+@atoll.remote
+class Counter:
+    def __init__(self, start):
+        self.n = start
+
+    def incr(self, by=1):
+        self.n += by
+        return self.n
+
+    def pid(self):
+        return os.getpid()
+
+    def fail(self):
+        raise KeyError("no such key")
+
+
+def test_functions_run_in_python_workers_on_the_nodes():
+    assert atoll.get(scaled.remote(14), timeout=WAIT) == 42
+    refs = [scaled.remote(i) for i in range(300)]
+    assert atoll.get(refs, timeout=WAIT) == [3 * i for i in range(300)]
+    # An ObjectRef argument resolves to its value, also one made by another task.
+    assert atoll.get(scaled.remote(scaled.remote(2)), timeout=WAIT) == 18
+    assert atoll.get(scaled.remote(atoll.put(5)), timeout=WAIT) == 15
+    pids = set(atoll.get([where.remote() for _ in range(20)], timeout=WAIT))
+    assert os.getpid() not in pids
+
+
+def test_numpy_arrays_travel_both_ways():
+    small = np.arange(100, dtype=np.float64)
+    assert atoll.get(total.remote(small), timeout=WAIT) == small.sum()
+    big = np.arange(1 << 20, dtype=np.float64)  # 8 MiB: past the inline limit, by the data plane
+    assert atoll.get(total.remote(big), timeout=WAIT) == big.sum()
+    assert atoll.get(total.remote(atoll.put(big)), timeout=WAIT) == big.sum()
+    made = ones.remote(1 << 20)  # stays on its node until read
+    assert atoll.get(total.remote(made), timeout=WAIT) == float(1 << 20)
+    back = atoll.get(made, timeout=WAIT)
+    assert isinstance(back, np.ndarray) and back.shape == (1 << 20,) and back.sum() == 1 << 20
+    assert atoll.get(ones.remote(10), timeout=WAIT).tolist() == [1.0] * 10
+
+
+def test_exceptions_keep_their_type_message_and_traceback():
+    with pytest.raises(atoll.TaskError) as info:
+        atoll.get(fails.remote(7), timeout=WAIT)
+    assert isinstance(info.value, ValueError)
+    assert "bad input 7" in str(info.value)
+    assert "raise ValueError" in info.value.remote_traceback
+
+
+def test_a_worker_that_dies_fails_its_task_and_the_next_task_gets_a_new_worker():
+    with pytest.raises(atoll.TaskError, match="worker process .* exited with status 3"):
+        atoll.get(crash.remote(), timeout=WAIT)
+    assert atoll.get(scaled.remote(1), timeout=WAIT) == 3
+
+
+def test_unpicklable_arguments_fail_at_the_call_site():
+    import threading
+
+    with pytest.raises(atoll.SerializationError):
+        scaled.remote(threading.Lock())
+
+
+def test_nested_tasks_from_a_worker():
+    assert atoll.get(fan_out.remote(10), timeout=WAIT) == 3 * sum(range(10))
+
+
+def test_actors_live_in_python_workers():
+    c = Counter.remote(10)
+    assert atoll.get([c.incr.remote() for _ in range(5)], timeout=WAIT) == [11, 12, 13, 14, 15]
+    assert atoll.get(c.incr.remote(by=10), timeout=WAIT) == 25
+    assert atoll.get(c.pid.remote(), timeout=WAIT) != os.getpid()
+    with pytest.raises(atoll.TaskError) as info:
+        atoll.get(c.fail.remote(), timeout=WAIT)
+    assert isinstance(info.value, KeyError)
+    assert atoll.get(c.incr.remote(), timeout=WAIT) == 26  # a method's exception leaves it alive
+
+    named = Counter.options(name="cluster-counter").remote(0)
+    found = atoll.get_actor("cluster-counter")
+    assert atoll.get(found.incr.remote(5), timeout=WAIT) == 5
+    assert atoll.get(named.incr.remote(), timeout=WAIT) == 6
+    atoll.kill(named)
+    with pytest.raises(atoll.ActorDiedError):
+        atoll.get(named.incr.remote(), timeout=WAIT)
+
+
+def test_python_and_cpp_code_in_one_job(cluster):
+    atoll.shutdown()
+    address, token = cluster
+    atoll.init(address=address, token=token, cpp_module=(JOB, "test_job"))
+    add = atoll.cpp_function("add")
+    # A C++ result is a plain value, which Python code reads.
+    assert atoll.get(scaled.remote(add.remote(1, 2)), timeout=WAIT) == 9
