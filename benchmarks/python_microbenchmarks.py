@@ -2,22 +2,30 @@
 """atoll's Python API microbenchmarks, named after Ray's (python/ray/_private/ray_perf.py).
 
 Each metric runs its operation repeatedly for --duration seconds, several rounds, and prints the
-rate of each round and their median, Ray's way ("per second mean +- stdev"). Embedded runtime.
+rate of each round and their median, Ray's way ("per second mean +- stdev"). The embedded runtime
+by default; with --cluster, a local cluster of real processes (`atoll up`: a head and one node with
+this machine's CPUs, whose Python workers run this interpreter) that this process drives.
 
   .venv/bin/python benchmarks/python_microbenchmarks.py               # full run (~1 minute)
   .venv/bin/python benchmarks/python_microbenchmarks.py --quick       # a smoke run (seconds)
+  .venv/bin/python benchmarks/python_microbenchmarks.py --cluster     # on a local cluster
   .venv/bin/python benchmarks/python_microbenchmarks.py --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import pathlib
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, Iterator, List, Tuple
 
 import numpy as np
 
@@ -68,18 +76,51 @@ def timeit(name: str, fn: Callable[[], None], multiplier: float, duration: float
     results[name] = {"per_second": median, "stdev": spread, "rounds": rates}
 
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def local_cluster(cpus: int) -> Iterator[Tuple[str, str]]:
+    """`atoll up` in a private state directory: (head address, token); `atoll down` afterwards."""
+    cli = os.environ.get("ATOLL_CLI", str(ROOT / "build" / "atoll"))
+    if not os.path.exists(cli):
+        raise SystemExit(f"--cluster needs the atoll CLI at {cli} (build the C++ project first)")
+    state = tempfile.mkdtemp(prefix="atoll-pybench-")
+    env = dict(os.environ, ATOLL_STATE_DIR=state)
+    try:
+        subprocess.run([cli, "up", "--islands", "1", "--nodes-per-island", "1", "--cpus",
+                        str(cpus), "--python", sys.executable], env=env, check=True,
+                       stdout=subprocess.DEVNULL, timeout=120)
+        yield (pathlib.Path(state, "head.addr").read_text().strip(),
+               pathlib.Path(state, "token").read_text().strip())
+    finally:
+        subprocess.run([cli, "down"], env=env, stdout=subprocess.DEVNULL, timeout=120)
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a smoke run: short rounds")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--cluster", action="store_true",
+                        help="drive a local cluster (atoll up) instead of the embedded runtime")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds = 0.05, 1
-    duration, rounds = args.duration, args.rounds
     cpus = os.cpu_count() or 2
-    atoll.init()
+    if not args.cluster:
+        atoll.init()
+        return run(args, cpus, "embedded")
+    with local_cluster(cpus) as (address, token):
+        atoll.init(address=address, token=token)
+        return run(args, cpus, "local cluster (1 node)")
+
+
+def run(args: argparse.Namespace, cpus: int, runtime: str) -> int:
+    duration, rounds = args.duration, args.rounds
+    print(f"atoll Python API, {runtime}, {cpus} CPUs", flush=True)
     results: Dict[str, dict] = {}
     batch = 1000
 
@@ -117,8 +158,8 @@ def main() -> int:
     atoll.shutdown()
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cpus": cpus, "python": sys.version.split()[0], "metrics": results}, f,
-                      indent=2)
+            json.dump({"cpus": cpus, "python": sys.version.split()[0], "runtime": runtime,
+                       "metrics": results}, f, indent=2)
     return 0
 
 

@@ -59,7 +59,7 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
   for (unsigned i = 0; i < args.size(); ++i) {
     const detail::Payload* p = &args[i].value;
     if (args[i].kind == detail::ArgSpec::Kind::actor) {
-      actors.push_back({i, args[i].actor->id(), args[i].actor->actor_class().name});
+      actors.push_back(actor_arg(i, *args[i].actor));
       continue;
     }
     if (args[i].kind == detail::ArgSpec::Kind::pass_ref) {
@@ -108,10 +108,35 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
   return std::make_shared<detail::ActorToken>(self_, id, raw, &cls);
 }
 
-std::shared_ptr<detail::ActorToken> ClusterCore::adopt_actor(const ActorId& id,
-                                                             const std::string& class_name) {
+namespace {
+// The type of a binding's classes known here only through a handle.
+struct HandleOnlyClass {};
+}  // namespace
+
+std::shared_ptr<detail::ActorToken> ClusterCore::adopt_actor(const ActorArg& arg) {
   ensure_running();
+  const ActorId& id = arg.actor;
+  const std::string& class_name = arg.class_name;
   const detail::ActorClassEntry* cls = registry_.find_actor_class(class_name);
+  if (cls == nullptr && !arg.code.empty()) {
+    // Never constructed nor run here: its calls go to the actor, wherever it lives.
+    auto refuse = [class_name]() {
+      return Error(ErrorCategory::unimplemented,
+                   "actor class '" + class_name + "' is known here only through a handle");
+    };
+    Registry more;
+    auto added = more.dynamic_actor(
+        class_name, typeid(HandleOnlyClass),
+        [refuse](detail::CallFrame&) -> std::shared_ptr<void> { throw refuse(); }, arg.code);
+    for (const auto& m : arg.methods)
+      added.method(m, [refuse](void*, detail::CallFrame&) -> detail::Payload { throw refuse(); });
+    try {
+      registry_.merge(std::move(more));
+    } catch (const Error&) {
+      // Another thread adopted a handle of this class first: theirs is as good.
+    }
+    cls = registry_.find_actor_class(class_name);
+  }
   if (cls == nullptr)
     throw Error(ErrorCategory::invalid_argument,
                 "no actor class named '" + class_name + "' is registered in the job's module");

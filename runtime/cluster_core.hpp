@@ -185,9 +185,10 @@ class ClusterCore final : public detail::Core {
                                            const std::string& holder,
                                            const std::string& holder_name);
   // A handle of this runtime on another driver's actor (an ActorHandle parameter): calls go
-  // through this runtime's connection; it never stops the actor. Raises Error(invalid_argument)
-  // when the job's module has no such class.
-  std::shared_ptr<detail::ActorToken> adopt_actor(const ActorId& id, const std::string& class_name);
+  // through this runtime's connection; it never stops the actor. A binding's class this process
+  // does not have (arg.code set) is known from then on by its name and methods, for calls only.
+  // Raises Error(invalid_argument) when the job's module has no such class.
+  std::shared_ptr<detail::ActorToken> adopt_actor(const ActorArg& arg);
 
  private:
   void on_stored(std::uint64_t task, std::uint64_t size, const std::string& holder,

@@ -143,7 +143,7 @@ ErrorPtr ClusterCore::write_args(capnp::List<capnp::Data>::Builder out, PendingT
     const detail::Payload* p = &a.value;
     ObjectId id;
     if (a.kind == detail::ArgSpec::Kind::actor) {
-      actors.push_back({i, a.actor->id(), a.actor->actor_class().name});
+      actors.push_back(actor_arg(i, *a.actor));
       continue;
     }
     if (a.kind == detail::ArgSpec::Kind::pass_ref) {

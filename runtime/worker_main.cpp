@@ -164,7 +164,7 @@ class WorkerLoop {
       for (const auto& actor : read_actor_args(actors)) {
         auto& a = args.at(actor.index);
         a.kind = detail::ArgSpec::Kind::actor;
-        a.actor = core->adopt_actor(actor.actor, actor.class_name);
+        a.actor = core->adopt_actor(actor);
       }
     } catch (const std::exception& e) {
       return std::string("an ObjectRef or ActorHandle parameter: ") + e.what();

@@ -54,10 +54,24 @@ void write_object_args(capnp::List<wire::ArgRef>::Builder out, const std::vector
 std::vector<ActorArg> read_actor_args(capnp::List<wire::ActorArg>::Reader args) {
   std::vector<ActorArg> out;
   out.reserve(args.size());
-  for (auto a : args)
-    out.push_back({a.getIndex(), ActorId{a.getActor().getOwner(), a.getActor().getSequence()},
-                   a.getClassName()});
+  for (auto a : args) {
+    ActorArg arg{a.getIndex(),
+                 ActorId{a.getActor().getOwner(), a.getActor().getSequence()},
+                 a.getClassName(),
+                 a.getCode(),
+                 {}};
+    for (auto m : a.getMethods()) arg.methods.emplace_back(m);
+    out.push_back(std::move(arg));
+  }
   return out;
+}
+
+ActorArg actor_arg(std::uint32_t index, const detail::ActorToken& actor) {
+  const detail::ActorClassEntry& cls = actor.actor_class();
+  ActorArg arg{index, actor.id(), cls.name, cls.code, {}};
+  if (!cls.code.empty())
+    for (const auto& m : cls.methods) arg.methods.push_back(m.name);
+  return arg;
 }
 
 void write_actor_args(capnp::List<wire::ActorArg>::Builder out, const std::vector<ActorArg>& args) {
@@ -66,6 +80,10 @@ void write_actor_args(capnp::List<wire::ActorArg>::Builder out, const std::vecto
     out[i].initActor().setOwner(args[i].actor.owner);
     out[i].getActor().setSequence(args[i].actor.sequence);
     out[i].setClassName(args[i].class_name);
+    if (args[i].code.empty()) continue;
+    out[i].setCode(args[i].code);
+    auto methods = out[i].initMethods(static_cast<unsigned>(args[i].methods.size()));
+    for (unsigned j = 0; j < args[i].methods.size(); ++j) methods.set(j, args[i].methods[j]);
   }
 }
 

@@ -42,7 +42,12 @@ struct ActorArg {
   std::uint32_t index = 0;
   ActorId actor;
   std::string class_name;
+  std::string code;                  // a binding's class (see ActorClassEntry::code)
+  std::vector<std::string> methods;  // its methods then
 };
+// An ActorHandle parameter of argument `index`, naming `actor`'s class (and for a binding's class,
+// what a process that lacks it needs to call it).
+ActorArg actor_arg(std::uint32_t index, const detail::ActorToken& actor);
 std::vector<ActorArg> read_actor_args(capnp::List<wire::ActorArg>::Reader args);
 void write_actor_args(capnp::List<wire::ActorArg>::Builder out, const std::vector<ActorArg>& args);
 

@@ -152,6 +152,8 @@ std::string check_arg_refs(capnp::List<wire::ArgRef>::Reader refs, unsigned args
 }
 
 // Actor arguments name distinct arguments in increasing order, by key and class.
+constexpr unsigned kMaxActorMethods = 4096;
+
 std::string check_actor_args(capnp::List<wire::ActorArg>::Reader actors, unsigned args) {
   if (actors.size() > args) return "more actor arguments than arguments";
   for (unsigned i = 0; i < actors.size(); ++i) {
@@ -160,6 +162,10 @@ std::string check_actor_args(capnp::List<wire::ActorArg>::Reader actors, unsigne
       return "bad actor argument index";
     if (a.getActor().getOwner() == 0) return "nil actor key";
     if (auto e = check_name(a.getClassName(), "actor class name"); !e.empty()) return e;
+    if (a.getCode().size() > 0 && !is_sha256_hex(a.getCode())) return "bad actor class code hash";
+    if (a.getMethods().size() > kMaxActorMethods) return "too many actor methods";
+    for (auto m : a.getMethods())
+      if (auto e = check_name(m, "method name"); !e.empty()) return e;
   }
   return {};
 }

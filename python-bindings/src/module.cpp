@@ -93,9 +93,13 @@ void bind_handles(py::module_& m) {
 
   py::class_<ActorToken>(m, "ActorToken")
       .def("hex", [](const ActorToken& a) { return a.token->id().to_string(); })
-      .def_property_readonly(
-          "is_python",
-          [](const ActorToken& a) { return a.token->actor_class().type == typeid(PythonActorTag); })
+      .def_property_readonly("is_python",
+                             [](const ActorToken& a) {
+                               // A Python class of this process, or one known through a handle (a
+                               // cluster worker's).
+                               const auto& cls = a.token->actor_class();
+                               return cls.type == typeid(PythonActorTag) || !cls.code.empty();
+                             })
       .def_property_readonly("class_name",
                              [](const ActorToken& a) { return a.token->actor_class().name; })
       .def_property_readonly("method_names",

@@ -144,6 +144,29 @@ def test_actors_live_in_python_workers():
         atoll.get(named.incr.remote(), timeout=WAIT)
 
 
+@atoll.remote
+def bump(counter, by):
+    # A handle passed to a task: the worker calls the actor through its own connection.
+    return atoll.get(counter.incr.remote(by))
+
+
+@atoll.remote
+class Relay:
+    def __init__(self, counter):
+        self.counter = counter
+
+    def forward(self, by):
+        return atoll.get(self.counter.incr.remote(by))
+
+
+def test_actor_handles_travel_to_tasks_and_other_actors():
+    c = Counter.remote(0)
+    assert atoll.get(bump.remote(c, 5), timeout=WAIT) == 5
+    relay = Relay.remote(c)
+    assert atoll.get(relay.forward.remote(2), timeout=WAIT) == 7
+    assert atoll.get(c.incr.remote(), timeout=WAIT) == 8
+
+
 def test_python_and_cpp_code_in_one_job(cluster):
     atoll.shutdown()
     address, token = cluster

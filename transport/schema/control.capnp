@@ -214,6 +214,8 @@ struct ActorArg {
   index @0 :UInt32;
   actor @1 :ActorKey;
   className @2 :Text;
+  code @3 :Text;             # a Python class: its code hash (the receiver may not know the class)
+  methods @4 :List(Text);    # and its methods, for the receiver's handle
 }
 
 # An actor's identity: the creating driver's random owner id and its sequence number, unique
