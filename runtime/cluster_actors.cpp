@@ -31,6 +31,8 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
     throw Error(
         ErrorCategory::invalid_argument,
         "max_concurrency must be between 1 and " + std::to_string(transport::kMaxActorConcurrency));
+  if (options.max_restarts < -1)
+    throw Error(ErrorCategory::invalid_argument, "max_restarts must be -1 (always) or more");
   require_constructor(cls, args);
   check_arguments(args, "the constructor of '" + cls.name + "'");
 
@@ -44,6 +46,7 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
   if (!cls.code.empty()) spec.setCode(cls.code);
   spec.setName(options.name);
   spec.setMaxConcurrency(static_cast<std::uint32_t>(options.max_concurrency));
+  spec.setMaxRestarts(options.max_restarts);
   ResourceRequest resources = resource_request(options);
   write_resources(spec.initResources(static_cast<unsigned>(resources.size())), resources);
   write_selectors(spec.initLabelSelector(static_cast<unsigned>(options.label_selector.size())),

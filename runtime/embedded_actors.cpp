@@ -18,6 +18,8 @@ std::shared_ptr<detail::ActorToken> EmbeddedCore::create_actor(const detail::Act
   ensure_running();
   if (options.max_concurrency < 1)
     throw Error(ErrorCategory::invalid_argument, "max_concurrency must be at least 1");
+  if (options.max_restarts < -1)
+    throw Error(ErrorCategory::invalid_argument, "max_restarts must be -1 (always) or more");
   require_constructor(cls, args);
   for (const auto& a : args)
     if ((a.ref && &a.ref->core() != this) || (a.actor && &a.actor->core() != this))

@@ -27,6 +27,7 @@ std::string ClusterTasks::create_actor(const transport::ConnectionPtr& driver,
   actor->arg_refs = read_arg_refs(spec.getArgRefs());
   actor->actor_args = read_actor_args(spec.getActorArgs());
   actor->max_concurrency = spec.getMaxConcurrency();
+  actor->restarts_left = spec.getMaxRestarts();
   ActorOptions options;
   read_resources(spec.getResources(), options);
   options.label_selector = read_selectors(spec.getLabelSelector());
@@ -94,7 +95,7 @@ void ClusterTasks::send_start(RemoteNode& node, TaskRecord* placement) {
       write_actor_args(spec.initActorArgs(static_cast<unsigned>(a.actor_args.size())),
                        a.actor_args);
       node.conn->send(msg);
-      a.args.clear();  // sent once: a node that dies takes the actor with it
+      if (a.restarts_left == 0) a.args.clear();  // sent once: a node that dies takes it along
       for (auto call_id : a.buffered)
         if (auto t = tasks_.find(call_id); t != tasks_.end())
           forward_call_locked(a, *t->second, call_id);
@@ -201,6 +202,7 @@ void ClusterTasks::stop_actor(const transport::ConnectionPtr& driver,
 void ClusterTasks::actor_exited(std::uint64_t node_id, wire::ActorExited::Reader exited) {
   NodeState* node = nullptr;
   SchedulingClass* cls = nullptr;
+  TaskRecord* restart = nullptr;
   std::vector<std::pair<std::uint64_t, std::string>> failed;
   {
     std::lock_guard lock(mu_);
@@ -212,11 +214,28 @@ void ClusterTasks::actor_exited(std::uint64_t node_id, wire::ActorExited::Reader
       cls = a.placement.cls;
       a.holds_resources = false;
     }
-    end_actor(a, exited.getReason(), false, failed);
-    forget_dead_locked();
+    if (exited.getCrashed() && a.state == RemoteActor::State::placed && restart_locked(a)) {
+      restart = &a.placement;
+    } else {
+      end_actor(a, exited.getReason(), false, failed);
+      forget_dead_locked();
+    }
   }
   fail_calls(failed);
   if (node != nullptr) scheduler_.release(*node, cls->demand, nullptr);
+  if (restart != nullptr && !scheduler_.submit(restart))
+    placement_failed(restart, "the head is stopping");
+}
+
+bool ClusterTasks::restart_locked(RemoteActor& actor) {
+  if (actor.restarts_left == 0) return false;
+  if (actor.restarts_left > 0) --actor.restarts_left;
+  actor.state = RemoteActor::State::pending;
+  actor.queued = true;
+  actor.node_id = 0;
+  actor.node = nullptr;
+  actor.placement.node = nullptr;
+  return true;
 }
 
 std::optional<ClusterTasks::FoundActor> ClusterTasks::lookup_actor(const std::string& name) const {

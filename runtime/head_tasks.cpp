@@ -66,6 +66,7 @@ void ClusterTasks::node_left(std::uint64_t node_id) {
   std::vector<std::uint64_t> running;
   std::vector<std::pair<std::uint64_t, std::string>> failed;
   std::vector<FailedPush> lost_pushes;
+  std::vector<TaskRecord*> restarts;  // placements of actors that start again elsewhere
   std::string name;
   {
     std::lock_guard lock(mu_);
@@ -77,8 +78,11 @@ void ClusterTasks::node_left(std::uint64_t node_id) {
     for (auto& [id, actor] : actors_) {
       if (actor->node_id != node_id) continue;
       actor->holds_resources = false;  // the node's resources are gone with it
-      end_actor(*actor, actor->display + " ended: its node '" + name + "' left the cluster", false,
-                failed);
+      if (actor->state == RemoteActor::State::placed && restart_locked(*actor))
+        restarts.push_back(&actor->placement);
+      else
+        end_actor(*actor, actor->display + " ended: its node '" + name + "' left the cluster",
+                  false, failed);
     }
     std::erase_if(leases_, [&](const auto& l) { return l.second.node_id == node_id; });
     for (auto& [id, task] : tasks_) {
@@ -87,12 +91,20 @@ void ClusterTasks::node_left(std::uint64_t node_id) {
         running.push_back(id);
       } else {
         auto a = actors_.find(task->actor);
-        failed.emplace_back(id, a != actors_.end() ? a->second->death : "its node left");
+        if (a == actors_.end())
+          failed.emplace_back(id, "its node left");
+        else if (a->second->state == RemoteActor::State::dead)
+          failed.emplace_back(id, a->second->death);
+        else  // restarting: this call ran on the instance that went with the node
+          failed.emplace_back(id, a->second->display + " lost this call: its node '" + name +
+                                      "' left the cluster (the actor restarts)");
       }
     }
     forget_dead_locked();
   }
   if (state != nullptr) scheduler_.remove_node(*state);
+  for (TaskRecord* placement : restarts)
+    if (!scheduler_.submit(placement)) placement_failed(placement, "the head is stopping");
   send_push_failures(lost_pushes, "its node '" + name + "' left the cluster");
   fail_calls(failed);
   for (auto id : running) retry_or_fail(id, "node '" + name + "' died while running the task");

@@ -138,6 +138,7 @@ class ClusterTasks {
     std::vector<ActorArg> actor_args;          // and its ActorHandle parameters
     std::vector<std::pair<std::string, double>> resources;
     std::uint32_t max_concurrency = 1;
+    int restarts_left = 0;  // after crashes (-1: always); its arguments are kept while > 0
     State state = State::pending;
     bool queued = true;            // the scheduler holds `placement`
     bool holds_resources = false;  // placed, and its node has not reported it exited
@@ -194,6 +195,9 @@ class ClusterTasks {
   void send_stop_locked(const RemoteActor& actor, bool kill);
   // Marks the actor dead (with mu_ held) and collects its calls still waiting for a placement,
   // which the caller fails after unlocking (fail_calls).
+  // A crashed actor with restarts left goes back to pending (the caller then submits its
+  // placement again, outside the lock); false when it has none left.
+  bool restart_locked(RemoteActor& actor);
   void end_actor(RemoteActor& actor, const std::string& why, bool kill_on_node,
                  std::vector<std::pair<std::uint64_t, std::string>>& failed);
   void fail_calls(const std::vector<std::pair<std::uint64_t, std::string>>& failed);

@@ -329,16 +329,19 @@ void NodeActors::run_reader(Hosted& actor) {
       result = worker.next_outcome();
     } catch (const std::exception& e) {
       std::string reason;
+      bool crashed = false;
       {
         std::lock_guard lock(actor.mu);
-        if (!actor.kill_reason.empty())
+        if (!actor.kill_reason.empty()) {
           reason = actor.kill_reason;
-        else if (actor.draining && actor.mailbox.empty() && actor.in_flight.empty())
+        } else if (actor.draining && actor.mailbox.empty() && actor.in_flight.empty()) {
           reason = actor.display + " ended: its owner released its last handle";
-        else
+        } else {
           reason = actor.display + " died on node '" + node_name_ + "': " + e.what();
+          crashed = true;
+        }
       }
-      end(actor, reason);
+      end(actor, reason, crashed);
       return;
     }
     bool asked = false;
@@ -366,7 +369,7 @@ void NodeActors::run_reader(Hosted& actor) {
   }
 }
 
-void NodeActors::end(Hosted& actor, const std::string& reason) {
+void NodeActors::end(Hosted& actor, const std::string& reason, bool crashed) {
   std::deque<Call> queued;
   std::vector<std::uint64_t> unanswered;
   WorkerProcess* worker;
@@ -399,6 +402,7 @@ void NodeActors::end(Hosted& actor, const std::string& reason) {
   exited.initActor().setOwner(actor.id.owner);
   exited.getActor().setSequence(actor.id.sequence);
   exited.setReason(reason.substr(0, transport::kMaxMessageTextBytes));
+  exited.setCrashed(crashed);
   actor.head->send(msg);
 }
 

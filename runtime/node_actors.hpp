@@ -98,8 +98,9 @@ class NodeActors {
   void report(Hosted& actor, std::uint64_t call_id, const ObjectId& result, WorkerOutcome& out);
   void run_sender(Hosted& actor, NodeModules::JobFiles files);
   void run_reader(Hosted& actor);
-  // Fails every unanswered call, tells the head, and lets the actor be reaped.
-  void end(Hosted& actor, const std::string& reason);
+  // Fails every unanswered call, tells the head (`crashed`: its worker died, so the head may
+  // restart it), and lets the actor be reaped.
+  void end(Hosted& actor, const std::string& reason, bool crashed = false);
   void reap_finished();
 
   const std::string node_name_;

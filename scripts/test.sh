@@ -38,6 +38,8 @@ done
 "$root/.venv/bin/python" -m pytest -q "$root/tests/python"
 "$root/.venv/bin/python" "$root/benchmarks/python_microbenchmarks.py" --quick \
   > "$root/build/python_microbenchmarks-smoke.txt"
+"$root/.venv/bin/python" "$root/benchmarks/python_microbenchmarks.py" --quick --cluster \
+  >> "$root/build/python_microbenchmarks-smoke.txt"
 echo "test: python_microbenchmarks smoke run ok ($(grep -c 'per second' \
   "$root/build/python_microbenchmarks-smoke.txt") benchmarks)"
 # The transfer benchmark on a small object, through the data plane and between two node agents of

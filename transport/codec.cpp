@@ -228,6 +228,7 @@ std::string validate(wire::ActorSpec::Reader a) {
   if (auto e = check_text(a.getName(), kMaxNameBytes, "actor name"); !e.empty()) return e;
   if (a.getMaxConcurrency() < 1 || a.getMaxConcurrency() > kMaxActorConcurrency)
     return "bad max concurrency";
+  if (a.getMaxRestarts() < -1) return "bad max restarts";
   if (auto e = check_selectors(a.getLabelSelector()); !e.empty()) return e;
   if (auto e = check_selectors(a.getPreferredLabels()); !e.empty()) return e;
   if (auto e = check_arg_refs(a.getArgRefs(), a.getArgs().size()); !e.empty()) return e;

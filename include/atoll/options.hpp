@@ -66,6 +66,12 @@ struct ActorOptions {
   std::vector<LabelSelector> label_selector;
   std::vector<LabelSelector> preferred_labels;
   int max_concurrency = 1;  // >1: that many calls run at once, in no guaranteed order
+  // On a cluster: how many times the actor is started again (its constructor rerun with the same
+  // arguments, on any node that fits) after its worker process or node died; -1: always. Calls
+  // under way when it died fail with ActorDiedError; later ones reach the new instance. Never
+  // after a kill, a release or a constructor that threw. The embedded runtime's actors live in the
+  // caller's process, so there is nothing to restart: it is accepted and has no effect there.
+  int max_restarts = 0;
 };
 
 // A node of the embedded runtime (and, later, what a node agent declares).

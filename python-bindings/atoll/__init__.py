@@ -96,12 +96,16 @@ def remote(function_or_class: Optional[Any] = None, **options: Any) -> Any:
     Options for classes:
         num_cpus (float, default 0: held for the actor's life), num_gpus, memory, resources,
         label_selector, max_concurrency (int, default 1: calls at once),
-        name (str: a named actor, found with atoll.get_actor, lives until atoll.kill).
-        max_restarts and max_task_retries only accept 0: atoll does not restart actors yet.
+        name (str: a named actor, found with atoll.get_actor, lives until atoll.kill),
+        max_restarts (int, default 0; -1: always): on a cluster, how many times the actor is
+        started again (constructor rerun, any fitting node) after its worker process or node
+        died; calls running then fail with ActorDiedError, later ones reach the new instance.
+        Embedded actors live in this process, so it has no effect there.
+        max_task_retries only accepts 0.
 
     Raises:
         UnsupportedOptionError: an unknown option, or one the runtime does not offer (e.g.
-            num_returns, placement_group, runtime_env, max_restarts > 0).
+            num_returns, placement_group, runtime_env, max_task_retries > 0).
 
     Example::
 

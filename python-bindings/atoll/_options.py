@@ -38,11 +38,10 @@ def check(options: Mapping[str, Any], allowed: frozenset, what: str) -> Dict[str
         raise UnsupportedOptionError(
             f"unknown {what} option '{key}'; the options are: {', '.join(sorted(allowed))}"
         )
-    if options.get("max_restarts", 0) not in (0, None):
-        raise UnsupportedOptionError(
-            "actor option 'max_restarts' is not supported yet: atoll does not restart actors "
-            "(an actor whose constructor fails or that is killed stays dead)"
-        )
+    restarts = options.get("max_restarts")
+    if restarts is not None and (isinstance(restarts, bool) or not isinstance(restarts, int)
+                                 or restarts < -1):
+        raise UnsupportedOptionError("max_restarts takes an int: -1 (always), 0 or more")
     if options.get("max_task_retries", 0) not in (0, None):
         raise UnsupportedOptionError("actor option 'max_task_retries' is not supported yet")
     retry = options.get("retry_exceptions", False)
@@ -103,4 +102,6 @@ def actor_options(options: Mapping[str, Any]) -> Any:
     _common(o, options)
     if options.get("max_concurrency") is not None:
         o.max_concurrency = int(options["max_concurrency"])
+    if options.get("max_restarts") is not None:
+        o.max_restarts = int(options["max_restarts"])
     return o

@@ -50,7 +50,8 @@ void bind_options(py::module_& m) {
       .def_readwrite("memory", &atl::ActorOptions::memory)
       .def_readwrite("resources", &atl::ActorOptions::resources)
       .def_readwrite("label_selector", &atl::ActorOptions::label_selector)
-      .def_readwrite("max_concurrency", &atl::ActorOptions::max_concurrency);
+      .def_readwrite("max_concurrency", &atl::ActorOptions::max_concurrency)
+      .def_readwrite("max_restarts", &atl::ActorOptions::max_restarts);
 
   py::class_<atl::NodeOptions>(m, "NodeOptions")
       .def(py::init<>())

@@ -105,6 +105,37 @@ TEST_F(ClusterActorsTest, a_crashing_actor_fails_its_calls_with_the_signal) {
   EXPECT_EQ(rt.task(job::add).remote(2, 2).get(30s), 4);
 }
 
+TEST_F(ClusterActorsTest, an_actor_with_restarts_starts_again_after_its_worker_or_node_dies) {
+  let_signals_kill_workers();
+  start_node("first", "eu-1");
+  auto rt = driver();
+  auto counter = rt.actor<job::Counter>(10).options({.max_restarts = 2}).remote();
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 11);
+  EXPECT_THROW(counter.call(&job::Counter::crash).get(30s), atl::ActorDiedError);
+  // The constructor ran again, with its argument: the state starts over.
+  EXPECT_EQ(counter.call(&job::Counter::incr, 1).get(30s), 11);
+
+  // Its node leaves: the last restart places it on the other node. A call sent while the head
+  // learns of the loss fails with ActorDiedError; later ones reach the new instance.
+  start_node("second", "eu-1");
+  stop_node("first");
+  std::optional<int> value;
+  for (int i = 0; i < 100 && !value; ++i) {
+    try {
+      value = counter.call(&job::Counter::incr, 1).get(30s);
+    } catch (const atl::ActorDiedError&) {
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  EXPECT_EQ(value, 11);
+
+  // No restarts left: the next crash ends it for good.
+  EXPECT_THROW(counter.call(&job::Counter::crash).get(30s), atl::ActorDiedError);
+  std::string why = error_of(counter.call(&job::Counter::incr, 1));
+  EXPECT_NE(why.find("SIGSEGV"), std::string::npos) << why;
+  EXPECT_NE(why.find("second"), std::string::npos) << why;
+}
+
 TEST_F(ClusterActorsTest, a_constructor_that_throws_fails_every_call_with_its_message) {
   start_node("eu-a", "eu-1");
   auto rt = driver();

@@ -134,7 +134,11 @@ def test_unknown_method_and_direct_use_are_errors():
         c.incr(1)
 
 
-def test_restarts_are_refused_clearly():
+def test_max_restarts_is_checked_and_accepted_embedded():
+    # Embedded actors live in this process: nothing to restart, but the option is valid.
     with pytest.raises(atoll.UnsupportedOptionError, match="max_restarts"):
-        Counter.options(max_restarts=2)
-    assert atoll.get(Counter.options(max_restarts=0).remote().incr.remote(), timeout=WAIT) == 1
+        Counter.options(max_restarts=-2)
+    with pytest.raises(atoll.UnsupportedOptionError, match="max_restarts"):
+        Counter.options(max_restarts="2")
+    assert atoll.get(Counter.options(max_restarts=2).remote().incr.remote(), timeout=WAIT) == 1
+    assert atoll.get(Counter.options(max_restarts=-1).remote().incr.remote(), timeout=WAIT) == 1

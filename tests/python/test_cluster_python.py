@@ -174,3 +174,29 @@ def test_python_and_cpp_code_in_one_job(cluster):
     add = atoll.cpp_function("add")
     # A C++ result is a plain value, which Python code reads.
     assert atoll.get(scaled.remote(add.remote(1, 2)), timeout=WAIT) == 9
+
+
+@atoll.remote(max_restarts=1)
+class Fragile:
+    def __init__(self, start):
+        self.n = start
+
+    def incr(self):
+        self.n += 1
+        return self.n
+
+    def crash(self):
+        os._exit(5)
+
+
+def test_an_actor_restarts_after_its_worker_dies_as_often_as_max_restarts_says():
+    f = Fragile.remote(100)
+    assert atoll.get(f.incr.remote(), timeout=WAIT) == 101
+    with pytest.raises(atoll.ActorDiedError, match="exited with status 5"):
+        atoll.get(f.crash.remote(), timeout=WAIT)
+    # The constructor ran again with its arguments: the state starts over.
+    assert atoll.get(f.incr.remote(), timeout=WAIT) == 101
+    with pytest.raises(atoll.ActorDiedError):
+        atoll.get(f.crash.remote(), timeout=WAIT)
+    with pytest.raises(atoll.ActorDiedError, match="exited with status 5"):
+        atoll.get(f.incr.remote(), timeout=WAIT)  # no restarts left: dead for good

@@ -241,6 +241,7 @@ struct ActorSpec {
   argRefs @10 :List(ArgRef);      # ObjectRef parameters (byReference), borrowed by the worker
   actorArgs @11 :List(ActorArg);  # ActorHandle parameters
   code @12 :Text;                 # as TaskSpec.code: a Python class
+  maxRestarts @13 :Int32;         # createActor: restarts after a crash (-1: always)
 }
 
 # One method call: driver -> head (taskId is the driver's), head -> node (the head's). Calls of
@@ -266,6 +267,8 @@ struct StopActor {
 struct ActorExited {
   actor @0 :ActorKey;
   reason @1 :Text;
+  crashed @2 :Bool;        # its worker process died (not stopped, killed or failed to construct):
+                           # the head may restart it
 }
 
 struct LookupActor {
