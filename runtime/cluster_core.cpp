@@ -234,6 +234,7 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_task(const detail::Functio
   task->function = &fn;
   task->name = opts.name.empty() ? fn.name : opts.name;
   task->max_retries = static_cast<unsigned>(opts.max_retries);
+  task->retry_exceptions = opts.retry_exceptions;
   return register_task(std::move(task), std::move(args));
 }
 
@@ -312,6 +313,7 @@ void ClusterCore::send_task(std::uint64_t task) {
     if (!t.function->code.empty()) spec.setCode(t.function->code);
     spec.setName(t.name);
     spec.setMaxRetries(t.max_retries);
+    spec.setRetryExceptions(t.retry_exceptions);
     write_resources(spec.initResources(static_cast<unsigned>(t.resources.size())), t.resources);
     write_selectors(spec.initLabelSelector(static_cast<unsigned>(t.label_selector.size())),
                     t.label_selector);

@@ -92,6 +92,7 @@ class ClusterCore final : public detail::Core {
     ResourceRequest resources;
     std::vector<LabelSelector> label_selector, preferred_labels;
     unsigned max_retries = 0;
+    bool retry_exceptions = false;
     // Guarded by mu_. The task is destroyed only when it is finished and no waiter of its can
     // still fire (waiting == 0), whichever of the two comes last.
     int waiting = 0;

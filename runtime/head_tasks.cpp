@@ -182,6 +182,7 @@ void ClusterTasks::submit(const transport::ConnectionPtr& driver, wire::TaskSpec
   task->arg_refs = read_arg_refs(spec.getArgRefs());
   task->actor_args = read_actor_args(spec.getActorArgs());
   task->max_retries = spec.getMaxRetries();
+  task->retry_exceptions = spec.getRetryExceptions();
   task->record.custom_name =
       spec.getName().size() > 0 ? std::string(spec.getName()) : task->function;
   std::string error;
@@ -373,6 +374,8 @@ void ClusterTasks::finished(std::uint64_t node_id, wire::TaskFinished::Reader do
     reply(id, &value, "", "");
   } else if (done.getSystemFailure() && !actor_call) {
     retry_or_fail(id, outcome.getFailure().getMessage());
+  } else if (!actor_call && retry_exception(id, outcome.getFailure().getRemoteType())) {
+    return;  // queued again
   } else {
     auto f = outcome.getFailure();
     reply(id, nullptr, f.getRemoteType(), f.getMessage(), f.getTraceback(),
@@ -393,6 +396,22 @@ void ClusterTasks::retry_or_fail(std::uint64_t task_id, const std::string& why) 
   }
   if (retry && scheduler_.submit(&task->record)) return;
   reply(task_id, nullptr, "atl::WorkerDied", why);
+}
+
+bool ClusterTasks::retry_exception(std::uint64_t task_id, const std::string& remote_type) {
+  // The task's own exceptions only: the runtime's refusals (atl::...) would fail again.
+  if (remote_type.starts_with("atl::")) return false;
+  RemoteTask* task = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    auto it = tasks_.find(task_id);
+    if (it == tasks_.end()) return false;
+    task = it->second.get();
+    if (!task->retry_exceptions || task->attempts > task->max_retries || task->abandoned)
+      return false;
+    task->node_id = 0;
+  }
+  return scheduler_.submit(&task->record);
 }
 
 void ClusterTasks::expire() {

@@ -98,6 +98,7 @@ class ClusterTasks {
     std::vector<std::string> args;
     ActorId actor;  // set for an actor call
     unsigned max_retries = 0;
+    bool retry_exceptions = false;  // the task's own exceptions are retried too
     unsigned attempts = 0;
     std::uint64_t node_id = 0;  // where it runs now (0: queued)
     std::uint64_t lease = 0;    // the lease it runs on (tasks)
@@ -181,6 +182,9 @@ class ClusterTasks {
   void forward_call_locked(const RemoteActor& actor, RemoteTask& call, std::uint64_t call_id);
   // A submission's object arguments (a task's, an actor call's or an actor constructor's).
   static std::vector<RemoteTask::ArgRef> read_arg_refs(capnp::List<wire::ArgRef>::Reader refs);
+  // Queues a task that raised again, when it asked for that (retry_exceptions) and has attempts
+  // left; false otherwise (the caller then reports the failure).
+  bool retry_exception(std::uint64_t task_id, const std::string& remote_type);
   // Why a task or actor cannot run: its C++ module or Python code was not uploaded; or "".
   std::string missing_code_locked(const std::string& module_hash, const std::string& code) const;
   // Binds the result's owner id (when not nil) to `driver` (objects are freed by their owner's

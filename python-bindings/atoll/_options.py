@@ -21,7 +21,8 @@ _NOT_YET = {
     "num_returns": "tasks return one value",
     "scheduling_strategy": "use label_selector and resources",
     "placement_group": "atoll has no placement groups: place work by label_selector and resources",
-    "runtime_env": "atoll has no runtime environments: a worker runs in the driver's environment",
+    "runtime_env": "atoll has no runtime environments: code runs in the driver's process "
+    "(embedded) or in the nodes' Python (atoll start --python)",
     "lifetime": "a named actor already lives until atoll.kill or shutdown",
     "namespace": "atoll has no namespaces: an actor's name is unique in the whole runtime",
     "accelerator_type": "use label_selector={'gpu_model': ...}",

@@ -3,6 +3,8 @@ travels by cloudpickle to Python worker processes the node agents start, and val
 out of band) move between the driver, the nodes and the workers."""
 
 import os
+import tempfile
+import threading
 
 import numpy as np
 import pytest
@@ -115,8 +117,6 @@ def test_a_worker_that_dies_fails_its_task_and_the_next_task_gets_a_new_worker()
 
 
 def test_unpicklable_arguments_fail_at_the_call_site():
-    import threading
-
     with pytest.raises(atoll.SerializationError):
         scaled.remote(threading.Lock())
 
@@ -200,3 +200,55 @@ def test_an_actor_restarts_after_its_worker_dies_as_often_as_max_restarts_says()
         atoll.get(f.crash.remote(), timeout=WAIT)
     with pytest.raises(atoll.ActorDiedError, match="exited with status 5"):
         atoll.get(f.incr.remote(), timeout=WAIT)  # no restarts left: dead for good
+
+
+@atoll.remote
+def flaky(marker, crash):
+    # Fails on its first attempt only: the marker file remembers across worker processes.
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        if crash:
+            os._exit(7)
+        raise RuntimeError("first attempt")
+    return "second attempt"
+
+
+@atoll.remote
+class Gate:
+    def __init__(self):
+        self.event = threading.Event()
+
+    def wait(self):
+        return self.event.wait(10)
+
+    def open(self):
+        self.event.set()
+        return True
+
+
+def test_task_and_actor_options_on_a_cluster():
+    with tempfile.TemporaryDirectory() as d:
+        # A lost worker is a system failure: retried up to max_retries.
+        ref = flaky.options(max_retries=1).remote(os.path.join(d, "a"), True)
+        assert atoll.get(ref, timeout=WAIT) == "second attempt"
+        # An exception is retried only with retry_exceptions.
+        with pytest.raises(atoll.TaskError, match="first attempt"):
+            atoll.get(flaky.options(max_retries=1).remote(os.path.join(d, "b"), False),
+                      timeout=WAIT)
+        ref = flaky.options(max_retries=1, retry_exceptions=True).remote(os.path.join(d, "c"),
+                                                                          False)
+        assert atoll.get(ref, timeout=WAIT) == "second attempt"
+    # Label selectors pick the nodes (each `atoll up` node is labelled with its island).
+    for island in ("island-0", "island-1"):
+        refs = [where.options(labels={"island": island}, num_cpus=0.5).remote()
+                for _ in range(4)]
+        assert len(atoll.get(refs, timeout=WAIT)) == 4
+    # max_concurrency: the second call runs while the first waits for it.
+    gate = Gate.options(max_concurrency=2).remote()
+    waiting = gate.wait.remote()
+    assert atoll.get(gate.open.remote(), timeout=WAIT)
+    assert atoll.get(waiting, timeout=WAIT) is True
+    # wait: some ready, in order.
+    refs = [scaled.remote(i) for i in range(10)]
+    ready, not_ready = atoll.wait(refs, num_returns=10, timeout=WAIT)
+    assert ready == refs and not not_ready

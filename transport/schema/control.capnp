@@ -207,6 +207,7 @@ struct TaskSpec {
   actorArgs @13 :List(ActorArg);
   code @14 :Text;          # set: a Python function, pickled, in the module store under this hash
                            # (moduleHash, if set, is a C++ module its worker loads too)
+  retryExceptions @15 :Bool;  # submitTask: an exception the task raised is retried too
 }
 
 # An ActorHandle parameter: the worker calls the actor through a handle of its own.
