@@ -252,3 +252,24 @@ def test_task_and_actor_options_on_a_cluster():
     refs = [scaled.remote(i) for i in range(10)]
     ready, not_ready = atoll.wait(refs, num_returns=10, timeout=WAIT)
     assert ready == refs and not not_ready
+
+
+@atoll.remote
+def nap(seconds):
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_cancel_and_bytes_like_values_on_a_cluster():
+    busy = [nap.remote(1.0) for _ in range(4)]  # every CPU of the cluster
+    queued = nap.remote(0)
+    assert atoll.cancel(queued)
+    with pytest.raises(atoll.TaskCancelledError):
+        atoll.get(queued, timeout=WAIT)
+    assert atoll.get(busy, timeout=WAIT) == [1.0] * 4
+    data = bytes(range(256)) * 4096  # 1 MiB, out of band
+    assert atoll.get(scaled.remote(data), timeout=WAIT) == data * 3
+    view = atoll.get(atoll.put(memoryview(bytearray(data))), timeout=WAIT)
+    assert bytes(view) == data
