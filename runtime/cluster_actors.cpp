@@ -49,8 +49,9 @@ std::shared_ptr<detail::ActorToken> ClusterCore::create_actor(const detail::Acto
   spec.setMaxRestarts(options.max_restarts);
   ResourceRequest resources = resource_request(options);
   write_resources(spec.initResources(static_cast<unsigned>(resources.size())), resources);
-  write_selectors(spec.initLabelSelector(static_cast<unsigned>(options.label_selector.size())),
-                  options.label_selector);
+  std::vector<LabelSelector> selector = options.label_selector;
+  if (!cls.code.empty()) selector.push_back(python_nodes());
+  write_selectors(spec.initLabelSelector(static_cast<unsigned>(selector.size())), selector);
   write_selectors(spec.initPreferredLabels(static_cast<unsigned>(options.preferred_labels.size())),
                   options.preferred_labels);
   // Constructor arguments given as ObjectRefs are resolved here first: creation returns once the
@@ -119,8 +120,16 @@ struct HandleOnlyClass {};
 std::shared_ptr<detail::ActorToken> ClusterCore::adopt_actor(const ActorArg& arg) {
   ensure_running();
   const ActorId& id = arg.actor;
-  const std::string& class_name = arg.class_name;
+  std::string class_name = arg.class_name;
   const detail::ActorClassEntry* cls = registry_.find_actor_class(class_name);
+  if (!arg.code.empty() && (cls == nullptr || cls->code != arg.code)) {
+    // A binding's class this process lacks, or has under that name with other code (another
+    // job's `Counter`): known by a name of its own, so neither shadows the other (and a handle
+    // passed on keeps it).
+    std::string suffix = "@" + arg.code.substr(0, 16);
+    if (!class_name.ends_with(suffix)) class_name += suffix;
+    cls = registry_.find_actor_class(class_name);
+  }
   if (cls == nullptr && !arg.code.empty()) {
     // Never constructed nor run here: its calls go to the actor, wherever it lives.
     auto refuse = [class_name]() {

@@ -230,6 +230,8 @@ std::shared_ptr<detail::RefToken> ClusterCore::submit_task(const detail::Functio
   auto task = std::make_unique<PendingTask>();
   task->resources = resource_request(opts);
   task->label_selector = std::move(opts.label_selector);
+  // A binding's code runs only on nodes with that language's workers.
+  if (!fn.code.empty()) task->label_selector.push_back(python_nodes());
   task->preferred_labels = std::move(opts.preferred_labels);
   task->function = &fn;
   task->name = opts.name.empty() ? fn.name : opts.name;

@@ -157,6 +157,10 @@ capnp::Data::Reader data_of(const std::string& s) {
   return {reinterpret_cast<const kj::byte*>(s.data()), s.size()};
 }
 
+LabelSelector python_nodes() {
+  return {kPythonLabel, LabelSelector::Op::exists, {}};
+}
+
 std::string string_of(capnp::Data::Reader d) {
   return {reinterpret_cast<const char*>(d.begin()), d.size()};
 }

@@ -18,6 +18,11 @@ void write_status(wire::ClusterStatus::Builder out, const std::vector<NodeView>&
 std::vector<NodeView> read_status(wire::ClusterStatus::Reader in);
 
 capnp::Data::Reader data_of(const std::string& s);
+
+// The label a node that runs Python code carries (the Python version, e.g. "3.11"), and the
+// selector that asks for such a node.
+inline constexpr const char* kPythonLabel = "python";
+LabelSelector python_nodes();
 std::string string_of(capnp::Data::Reader d);
 
 // Sends a TaskFinished: the value, or a failure of `remote_type` with `message` (and a binding's

@@ -190,6 +190,7 @@ void ClusterTasks::stop_actor(const transport::ConnectionPtr& driver,
       forget_dead_locked();
     } else if (a.owner == driver && a.name.empty()) {
       // Its owner dropped the last handle: it ends after the calls already sent.
+      a.released = true;
       if (a.state == RemoteActor::State::pending)
         a.release_when_placed = true;
       else
@@ -228,7 +229,7 @@ void ClusterTasks::actor_exited(std::uint64_t node_id, wire::ActorExited::Reader
 }
 
 bool ClusterTasks::restart_locked(RemoteActor& actor) {
-  if (actor.restarts_left == 0) return false;
+  if (actor.restarts_left == 0 || actor.released) return false;
   if (actor.restarts_left > 0) --actor.restarts_left;
   actor.state = RemoteActor::State::pending;
   actor.queued = true;

@@ -147,6 +147,7 @@ class ClusterTasks {
     NodeState* node = nullptr;
     std::vector<std::uint64_t> buffered;  // calls (head ids) waiting for the placement
     bool release_when_placed = false;
+    bool released = false;  // its owner dropped the last handle: it never restarts
     std::string death;
   };
 

@@ -2,6 +2,8 @@
 
 #include <capnp/message.h>
 
+#include <cstdio>
+
 #include <asio/post.hpp>
 
 #include "atoll/errors.hpp"
@@ -41,7 +43,8 @@ NodeTaskRunner::NodeTaskRunner(std::string node_name, NodeModules& modules, Obje
       modules_(modules),
       objects_(objects),
       launch_(std::move(launch)),
-      pool_(std::max<std::size_t>(1, slots)) {}
+      pool_(std::max<std::size_t>(1, slots)),
+      max_idle_(2 * std::max<std::size_t>(1, slots)) {}
 
 NodeTaskRunner::~NodeTaskRunner() {
   pool_.join();
@@ -306,21 +309,32 @@ void NodeTaskRunner::finish_oldest(const transport::ConnectionPtr& head, InFligh
 }
 
 std::string NodeTaskRunner::worker_key(const Job& job) {
-  return job.code.empty() ? job.module_hash : job.module_hash + "+python";
+  if (job.code.empty()) return job.module_hash;
+  char owner[24];
+  std::snprintf(owner, sizeof owner, "%016llx", static_cast<unsigned long long>(job.result.owner));
+  return job.module_hash + "+python:" + owner;
 }
 
 std::unique_ptr<WorkerProcess> NodeTaskRunner::idle_worker(const std::string& key) {
   std::lock_guard lock(mu_);
-  auto& idle = idle_workers_[key];
-  if (idle.empty()) return nullptr;
-  auto worker = std::move(idle.back());
-  idle.pop_back();
-  return worker;
+  for (auto it = idle_workers_.rbegin(); it != idle_workers_.rend(); ++it) {
+    if (it->first != key) continue;
+    auto worker = std::move(it->second);
+    idle_workers_.erase(std::next(it).base());
+    return worker;
+  }
+  return nullptr;
 }
 
 void NodeTaskRunner::return_worker(const std::string& key, std::unique_ptr<WorkerProcess> worker) {
-  std::lock_guard lock(mu_);
-  idle_workers_[key].push_back(std::move(worker));
+  std::unique_ptr<WorkerProcess> retired;  // ends outside the lock (its destructor waits)
+  {
+    std::lock_guard lock(mu_);
+    idle_workers_.emplace_back(key, std::move(worker));
+    if (idle_workers_.size() <= max_idle_) return;
+    retired = std::move(idle_workers_.front().second);
+    idle_workers_.pop_front();
+  }
 }
 
 void NodeTaskRunner::fail(const transport::ConnectionPtr& head, std::uint64_t task_id,

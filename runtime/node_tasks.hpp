@@ -16,6 +16,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -93,7 +94,9 @@ class NodeTaskRunner {
   // puts the rest back to be sent again.
   void finish_oldest(const transport::ConnectionPtr& head, InFlight& flight,
                      std::unique_ptr<WorkerProcess>& worker);
-  // Jobs with the same key share workers: the module's hash, and the language.
+  // Jobs with the same key share workers: the module's hash and the language, and for Python the
+  // driver (its result ids' owner): Python code keeps process-wide state (modules, globals), which
+  // one driver's tasks must not see or change for another's.
   static std::string worker_key(const Job& job);
   std::unique_ptr<WorkerProcess> idle_worker(const std::string& key);
   void return_worker(const std::string& key, std::unique_ptr<WorkerProcess> worker);
@@ -111,7 +114,10 @@ class NodeTaskRunner {
   const WorkerLaunch launch_;
   asio::thread_pool pool_;
   std::mutex mu_;
-  std::map<std::string, std::vector<std::unique_ptr<WorkerProcess>>> idle_workers_;
+  // Idle workers by key, least recently used first; at most max_idle_ (the oldest go, so the
+  // workers of drivers that left do not pile up).
+  std::list<std::pair<std::string, std::unique_ptr<WorkerProcess>>> idle_workers_;
+  const std::size_t max_idle_;
   std::map<std::uint64_t, std::deque<Job>> leases_;  // present while a pool thread serves it
   std::uint64_t unleased_ = 0;                       // tasks sent without a lease run alone
 };

@@ -298,9 +298,13 @@ class WorkerLoop {
     }
     cv_.notify_all();
     for (auto& t : threads_) t.join();
+    threads_.clear();
   }
 
  public:
+  // Runs the calls still queued (an actor's, with max_concurrency > 1) to their end.
+  void finish_calls() { stop_threads(); }
+
   // The cluster runtime nested tasks go through, connected on first use and kept. Raises
   // atl::Error when there is no cluster to reach or it cannot be reached.
   const std::shared_ptr<detail::Core>& runtime_core() {
@@ -420,9 +424,16 @@ int worker_main(int fd, const std::string& module_path, const std::string& modul
   WorkerLoop loop(fd, registry, std::move(cluster), binding);
   if (binding == nullptr || !binding->attach) return loop.run();
   binding->attach([&loop] { return loop.runtime_core(); });
-  int status = loop.run();
-  binding->attach(nullptr);
-  return status;
+  // Detached only once no call can still run: an actor's queued calls finish first.
+  struct Detach {
+    const WorkerBinding* binding;
+    WorkerLoop& loop;
+    ~Detach() {
+      loop.finish_calls();
+      binding->attach(nullptr);
+    }
+  } detach{binding, loop};
+  return loop.run();
 }
 
 }  // namespace atl::runtime

@@ -155,7 +155,7 @@ def init(
     if address is None and token is not None:
         raise UnsupportedOptionError("token is for a cluster: give address too")
     with _init_lock:
-        if _current is not None:
+        if _current is not None or _worker_connect is not None:  # a cluster's worker is, too
             if ignore_reinit_error:
                 return
             raise AtollError(
@@ -234,8 +234,9 @@ def shutdown() -> None:
 
 
 def is_initialized() -> bool:
-    """True between atoll.init and atoll.shutdown."""
-    return _current is not None
+    """True between atoll.init and atoll.shutdown, and always in a cluster's Python worker (whose
+    calls go to its cluster)."""
+    return _current is not None or _worker_connect is not None
 
 
 def _attach_worker(connect: Optional[Callable[[], Any]]) -> None:

@@ -210,6 +210,8 @@ def dumps_code(obj: Any, portable: bool = False) -> bytes:
         if not by_value:
             return cloudpickle.dumps(obj, protocol=5)
         with _by_value_lock:
+            if module.__name__ in cloudpickle.list_registry_pickle_by_value():
+                return cloudpickle.dumps(obj, protocol=5)  # the caller's own choice: kept
             cloudpickle.register_pickle_by_value(module)
             try:
                 return cloudpickle.dumps(obj, protocol=5)

@@ -10,15 +10,23 @@ namespace py = pybind11;
 
 namespace {
 
+// Remote text may be cut mid-character (messages are bounded on the wire) or not UTF-8 at all:
+// it still reaches the caller, with replacement characters, rather than a UnicodeDecodeError.
+py::str text(const std::string& s) {
+  PyObject* out = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
+  if (out == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(out);
+}
+
 void set_error(const char* kind, const atl::Error& e, const atl::TaskError* task = nullptr) {
   py::object make = py::module_::import("atoll.exceptions").attr("_from_native");
   py::object exc;
   if (task != nullptr)
-    exc = make(kind, e.what(), std::string(atl::to_string(e.category())), task->remote_type(),
-               task->remote_message(), task->traceback(), py::bytes(task->details()),
-               task->task_name(), task->node());
+    exc = make(kind, text(e.what()), std::string(atl::to_string(e.category())),
+               text(task->remote_type()), text(task->remote_message()), text(task->traceback()),
+               py::bytes(task->details()), text(task->task_name()), text(task->node()));
   else
-    exc = make(kind, e.what(), std::string(atl::to_string(e.category())));
+    exc = make(kind, text(e.what()), std::string(atl::to_string(e.category())));
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
 }
 

@@ -72,7 +72,7 @@ atl::detail::Payload encode_payload(atl::detail::Core* core, const py::handle& p
   }
   p.bytes.append(static_cast<const char*>(stream.ptr), stream_size);
 
-  if (!views.empty()) {
+  if (total > 0) {  // empty buffers alone need no block (decode_payload reads them as empty)
     atl::MutableBuffer block =
         core != nullptr ? core->create_buffer(total) : atl::MutableBuffer::allocate(total);
     auto copy = [&] {
@@ -106,6 +106,10 @@ std::pair<py::bytes, py::list> decode_payload(const atl::detail::Payload& payloa
   for (std::size_t i = 0; i < count; ++i) {
     auto offset = get_le<std::uint64_t>(b + 11 + i * 16);
     auto length = get_le<std::uint64_t>(b + 11 + i * 16 + 8);
+    if (length == 0) {  // an empty buffer (np.empty(0)): no block needed, none may have travelled
+      buffers.append(py::bytes());
+      continue;
+    }
     if (!payload.out_of_band || offset > payload.buffer.size() ||
         length > payload.buffer.size() - offset)
       not_python("buffer out of range");

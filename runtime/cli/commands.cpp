@@ -17,6 +17,7 @@
 #include "atoll/errors.hpp"
 #include "runtime/cli/processes.hpp"
 #include "runtime/cluster_client.hpp"
+#include "runtime/cluster_messages.hpp"
 #include "runtime/gpu_probe.hpp"
 #include "runtime/head_server.hpp"
 #include "transport/auth.hpp"
@@ -169,31 +170,66 @@ int run_node_foreground(const NodeArgs& args, runtime::NodeAgentOptions options)
   }
 }
 
-// The interpreter Python workers run on, as an absolute path: `requested`, else $ATOLL_PYTHON,
-// else python3, looked up on PATH when not a path. "" when none is found and none was requested
-// (the node then refuses Python code, saying so); a requested one that is missing is an error.
-std::string find_python(const std::string& requested) {
+// Runs `python -c` to check that it imports atoll's extension; returns its version ("3.11"), or ""
+// when it does not (or cannot run).
+std::string python_version(const std::string& python) {
+  std::string quoted = "'";
+  for (char c : python) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  quoted += "'";
+  std::string command = quoted +
+                        " -c 'import sys, atoll._core; print(\"%d.%d\" % sys.version_info[:2])'"
+                        " 2>/dev/null";
+  FILE* out = ::popen(command.c_str(), "r");
+  if (out == nullptr) return {};
+  char line[64] = {};
+  bool read = std::fgets(line, sizeof line, out) != nullptr;
+  int status = ::pclose(out);
+  if (!read || status != 0) return {};
+  std::string version(line);
+  while (!version.empty() && (version.back() == '\n' || version.back() == '\r')) version.pop_back();
+  return version;
+}
+
+// The interpreter Python workers run on, as an absolute path, and its version: `requested`, else
+// $ATOLL_PYTHON, else python3, looked up on PATH when not a path. Empty when none is found that
+// imports atoll and none was requested (the node then takes no Python work, and says so); a
+// requested one that is missing or lacks atoll is an error.
+std::pair<std::string, std::string> find_python(const std::string& requested) {
   std::string name = requested;
   if (name.empty())
     if (const char* env = std::getenv("ATOLL_PYTHON")) name = env;
   bool explicit_choice = !name.empty();
   if (name.empty()) name = "python3";
   auto runnable = [](const fs::path& p) { return ::access(p.c_str(), X_OK) == 0; };
+  std::string found;
   if (name.find('/') != std::string::npos) {
-    if (runnable(name)) return fs::absolute(name).string();
+    if (runnable(name)) found = fs::absolute(name).string();
   } else if (const char* path = std::getenv("PATH")) {
     std::string dirs = path;
-    for (std::size_t start = 0; start <= dirs.size();) {
+    for (std::size_t start = 0; start <= dirs.size() && found.empty();) {
       std::size_t colon = dirs.find(':', start);
       std::string dir =
           dirs.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-      if (!dir.empty() && runnable(fs::path(dir) / name)) return (fs::path(dir) / name).string();
+      if (!dir.empty() && runnable(fs::path(dir) / name))
+        found = fs::absolute(fs::path(dir) / name).string();
       if (colon == std::string::npos) break;
       start = colon + 1;
     }
   }
-  if (explicit_choice) invalid("--python '" + name + "' is not an executable file");
-  return {};
+  if (found.empty()) {
+    if (explicit_choice) invalid("--python '" + name + "' is not an executable file");
+    std::cerr << "atoll: no python3 on PATH: this node takes no Python work (--python)\n";
+    return {};
+  }
+  std::string version = python_version(found);
+  if (version.empty()) {
+    if (explicit_choice)
+      invalid("--python '" + found + "' cannot import atoll (pip install it there)");
+    std::cerr << "atoll: " << found
+              << " cannot import atoll: this node takes no Python work (--python)\n";
+    return {};
+  }
+  return {found, version};
 }
 
 // The same limits the head's decoder enforces, checked here so the operator gets a clear error.
@@ -325,7 +361,8 @@ int start_node(const NodeArgs& args) {
     start = comma + 1;
   }
   std::string name = args.name.empty() ? hostname() + "-" + std::to_string(::getpid()) : args.name;
-  std::string python = find_python(args.python);
+  auto [python, python_version] = find_python(args.python);
+  if (!python.empty()) info.labels[runtime::kPythonLabel] = python_version;
   runtime::NodeAgentOptions options{.host = host,
                                     .port = port,
                                     .token = token,

@@ -273,3 +273,16 @@ def test_cancel_and_bytes_like_values_on_a_cluster():
     assert atoll.get(scaled.remote(data), timeout=WAIT) == data * 3
     view = atoll.get(atoll.put(memoryview(bytearray(data))), timeout=WAIT)
     assert bytes(view) == data
+
+
+@atoll.remote
+def initialized_inside():
+    return atoll.is_initialized()
+
+
+def test_empty_arrays_and_a_workers_view_of_the_runtime():
+    assert atoll.get(ones.remote(0), timeout=WAIT).shape == (0,)
+    assert atoll.get(total.remote(np.empty(0)), timeout=WAIT) == 0.0
+    # A worker counts as initialized: `if not atoll.is_initialized(): atoll.init()` in task code
+    # must not start an embedded runtime inside it.
+    assert atoll.get(initialized_inside.remote(), timeout=WAIT) is True
