@@ -68,7 +68,8 @@ struct ActorOptions {
   int max_concurrency = 1;  // >1: that many calls run at once, in no guaranteed order
   // On a cluster: how many times the actor is started again (its constructor rerun with the same
   // arguments, on any node that fits) after its worker process or node died; -1: always. Calls
-  // under way when it died fail with ActorDiedError; later ones reach the new instance. Never
+  // under way when it died, or sent before the head learned of it, fail with ActorDiedError;
+  // later ones reach the new instance. Never
   // after a kill, a release or a constructor that threw. The embedded runtime's actors live in the
   // caller's process, so there is nothing to restart: it is accepted and has no effect there.
   int max_restarts = 0;
