@@ -6,7 +6,9 @@
 #include <benchmark/benchmark.h>
 #include <atoll/atoll.hpp>
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -19,9 +21,37 @@ struct Actor {
   int small_value() { return 0; }
 };
 
+// multi_client_tasks_async: a client of its own, submitting tasks from an actor.
+struct Submitter {
+  int small_value_batch(atl::RuntimeRef rt, int n) {
+    std::vector<atl::ObjectRef<int>> refs;
+    refs.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) refs.push_back(rt.task(small_value).remote());
+    rt.get(refs);
+    return n;
+  }
+};
+
+// n_n_actor_calls_async: an actor calling its own server actor.
+struct Client {
+  explicit Client(atl::ActorHandle<Actor> server) : server(std::move(server)) {}
+  int small_value_batch(atl::RuntimeRef rt, int n) {
+    std::vector<atl::ObjectRef<int>> refs;
+    refs.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) refs.push_back(server.call(&Actor::small_value));
+    rt.get(refs);
+    return n;
+  }
+  atl::ActorHandle<Actor> server;
+};
+
 ATOLL_MODULE(bench_module, reg) {
   reg.function("small_value", &small_value);
   reg.actor<Actor>("Actor").method("small_value", &Actor::small_value);
+  reg.actor<Submitter>("Submitter").method("small_value_batch", &Submitter::small_value_batch);
+  reg.actor<Client>("Client")
+      .constructor<atl::ActorHandle<Actor>>()
+      .method("small_value_batch", &Client::small_value_batch);
 }
 
 constexpr int kBatch = 10'000;
@@ -109,6 +139,67 @@ void single_client_wait_1k_refs(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+int clients() {
+  return static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
+}
+
+void multi_client_tasks_async(benchmark::State& state) {
+  auto& rt = runtime();
+  std::vector<atl::ActorHandle<Submitter>> submitters;
+  for (int i = 0; i < clients(); ++i) submitters.push_back(rt.actor<Submitter>().remote());
+  const int per_client = kBatch / clients();
+  std::vector<atl::ObjectRef<int>> refs;
+  for (auto _ : state) {
+    refs.clear();
+    for (auto& s : submitters) refs.push_back(s.call(&Submitter::small_value_batch, per_client));
+    benchmark::DoNotOptimize(rt.get(refs));
+  }
+  state.SetItemsProcessed(state.iterations() * per_client * clients());
+}
+
+void one_to_n_actor_calls_async(benchmark::State& state) {
+  auto& rt = runtime();
+  std::vector<atl::ActorHandle<Actor>> actors;
+  for (int i = 0; i < clients(); ++i) actors.push_back(rt.actor<Actor>().remote());
+  std::vector<atl::ObjectRef<int>> refs;
+  refs.reserve(kBatch);
+  for (auto _ : state) {
+    refs.clear();
+    for (int i = 0; i < kBatch; ++i)
+      refs.push_back(actors[static_cast<std::size_t>(i) % actors.size()].call(&Actor::small_value));
+    benchmark::DoNotOptimize(rt.get(refs));
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+void n_n_actor_calls_async(benchmark::State& state) {
+  auto& rt = runtime();
+  std::vector<atl::ActorHandle<Client>> callers;
+  for (int i = 0; i < clients(); ++i)
+    callers.push_back(rt.actor<Client>(rt.actor<Actor>().remote()).remote());
+  const int per_client = kBatch / clients();
+  std::vector<atl::ObjectRef<int>> refs;
+  for (auto _ : state) {
+    refs.clear();
+    for (auto& c : callers) refs.push_back(c.call(&Client::small_value_batch, per_client));
+    benchmark::DoNotOptimize(rt.get(refs));
+  }
+  state.SetItemsProcessed(state.iterations() * per_client * clients());
+}
+
+// One item: a batch of 1,000 tasks submitted and read (Ray's figure is batches per second).
+void single_client_tasks_and_get_batch(benchmark::State& state) {
+  auto& rt = runtime();
+  std::vector<atl::ObjectRef<int>> refs;
+  refs.reserve(1000);
+  for (auto _ : state) {
+    refs.clear();
+    for (int i = 0; i < 1000; ++i) refs.push_back(rt.task(small_value).remote());
+    benchmark::DoNotOptimize(rt.get(refs));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,6 +214,10 @@ int main(int argc, char** argv) {
   reg("single_client_get_calls", single_client_get_calls);
   reg("single_client_put_gigabytes", single_client_put_gigabytes);
   reg("single_client_wait_1k_refs", single_client_wait_1k_refs);
+  reg("multi_client_tasks_async", multi_client_tasks_async);
+  reg("1_n_actor_calls_async", one_to_n_actor_calls_async);
+  reg("n_n_actor_calls_async", n_n_actor_calls_async);
+  reg("single_client_tasks_and_get_batch", single_client_tasks_and_get_batch);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
