@@ -10,12 +10,18 @@
 //   1_1_actor_calls_sync        one actor's method, called and awaited one at a time
 //   1_1_actor_calls_async       1,000 calls to one actor submitted, then all results got
 //   n_n_actor_calls_async       n drivers (connections) each calling n named actors round-robin
+//   multi_client_tasks_async    n drivers, each its own thread, submitting 1,000 tasks each
+//   1_n_actor_calls_async       one driver's 1,000 calls spread over n actors
+//   single_client_tasks_and_get_batch, single_client_wait_1k_refs, single_client_put_calls,
+//   single_client_get_calls, single_client_put_gigabytes: as on the embedded runtime, from a
+//                               cluster driver (puts and gets stay in the driver's own store)
 #include <benchmark/benchmark.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -156,6 +162,83 @@ void cluster_tasks_async(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
 
+// Ray's multi_client_tasks_async with n = 2 clients: each its own driver connection and thread,
+// submitting its share of the batch.
+void multi_client_tasks_async(benchmark::State& state) {
+  constexpr int kN = 2;
+  constexpr int kBatch = 1000;  // tasks per client per iteration
+  LocalCluster cluster;
+  std::vector<atl::Runtime> clients;
+  for (int c = 0; c < kN; ++c) clients.push_back(cluster.connect());
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (int c = 0; c < kN; ++c)
+      threads.emplace_back([&, c] {
+        std::vector<atl::ObjectRef<int>> refs;
+        refs.reserve(kBatch);
+        for (int i = 0; i < kBatch; ++i) refs.push_back(clients[c].task(job::add).remote(i, 1));
+        benchmark::DoNotOptimize(clients[c].get(refs));
+      });
+    for (auto& t : threads) t.join();
+  }
+  state.SetItemsProcessed(state.iterations() * kN * kBatch);
+}
+
+// One item: a batch of 1,000 tasks submitted and read (Ray's figure is batches per second).
+void tasks_and_get_batch(benchmark::State& state) {
+  LocalCluster cluster;
+  auto& rt = cluster.runtime();
+  std::vector<atl::ObjectRef<int>> refs;
+  for (auto _ : state) {
+    refs.clear();
+    for (int i = 0; i < 1000; ++i) refs.push_back(rt.task(job::add).remote(i, 1));
+    benchmark::DoNotOptimize(rt.get(refs));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// One item: 1,000 tasks submitted, then waited for one ready ref at a time until none is left.
+void wait_1k_refs(benchmark::State& state) {
+  LocalCluster cluster;
+  auto& rt = cluster.runtime();
+  for (auto _ : state) {
+    std::vector<atl::ObjectRef<int>> not_ready;
+    for (int i = 0; i < 1000; ++i) not_ready.push_back(rt.task(job::add).remote(i, 1));
+    while (!not_ready.empty()) not_ready = rt.wait(not_ready, 1).not_ready;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// A cluster driver's puts and gets stay in its own store, as Ray's do in the driver's node.
+void put_calls(benchmark::State& state) {
+  LocalCluster cluster;
+  auto& rt = cluster.runtime();
+  for (auto _ : state) benchmark::DoNotOptimize(rt.put(0));
+  state.SetItemsProcessed(state.iterations());
+}
+
+void get_calls(benchmark::State& state) {
+  LocalCluster cluster;
+  auto& rt = cluster.runtime();
+  auto ref = rt.put(0);
+  for (auto _ : state) benchmark::DoNotOptimize(ref.get());
+  state.SetItemsProcessed(state.iterations());
+}
+
+void put_gigabytes(benchmark::State& state) {
+  LocalCluster cluster;
+  auto& rt = cluster.runtime();
+  constexpr std::size_t kSize = 100u << 20;
+  std::vector<std::byte> source(kSize, std::byte{1});
+  for (auto _ : state) {
+    atl::MutableBuffer buffer = rt.create_buffer(kSize);
+    std::memcpy(buffer.data(), source.data(), kSize);
+    benchmark::DoNotOptimize(rt.put(std::move(buffer)));
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(kSize));
+  state.SetItemsProcessed(state.iterations());
+}
+
 void actor_calls_sync(benchmark::State& state) {
   LocalCluster cluster;
   auto& rt = cluster.runtime();
@@ -175,6 +258,26 @@ void actor_calls_async(benchmark::State& state) {
   for (auto _ : state) {
     refs.clear();
     for (int i = 0; i < kBatch; ++i) refs.push_back(counter.call(&job::Counter::incr, 1));
+    benchmark::DoNotOptimize(rt.get(refs));
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// Ray's 1_n_actor_calls_async with n = 2: one caller, calls spread round-robin over n actors.
+void one_to_n_actor_calls_async(benchmark::State& state) {
+  constexpr int kN = 2;
+  constexpr int kBatch = 1000;
+  LocalCluster cluster;
+  auto& rt = cluster.runtime();
+  std::vector<atl::ActorHandle<job::Counter>> actors;
+  for (int i = 0; i < kN; ++i) {
+    actors.push_back(rt.actor<job::Counter>().remote());
+    actors.back().call(&job::Counter::incr, 1).get(std::chrono::seconds(30));
+  }
+  std::vector<atl::ObjectRef<int>> refs;
+  for (auto _ : state) {
+    refs.clear();
+    for (int i = 0; i < kBatch; ++i) refs.push_back(actors[i % kN].call(&job::Counter::incr, 1));
     benchmark::DoNotOptimize(rt.get(refs));
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
@@ -229,7 +332,14 @@ int main(int argc, char** argv) {
            {"single_client_tasks_async", cluster_tasks_async},
            {"1_1_actor_calls_sync", actor_calls_sync},
            {"1_1_actor_calls_async", actor_calls_async},
-           {"n_n_actor_calls_async", n_n_actor_calls_async}})
+           {"n_n_actor_calls_async", n_n_actor_calls_async},
+           {"multi_client_tasks_async", multi_client_tasks_async},
+           {"1_n_actor_calls_async", one_to_n_actor_calls_async},
+           {"single_client_tasks_and_get_batch", tasks_and_get_batch},
+           {"single_client_wait_1k_refs", wait_1k_refs},
+           {"single_client_put_calls", put_calls},
+           {"single_client_get_calls", get_calls},
+           {"single_client_put_gigabytes", put_gigabytes}})
     benchmark::RegisterBenchmark(name, fn)->UseRealTime();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
