@@ -122,8 +122,11 @@ def run_cpp(system: str, args: argparse.Namespace) -> Dict[str, Any]:
         return {"system": system, "errors": {"(start)": f"{binary} is not built"}}
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
+    # The cluster suite starts a local cluster for every run of every benchmark (a second or two
+    # each): a quick run measures it once.
+    repetitions = 1 if args.quick and system == "atoll-cpp-cluster" else args.repetitions
     log(f"{system}: running {binary.name}")
-    command = [str(binary), f"--benchmark_repetitions={args.repetitions}",
+    command = [str(binary), f"--benchmark_repetitions={repetitions}",
                f"--benchmark_min_time={args.duration}", "--benchmark_format=console",
                f"--benchmark_out={out}", "--benchmark_out_format=json",
                "--benchmark_filter=^(single_client|multi_client|1_|n_n)"]
