@@ -49,9 +49,8 @@ ATOLL_MODULE(bench_module, reg) {
   reg.function("small_value", &small_value);
   reg.actor<Actor>("Actor").method("small_value", &Actor::small_value);
   reg.actor<Submitter>("Submitter").method("small_value_batch", &Submitter::small_value_batch);
-  reg.actor<Client>("Client")
-      .constructor<atl::ActorHandle<Actor>>()
-      .method("small_value_batch", &Client::small_value_batch);
+  reg.actor<Client>("Client").constructor<atl::ActorHandle<Actor>>().method(
+      "small_value_batch", &Client::small_value_batch);
 }
 
 constexpr int kBatch = 10'000;
