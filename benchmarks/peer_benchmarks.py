@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """atoll beside Ray and Dask: the same workloads on the same machine, in one run.
 
+  benchmarks/peers.sh [ARGS]                                 # set-up and build first, then this
   .venv/bin/python benchmarks/peer_benchmarks.py            # full run (under 25 min on 2 cores)
   .venv/bin/python benchmarks/peer_benchmarks.py --quick    # under 3 minutes
   .venv/bin/python benchmarks/peer_benchmarks.py --quick --systems atoll,atoll-cluster
