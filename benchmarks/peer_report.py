@@ -72,9 +72,12 @@ def _figure(v: float) -> str:
     return f"{v:,.2f}" if v < 10 else f"{v:,.1f}"
 
 
-def cell(system: str, workload: str, summary: Dict[str, Any], runs: Dict[str, Any]) -> str:
+def cell(system: str, workload: str, summary: Dict[str, Any], runs: Dict[str, Any],
+         spread: bool = False) -> str:
     s = summary.get(system, {}).get(workload)
     if s:
+        if spread and s["n"] > 1:
+            return f"{_figure(s['median'])} ({_figure(s['min'])}–{_figure(s['max'])})"
         return _figure(s["median"])
     run = runs.get(system, {})
     if workload in run.get("errors", {}) or "(start)" in run.get("errors", {}):
@@ -93,7 +96,7 @@ def table(summary: Dict[str, Any], runs: Dict[str, Any], markdown: bool) -> str:
     rows = []
     for w in WORKLOADS:
         row = [w + (f" ({UNITS[w]})" if w in UNITS else "")]
-        row += [cell(s, w, summary, runs) for s in systems]
+        row += [cell(s, w, summary, runs, spread=markdown) for s in systems]
         row += [f"{ratio[n][w]:.2f}x" if w in ratio.get(n, {}) else "—" for n in ratio_names]
         rows.append(row)
     if markdown:
@@ -150,8 +153,9 @@ def docs_section(doc: Dict[str, Any], chart: Optional[str]) -> str:
         "",
         f"**Versions:** {versions}.",
         "",
-        "Operations per second (tasks, calls, puts or gets), higher is better; ratios are of "
-        "medians. n/a: the system has no equivalent; failed: see below.",
+        "Operations per second (tasks, calls, puts or gets), higher is better: the median "
+        "repetition, with the slowest and fastest in brackets; ratios are of medians. n/a: the "
+        "system has no equivalent; failed: see below.",
         "",
         table(summary, runs, markdown=True),
         "",
