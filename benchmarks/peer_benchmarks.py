@@ -198,7 +198,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--peers-venv", default=str(ROOT / ".venv-peers"))
     parser.add_argument("--no-install", action="store_true",
                         help="use the peers' environment as it is")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: print the table and regenerate the docs from --out")
     args = parser.parse_args(argv)
+    if args.report_only:
+        with open(args.out) as f:
+            doc = json.load(f)
+        report(doc, args, pathlib.Path(args.peers_venv) / "bin" / "python")
+        return 0
     if args.repetitions is None:
         args.repetitions = 3 if args.quick else 5
     if args.duration is None:
@@ -234,14 +241,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=2)
+    report(doc, args, peer_python)
+    return 0
 
+
+def report(doc: Dict[str, Any], args: argparse.Namespace, peer_python: Any) -> None:
+    """The terminal table, and (unless --no-docs) docs/benchmarks.md's section and chart."""
+    summary, runs = doc["summary"], doc["runs"]
     print(peer_report.table(summary, runs, markdown=False))
-    for line in peer_report.transfer_lines(transfer) + peer_report.problems(runs):
+    for line in peer_report.transfer_lines(doc.get("transfer")) + peer_report.problems(runs):
         print(line)
     print(f"every repetition: {args.out}")
     if not args.no_docs:
         chart_path = pathlib.Path(args.docs).parent / "peer_benchmarks.png"
         chart = None
+        peer_python = str(peer_python) if peer_python and os.path.exists(peer_python) else None
         for python in filter(None, [peer_python, sys.executable]):
             made = subprocess.run([python, str(HERE / "peer_report.py"), "--chart", args.out,
                                    str(chart_path)], capture_output=True)
@@ -250,7 +264,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                 break
         peer_report.update_docs(args.docs, peer_report.docs_section(doc, chart))
         print(f"updated {args.docs}" + (f" and {chart_path}" if chart else " (no chart)"))
-    return 0
 
 
 if __name__ == "__main__":
