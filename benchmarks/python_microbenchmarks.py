@@ -15,17 +15,12 @@ this machine's CPUs, whose Python workers run this interpreter) that this proces
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import pathlib
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from typing import Callable, Dict, Iterator, List, Tuple
+from typing import Callable, Dict, List
 
 import numpy as np
 
@@ -76,26 +71,8 @@ def timeit(name: str, fn: Callable[[], None], multiplier: float, duration: float
     results[name] = {"per_second": median, "stdev": spread, "rounds": rates}
 
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-@contextlib.contextmanager
-def local_cluster(cpus: int) -> Iterator[Tuple[str, str]]:
-    """`atoll up` in a private state directory: (head address, token); `atoll down` afterwards."""
-    cli = os.environ.get("ATOLL_CLI", str(ROOT / "build" / "atoll"))
-    if not os.path.exists(cli):
-        raise SystemExit(f"--cluster needs the atoll CLI at {cli} (build the C++ project first)")
-    state = tempfile.mkdtemp(prefix="atoll-pybench-")
-    env = dict(os.environ, ATOLL_STATE_DIR=state)
-    try:
-        subprocess.run([cli, "up", "--islands", "1", "--nodes-per-island", "1", "--cpus",
-                        str(cpus), "--python", sys.executable], env=env, check=True,
-                       stdout=subprocess.DEVNULL, timeout=120)
-        yield (pathlib.Path(state, "head.addr").read_text().strip(),
-               pathlib.Path(state, "token").read_text().strip())
-    finally:
-        subprocess.run([cli, "down"], env=env, stdout=subprocess.DEVNULL, timeout=120)
-        shutil.rmtree(state, ignore_errors=True)
+# The same local cluster the peer comparison drives (this script's folder is on sys.path).
+from peer_workloads import atoll_cluster as local_cluster  # noqa: E402
 
 
 def main() -> int:
