@@ -3,6 +3,7 @@
 #include <capnp/message.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <future>
@@ -150,6 +151,53 @@ std::string ClusterCore::upload_code(std::span<const std::byte> code) {
   std::lock_guard lock(code_mu_);
   uploaded_code_.insert(hash);
   return hash;
+}
+
+namespace {
+// A dotted path of Python identifiers (ASCII), as pickle's global lookup takes it.
+bool python_path(std::string_view s) {
+  if (s.empty() || s.size() > 200 || s.front() == '.' || s.back() == '.') return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool word = std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    if (c == '.' ? s[i - 1] == '.' : !word) return false;
+  }
+  return true;
+}
+}  // namespace
+
+const detail::FunctionEntry& ClusterCore::python_function(std::string_view module,
+                                                          std::string_view qualname) {
+  ensure_running();
+  if (!python_path(module) || !python_path(qualname))
+    throw Error(ErrorCategory::invalid_argument,
+                "'" + std::string(module) + "', '" + std::string(qualname) +
+                    "' is not a Python module and function (dotted identifiers)");
+  std::string name = "python:" + std::string(module) + ":" + std::string(qualname);
+  if (const auto* found = registry_.find_function(name)) return *found;
+  // The code is a pickle of the global itself (protocol 4: the module, the qualified name,
+  // STACK_GLOBAL): unpickling it in a node's Python worker imports the module.
+  std::string code = "\x80\x04";
+  for (std::string_view part : {module, qualname}) {
+    code += '\x8c';
+    code += static_cast<char>(part.size());
+    code.append(part);
+  }
+  code += "\x93.";
+  std::string hash = upload_code(std::as_bytes(std::span(code)));
+  Registry more;
+  more.dynamic_function(
+      name,
+      [name](detail::CallFrame&) -> detail::Payload {
+        throw Error(ErrorCategory::unimplemented, "'" + name + "' runs on Python workers only");
+      },
+      hash);
+  try {
+    registry_.merge(std::move(more));
+  } catch (const Error&) {
+    // Another thread registered it first: the same code.
+  }
+  return registry_.require_function(name);
 }
 
 void ClusterCore::extend_registry(Registry&& more) {

@@ -43,6 +43,8 @@ class ClusterCore final : public detail::Core {
   const detail::ActorClassEntry& actor_class(std::type_index type) const override;
   const detail::ActorClassEntry& actor_class_by_name(std::string_view name) const override;
   void extend_registry(Registry&& more) override;
+  const detail::FunctionEntry& python_function(std::string_view module,
+                                               std::string_view qualname) override;
   // Stores a binding's code (a pickled Python function or class) at the head, where nodes fetch
   // it like a job module; returns its hash, for the registry entry's `code`. Uploads each content
   // once. Raises Error(disconnected) when the head refuses or cannot be reached.

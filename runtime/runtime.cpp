@@ -13,6 +13,12 @@ void RuntimeRef::extend(const std::function<void(Registry&)>& module) const {
 }
 
 namespace detail {
+const FunctionEntry& Core::python_function(std::string_view, std::string_view) {
+  throw Error(ErrorCategory::unimplemented,
+              "Python functions by import path run on a cluster's Python workers: connect to a "
+              "cluster (atl::init with an address) to call them");
+}
+
 void Core::extend_registry(Registry&&) {
   throw Error(ErrorCategory::unimplemented,
               "this runtime cannot take registrations at run time: register every function and "

@@ -101,6 +101,18 @@ class RuntimeRef {
     return NamedTaskCaller<R>(core_, core_->function_by_name(name));
   }
 
+  // On a cluster: the Python function `qualname` (e.g. "add", "Model.predict") of module `module`
+  // (e.g. "mypkg.ops"), which the nodes' Python workers import (it must be importable there).
+  // Called like task<R>("name"): plain values in, a plain value (msgpack) out. Raises
+  // Error(invalid_argument) for a name that is not a Python identifier path, and
+  // Error(unimplemented) on the embedded runtime. A module that does not import, or a function
+  // that raises, fails the task with TaskError.
+  //   int n = rt.python_task<int>("mypkg.ops", "triple").remote(5).get();
+  template <class R>
+  NamedTaskCaller<R> python_task(std::string_view module, std::string_view qualname) const {
+    return NamedTaskCaller<R>(core_, core_->python_function(module, qualname));
+  }
+
   template <class T, class... A>
   ActorCreator<T> actor(A&&... ctor_args) const {
     const detail::ActorClassEntry& cls = core_->actor_class(typeid(T));

@@ -112,7 +112,12 @@ def method_names(cls: Any) -> List[str]:
 
 
 def load_code(pickled: bytes) -> Any:
-    return pickle.loads(pickled)
+    code = pickle.loads(pickled)
+    # A function named by import path (C++'s rt.python_task) may be an @atoll.remote one: run
+    # what it decorates.
+    from atoll._runtime import Definition
+
+    return code._definition if isinstance(code, Definition) else code
 
 
 def load_value(stream: bytes, buffers: List[Any]) -> Any:

@@ -95,6 +95,17 @@ TEST(DynamicRegistryTest, extend_adds_entries_to_a_running_runtime) {
   EXPECT_EQ(call(rt, "sum", {value(2), value(5)}).get(kWait), 7);
 }
 
+TEST(DynamicRegistryTest, python_functions_by_import_path_need_a_cluster) {
+  auto rt = atl::init({.nodes = {{.num_cpus = 1}}});
+  try {
+    rt.python_task<int>("mypkg.ops", "triple");
+    FAIL() << "expected an error";
+  } catch (const atl::Error& e) {
+    EXPECT_EQ(e.category(), atl::ErrorCategory::unimplemented);
+    EXPECT_NE(std::string(e.what()).find("cluster"), std::string::npos) << e.what();
+  }
+}
+
 TEST(DynamicRegistryTest, extend_refuses_a_taken_name_and_adds_nothing) {
   auto rt = atl::init({.modules = {binding_module}, .nodes = {{.num_cpus = 2}}});
   auto both = [](atl::Registry& reg) {

@@ -37,6 +37,9 @@ int nested(atl::RuntimeRef rt, int x) {
 int call_by_name(atl::RuntimeRef rt, std::string name, int x) {
   return rt.task<int>(name).remote(x).get();
 }
+int call_python(atl::RuntimeRef rt, std::string module, std::string function, int x) {
+  return rt.python_task<int>(module, function).remote(x).get();
+}
 std::int64_t length_of(atl::RuntimeRef rt, atl::ObjectRef<std::string> ref) {
   return static_cast<std::int64_t>(rt.get(ref).size());
 }
@@ -135,6 +138,7 @@ ATOLL_MODULE(test_job, reg) {
       .function("exits", &job::exits)
       .function("nested", &job::nested)
       .function("call_by_name", &job::call_by_name)
+      .function("call_python", &job::call_python)
       .function("length_of", &job::length_of)
       .function("bump", &job::bump)
       .function("sleep_then", &job::sleep_then)

@@ -18,6 +18,9 @@ int exits(int code);
 int nested(atl::RuntimeRef rt, int x);  // add(x, 1), run as a nested task
 // The function registered as `name` (in any language) called with x, by name, as a nested task.
 int call_by_name(atl::RuntimeRef rt, std::string name, int x);
+// Python function `function` of module `module` (imported by a node's Python worker) called with
+// x, as a nested task: how a C++ driver calls Python on a cluster.
+int call_python(atl::RuntimeRef rt, std::string module, std::string function, int x);
 // The length of the string behind `ref`, read by the task itself (an ObjectRef parameter).
 std::int64_t length_of(atl::RuntimeRef rt, atl::ObjectRef<std::string> ref);
 int sleep_then(int ms, int value);

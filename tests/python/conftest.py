@@ -42,7 +42,10 @@ def cluster():
     Python workers run this interpreter), shared by the cluster test modules: (address, token)."""
     assert os.path.exists(CLI) and os.path.exists(JOB), "build the C++ project first"
     state = tempfile.mkdtemp(prefix="atoll-py-cluster-")
-    env = dict(os.environ, ATOLL_STATE_DIR=state)
+    # The nodes' Python workers import cluster_helpers (C++ calls Python by import path).
+    path = os.pathsep.join(filter(None, [str(ROOT / "tests" / "python"),
+                                         os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, ATOLL_STATE_DIR=state, PYTHONPATH=path)
     try:
         subprocess.run(
             [CLI, "up", "--islands", "2", "--nodes-per-island", "1", "--cpus", "2",

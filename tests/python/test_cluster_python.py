@@ -168,6 +168,23 @@ def test_actor_handles_travel_to_tasks_and_other_actors():
     assert atoll.get(c.incr.remote(), timeout=WAIT) == 8
 
 
+def test_cpp_calls_python_by_import_path(cluster):
+    # A C++ task on a node (a C++ driver of its own) calls Python functions the nodes' Python
+    # workers import: plain values in and out.
+    atoll.shutdown()
+    address, token = cluster
+    atoll.init(address=address, token=token, cpp_module=(JOB, "test_job"))
+    call = atoll.cpp_function("call_python")
+    assert atoll.get(call.remote("cluster_helpers", "triple", 5), timeout=WAIT) == 15
+    assert atoll.get(call.remote("cluster_helpers", "decorated_square", 7), timeout=WAIT) == 49
+    with pytest.raises(atoll.TaskError, match="python refuses 3"):
+        atoll.get(call.remote("cluster_helpers", "fails", 3), timeout=WAIT)
+    with pytest.raises(atoll.TaskError, match="no_such_module"):
+        atoll.get(call.remote("no_such_module", "f", 1), timeout=WAIT)
+    with pytest.raises(atoll.TaskError, match="not a Python module and function"):
+        atoll.get(call.remote("bad module", "f", 1), timeout=WAIT)
+
+
 def test_python_and_cpp_code_in_one_job(cluster):
     atoll.shutdown()
     address, token = cluster

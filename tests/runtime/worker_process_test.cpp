@@ -67,7 +67,7 @@ TEST(Sha256Test, known_vector) {
 
 TEST_F(WorkerProcessTest, runs_tasks_from_a_shipped_module) {
   auto worker = WorkerProcess::spawn(spec(), 10s);
-  EXPECT_EQ(worker->functions(), 19u);
+  EXPECT_EQ(worker->functions(), 20u);
   auto sum = worker->execute("add", {arg(1), arg(2)}, 10s);
   ASSERT_TRUE(sum.ok) << sum.message;
   EXPECT_EQ(result<int>(sum), 3);

@@ -230,6 +230,10 @@ class Core : public std::enable_shared_from_this<Core> {
   virtual void await_all(std::span<const RefToken* const> refs, Deadline deadline) = 0;
   // Throws Error(invalid_argument) naming the class when none has that name.
   virtual const ActorClassEntry& actor_class_by_name(std::string_view name) const = 0;
+  // The Python function `qualname` of module `module`, as a cluster's Python workers import it
+  // (RuntimeRef::python_task). The default raises Error(unimplemented): only a cluster has
+  // Python workers. (Last in the table, for job modules built before it.)
+  virtual const FunctionEntry& python_function(std::string_view module, std::string_view qualname);
 };
 
 inline RefToken::~RefToken() {
