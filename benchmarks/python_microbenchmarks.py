@@ -19,12 +19,15 @@ import json
 import os
 import statistics
 import sys
-import time
 from typing import Callable, Dict, List
 
 import numpy as np
 
 import atoll
+
+# The peer comparison's local cluster and timing loop (this script's folder is on sys.path).
+from peer_workloads import atoll_cluster as local_cluster
+from peer_workloads import rates as measure
 
 
 @atoll.remote
@@ -52,27 +55,12 @@ class Client:
 
 def timeit(name: str, fn: Callable[[], None], multiplier: float, duration: float, rounds: int,
            results: Dict[str, dict]) -> None:
-    fn()  # warm up: registration, first allocations
-    rates: List[float] = []
-    for _ in range(rounds):
-        count = 0
-        start = time.perf_counter()
-        while True:
-            fn()
-            count += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= duration:
-                break
-        rates.append(count * multiplier / elapsed)
+    rates: List[float] = measure(fn, multiplier, duration, rounds, budget=float("inf"))
     median = statistics.median(rates)
     spread = statistics.stdev(rates) if len(rates) > 1 else 0.0
     print(f"{name} per second {median:,.2f} +- {spread:,.2f}  (rounds: "
           f"{', '.join(f'{r:,.0f}' for r in rates)})", flush=True)
     results[name] = {"per_second": median, "stdev": spread, "rounds": rates}
-
-
-# The same local cluster the peer comparison drives (this script's folder is on sys.path).
-from peer_workloads import atoll_cluster as local_cluster  # noqa: E402
 
 
 def main() -> int:

@@ -5,8 +5,8 @@
 // receive values. An actor's calls leave in submission order: a call whose arguments are not
 // ready holds back the calls after it (cluster_actors.cpp).
 //
-// Not yet in cluster mode (Error(unimplemented)): ObjectRef parameters passed unresolved,
-// ActorHandles as arguments, nested tasks, and Buffers crossing processes.
+// A language binding's definitions (Python) are uploaded as code (upload_code) and run in that
+// language's workers on the nodes; python_function names one by import path for C++ callers.
 #pragma once
 
 #include <asio.hpp>
